@@ -1,0 +1,34 @@
+# MI Platform — the two commands of the README, and a few helpers.
+# `make demo`: install, migrate, load demo data, build the tiny model, start web + Celery worker.
+# `make test`: install, make sure PostgreSQL/Redis/Chromium are there, lint, run the whole suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: demo test install lint bench clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[cpu,dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
+
+test: install
+	bash scripts/test.sh
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	bash scripts/bench.sh
+
+clean-demo:
+	rm -rf var/

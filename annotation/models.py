@@ -1,0 +1,344 @@
+"""Studies, dialogues, transcripts and MITI coding.
+
+Invariants live in the database (unique and check constraints), not in ``save()``: one code per
+coder per utterance, global ratings 1–5, one transcript per (source, dialogue), one reference source
+per study. Every state change goes through ``annotation.actions``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from . import miti
+
+
+class Study(models.Model):
+    class Language(models.TextChoices):
+        ZH = "zh", _("Chinese")
+        EN = "en", _("English")
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ZH)
+    change_goal = models.CharField(
+        max_length=500,
+        help_text=_("The target behaviour coders rate change talk against (MITI requires it)."),
+    )
+    instrument_version = models.CharField(max_length=40, default=miti.INSTRUMENT_VERSION, editable=False)
+    description = models.TextField(blank=True)
+    # How the last split was made (method, seed, counts) so a split can be reproduced and reported.
+    split_info = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "studies"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        COORDINATOR = "coordinator", _("Coordinator")
+        CODER = "coder", _("Coder")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["study", "user"], name="membership_one_role_per_study"),
+            models.CheckConstraint(condition=Q(role__in=["coordinator", "coder"]), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.study} ({self.role})"
+
+
+class ImportBatch(models.Model):
+    """One import (file, folder or zip): provenance of the dialogues it created."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="imports")
+    filename = models.CharField(max_length=500)
+    format = models.CharField(max_length=20)
+    dialogue_count = models.PositiveIntegerField(default=0)
+    round_count = models.PositiveIntegerField(default=0)
+    # Content duplicates are flagged, never silently dropped: {external_id: first external_id}.
+    duplicates = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class Dialogue(models.Model):
+    class Split(models.TextChoices):
+        TRAIN = "train", _("train")
+        TEST = "test", _("test")
+        UNUSED = "unused", _("unused")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="dialogues")
+    external_id = models.CharField(max_length=200)
+    source_dataset = models.CharField(max_length=100, blank=True)
+    split = models.CharField(max_length=10, choices=Split.choices, default=Split.UNUSED)
+    topic = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
+    # Provenance of derived dialogues (e.g. MI-style rewrites of a general counselling dialogue).
+    derived_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="derivatives"
+    )
+    import_batch = models.ForeignKey(
+        ImportBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="dialogues"
+    )
+    round_count = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "external_id"], name="dialogue_external_id_unique_per_study"),
+            models.CheckConstraint(condition=Q(split__in=["train", "test", "unused"]), name="dialogue_split_valid"),
+        ]
+        indexes = [models.Index(fields=["study", "split"])]
+
+    def __str__(self) -> str:
+        return self.external_id
+
+
+class Turn(models.Model):
+    class Speaker(models.TextChoices):
+        CLIENT = "client", _("Client")
+        COUNSELOR = "counselor", _("Counselor")
+        SYSTEM = "system", _("System")
+
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="turns")
+    index = models.PositiveIntegerField()
+    speaker = models.CharField(max_length=10, choices=Speaker.choices)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["dialogue", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["dialogue", "index"], name="turn_index_unique"),
+            models.CheckConstraint(
+                condition=Q(speaker__in=["client", "counselor", "system"]), name="turn_speaker_valid"
+            ),
+        ]
+
+
+class TranscriptSource(models.Model):
+    """Where a set of transcripts comes from: the reference dialogues, or one generation run.
+
+    ``label`` (model name, run) is coordinator-only: it must never reach a coder-facing response.
+    ``annotation`` does not import ``inference``; a run is referenced by its integer id only.
+    """
+
+    class Kind(models.TextChoices):
+        REFERENCE = "reference", _("Reference dialogues")
+        GENERATED = "generated", _("Generated by a model")
+        IMPORTED = "imported", _("Imported coded transcripts")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="sources")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    label = models.CharField(max_length=200)
+    generation_run_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["study", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "label"], name="source_label_unique_per_study"),
+            models.UniqueConstraint(
+                fields=["study"], condition=Q(kind="reference"), name="one_reference_source_per_study"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Transcript(models.Model):
+    """A dialogue as seen through one source, under a random blind code (e.g. ``T-7F3K2``)."""
+
+    source = models.ForeignKey(TranscriptSource, on_delete=models.CASCADE, related_name="transcripts")
+    dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="transcripts")
+    blind_code = models.CharField(max_length=16, unique=True)
+    # Segmentation may be adjusted by a coordinator only until a round with this transcript opens.
+    segmentation_locked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "dialogue"], name="transcript_unique_per_source_dialogue")
+        ]
+
+    def __str__(self) -> str:
+        return self.blind_code
+
+
+class Volley(models.Model):
+    """One counselor turn, text frozen at creation, with the client text before it as context."""
+
+    transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="volleys")
+    index = models.PositiveIntegerField()
+    client_context = models.TextField(blank=True)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["transcript", "index"]
+        constraints = [models.UniqueConstraint(fields=["transcript", "index"], name="volley_index_unique")]
+
+
+class Utterance(models.Model):
+    volley = models.ForeignKey(Volley, on_delete=models.CASCADE, related_name="utterances")
+    index = models.PositiveIntegerField()
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["volley", "index"]
+        constraints = [models.UniqueConstraint(fields=["volley", "index"], name="utterance_index_unique")]
+
+
+class CodingRound(models.Model):
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="rounds")
+    name = models.CharField(max_length=200)
+    sources = models.ManyToManyField(TranscriptSource, related_name="rounds")
+    coders = models.ManyToManyField(settings.AUTH_USER_MODEL, related_name="coding_rounds")
+    overlap = models.FloatField(default=0.2, help_text=_("Share of transcripts coded by two coders (0–1)."))
+    seed = models.BigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    instrument_version = models.CharField(max_length=40, default=miti.INSTRUMENT_VERSION)
+    # Rounds built from imported labels (e.g. AnnoMI) have no globals: shown as "not rated".
+    globals_rated = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["study", "name"], name="round_name_unique_per_study"),
+            models.CheckConstraint(condition=Q(overlap__gte=0) & Q(overlap__lte=1), name="round_overlap_0_1"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Assignment(models.Model):
+    """One coder × one transcript in a round; ``version`` guards against stale writes (409)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Not started")
+        IN_PROGRESS = "in_progress", _("In progress")
+        SUBMITTED = "submitted", _("Submitted")
+
+    class Kind(models.TextChoices):
+        CODING = "coding", _("Coding")
+        CONSENSUS = "consensus", _("Consensus (adjudication)")
+
+    coding_round = models.ForeignKey(CodingRound, on_delete=models.CASCADE, related_name="assignments")
+    transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="assignments")
+    coder = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    kind = models.CharField(max_length=12, choices=Kind.choices, default=Kind.CODING)
+    position = models.PositiveIntegerField(default=0, help_text=_("Order in the coder's shuffled queue."))
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    version = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["coding_round", "coder", "position"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["coding_round", "coder", "transcript", "kind"], name="assignment_unique_per_coder"
+            ),
+            models.UniqueConstraint(
+                fields=["coding_round", "transcript"],
+                condition=Q(kind="consensus"),
+                name="one_consensus_per_transcript",
+            ),
+        ]
+        indexes = [models.Index(fields=["coder", "status"])]
+
+
+class UtteranceCode(models.Model):
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="codes")
+    utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="codes")
+    code = models.CharField(max_length=16)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "utterance"], name="one_code_per_coder_per_utterance"),
+            models.CheckConstraint(condition=Q(code__in=[*miti.CODE_KEYS, miti.NO_CODE]), name="utterance_code_valid"),
+        ]
+
+
+class GlobalRating(models.Model):
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="global_ratings")
+    scale = models.CharField(max_length=32)
+    value = models.PositiveSmallIntegerField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "scale"], name="one_rating_per_scale"),
+            models.CheckConstraint(condition=Q(value__gte=1) & Q(value__lte=5), name="global_rating_1_5"),
+            models.CheckConstraint(condition=Q(scale__in=list(miti.GLOBAL_KEYS)), name="global_scale_valid"),
+        ]
+
+
+class AuditEvent(models.Model):
+    """Who changed what, when, old → new. Written by every coding action."""
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    action = models.CharField(max_length=20)  # code, global, undo, submit, reopen, segment
+    target = models.CharField(max_length=100, blank=True)
+    old = models.CharField(max_length=100, blank=True)
+    new = models.CharField(max_length=100, blank=True)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+
+class ApiToken(models.Model):
+    """A personal API token for scripts. Only a SHA-256 hash is stored; the token is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text=_("First characters, to recognise a token in lists."))
+    digest = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

@@ -1,0 +1,114 @@
+"""Permission-aware reads. Views, the API, tasks and commands all go through these.
+
+An outsider gets 404 (the study's existence is not revealed); a member without the needed role gets
+403. Site staff (Django ``is_staff``) act as coordinators everywhere.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404
+
+from .models import Assignment, CodingRound, Dialogue, Membership, Study, Transcript
+
+COORDINATOR = Membership.Role.COORDINATOR
+CODER = Membership.Role.CODER
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def studies_for(user: User) -> QuerySet[Study]:
+    """Studies the user belongs to (all studies for staff)."""
+    if not user.is_authenticated:
+        return Study.objects.none()
+    if user.is_staff:
+        return Study.objects.all()
+    return Study.objects.filter(memberships__user=user).distinct()
+
+
+def role_in(user: User, study: Study) -> str | None:
+    """The user's role in the study: 'coordinator', 'coder' or None. Staff count as coordinators."""
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return COORDINATOR
+    return Membership.objects.filter(study=study, user=user).values_list("role", flat=True).first()
+
+
+def is_coordinator(user: User, study: Study) -> bool:
+    return role_in(user, study) == COORDINATOR
+
+
+def study_for(user: User, slug: str, role: str | None = None) -> Study:
+    """The study with ``slug`` if the user belongs to it (404 otherwise); 403 if ``role`` is missing."""
+    study = Study.objects.filter(slug=slug).first()
+    if study is None:
+        raise Http404("No such study.")
+    actual = role_in(user, study)
+    if actual is None:
+        raise Http404("No such study.")
+    if role == COORDINATOR and actual != COORDINATOR:
+        raise PermissionDenied("Only the study's coordinators can do this.")
+    return study
+
+
+def study_with_counts(study: Study) -> dict[str, int]:
+    counts = Dialogue.objects.filter(study=study).aggregate(
+        dialogues=Count("id"),
+        train=Count("id", filter=Q(split="train")),
+        test=Count("id", filter=Q(split="test")),
+        unused=Count("id", filter=Q(split="unused")),
+        duplicates=Count("id", filter=Q(duplicate_of__isnull=False)),
+    )
+    counts["members"] = Membership.objects.filter(study=study).count()
+    counts["transcripts"] = Transcript.objects.filter(source__study=study).count()
+    counts["rounds"] = CodingRound.objects.filter(study=study).count()
+    return counts
+
+
+def members_of(study: Study) -> QuerySet[Membership]:
+    return Membership.objects.filter(study=study).select_related("user").order_by("role", "user__username")
+
+
+def dialogues_for(user: User, study: Study) -> QuerySet[Dialogue]:
+    """Dialogues of a study: coordinators only (coders see transcripts, never the source table)."""
+    if not is_coordinator(user, study):
+        raise PermissionDenied("Only the study's coordinators can browse dialogues.")
+    return Dialogue.objects.filter(study=study)
+
+
+def assignments_for(user: User) -> QuerySet[Assignment]:
+    """The user's own coding queue across studies, in queue order."""
+    if not user.is_authenticated:
+        return Assignment.objects.none()
+    return (
+        Assignment.objects.filter(coder=user, kind=Assignment.Kind.CODING)
+        .select_related("transcript", "coding_round", "coding_round__study")
+        .order_by("coding_round__study__name", "coding_round_id", "position")
+    )
+
+
+def assignment_for(user: User, pk: int) -> Assignment:
+    """The user's own assignment (404 for anybody else's, including another coder's)."""
+    if not user.is_authenticated:
+        raise Http404("No such assignment.")
+    assignment = (
+        Assignment.objects.select_related("transcript", "coding_round", "coding_round__study")
+        .filter(pk=pk, coder=user)
+        .first()
+    )
+    if assignment is None:
+        raise Http404("No such assignment.")
+    return assignment
+
+
+def round_for(user: User, study: Study, pk: int, role: str | None = COORDINATOR) -> CodingRound:
+    """A coding round of the study; coordinators only by default."""
+    if role == COORDINATOR and not is_coordinator(user, study):
+        raise PermissionDenied("Only the study's coordinators can manage coding rounds.")
+    coding_round = CodingRound.objects.filter(study=study, pk=pk).first()
+    if coding_round is None:
+        raise Http404("No such coding round.")
+    return coding_round

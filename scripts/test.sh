@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole suite against real PostgreSQL and Redis, with a real Celery worker and Chromium.
+# Starts what is missing; safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+bash scripts/ensure_services.sh
+export DATABASE_URL=${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/mi_platform}
+export REDIS_URL=${TEST_REDIS_URL:-redis://127.0.0.1:6379/11}
+export CELERY_BROKER_URL=$REDIS_URL
+export CELERY_RESULT_BACKEND=$REDIS_URL
+export SECRET_KEY=${SECRET_KEY:-test-secret-key-not-for-production}
+export MI_VAR_DIR=${MI_VAR_DIR:-$PWD/var/test}
+export DJANGO_ALLOW_ASYNC_UNSAFE=true   # Playwright's sync API runs an event loop in the test thread
+mkdir -p "$MI_VAR_DIR"
+echo "== ruff"
+"$VENV/bin/ruff" check .
+echo "== django checks"
+"$VENV/bin/python" manage.py check
+"$VENV/bin/python" manage.py makemigrations --check --dry-run
+echo "== pytest"
+"$VENV/bin/python" -m pytest "$@"
