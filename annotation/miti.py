@@ -1,0 +1,602 @@
+"""The MITI 4.2.1 coding instrument as plain data and pure functions (no Django).
+
+Source: Moyers, Manuel & Ernst, *Motivational Interviewing Treatment Integrity Coding Manual 4.2.1*
+(CASAA, 2015), paraphrased in docs/MITI.md. Everything a coder sees (codes, hotkeys, hints, global
+anchors) and everything a report computes (per-volley tally, summary scores, Fair/Good thresholds)
+comes from this one module, so the coding page, the API, the Celery exports and the tests agree.
+
+User-visible strings are plain English so the UI can wrap them in Django's gettext;
+``ZH_TRANSLATIONS`` carries the Simplified Chinese for each of them to seed the translation catalogue.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+# MITI 4 scores are not comparable with MITI 3.x, so every stored coding carries this tag.
+INSTRUMENT_VERSION = "MITI 4.2.1"
+
+NO_CODE = "NONE"  # an explicit "no code" decision, distinct from None (= not coded yet)
+
+CodeGroup = Literal["mia", "mina"]
+ScaleGroup = Literal["technical", "relational"]
+ThresholdStatus = Literal["good", "fair", "below", "n/a"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Behaviour codes
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BehaviourCode:
+    """One MITI behaviour code as shown on the coding page."""
+
+    key: str  # canonical key stored in the database, e.g. "CR"
+    name: str  # English name, e.g. "Complex Reflection"
+    short: str  # one-line description for the button tooltip / hints panel
+    group: CodeGroup | None  # summary total it feeds: MI-adherent, MI non-adherent, or none
+    hotkey: str  # single key for keyboard coding
+
+
+BEHAVIOUR_CODES: tuple[BehaviourCode, ...] = (
+    BehaviourCode("GI", "Giving Information",
+                  "Neutral information, education, feedback or professional opinion", None, "g"),
+    BehaviourCode("PERSUADE", "Persuade",
+                  "Overt attempt to change opinions or behaviour: arguments, advice or warnings "
+                  "without permission", "mina", "p"),
+    BehaviourCode("PERSUADE_WITH", "Persuade with Permission",
+                  "Persuasion after the client asked, after permission was sought, or framed so the "
+                  "client may discount it", None, "w"),
+    BehaviourCode("Q", "Question",
+                  "Any question (open and closed are not distinguished in MITI 4)", None, "q"),
+    BehaviourCode("SR", "Simple Reflection",
+                  "Conveys understanding and adds little or no meaning", None, "s"),
+    BehaviourCode("CR", "Complex Reflection",
+                  "Adds substantial meaning or emphasis, a deeper picture, or a directional summary",
+                  None, "c"),
+    BehaviourCode("AF", "Affirm",
+                  "Genuine statement about the client's strengths, efforts or worth", "mia", "a"),
+    # "l" for coLlaborate: "s" is taken by Simple Reflection.
+    BehaviourCode("SEEK", "Seeking Collaboration",
+                  "Explicitly shares power: asks permission, seeks consensus, asks the client's view "
+                  "of information", "mia", "l"),
+    BehaviourCode("EMPHASIZE", "Emphasizing Autonomy",
+                  "Places choice and control over change with the client", "mia", "e"),
+    BehaviourCode("CONFRONT", "Confront",
+                  "Disagrees, argues, corrects, shames, blames, warns or moralises with disapproval",
+                  "mina", "x"),
+)
+
+CODE_KEYS: tuple[str, ...] = tuple(code.key for code in BEHAVIOUR_CODES)
+CODE_BY_KEY: dict[str, BehaviourCode] = {code.key: code for code in BEHAVIOUR_CODES}
+
+# "No code" is a decision a coder records, so it gets a button and two keys like the real codes.
+NO_CODE_ENTRY = BehaviourCode(
+    NO_CODE, "No code",
+    "Greeting, structuring, facilitative \"okay\", support, plain self-disclosure, off-topic or "
+    "incomplete thought", None, "0",
+)
+NO_CODE_HOTKEYS: tuple[str, ...] = ("0", "n")
+
+# Keys the coding page uses for navigation and global ratings (j/k move, u undo, ? help, 1-5 rate);
+# "0" and "n" belong to NO_CODE. Code hotkeys must never collide with these.
+RESERVED_KEYS: frozenset[str] = frozenset("jku?12345")
+
+HOTKEYS: dict[str, str] = {code.hotkey: code.key for code in BEHAVIOUR_CODES}
+HOTKEYS.update({key: NO_CODE for key in NO_CODE_HOTKEYS})
+
+GROUP_LABELS: dict[str, str] = {"mia": "MI-adherent", "mina": "MI non-adherent"}
+MIA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == "mia")
+MINA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == "mina")
+
+
+def validate_code(key: object) -> str:
+    """Return ``key`` if it is a behaviour code key or ``NO_CODE``; raise ValueError otherwise."""
+    if isinstance(key, str) and (key in CODE_BY_KEY or key == NO_CODE):
+        return key
+    allowed = ", ".join((*CODE_KEYS, NO_CODE))
+    hint = ""
+    if isinstance(key, str) and key.strip().upper() in (*CODE_KEYS, NO_CODE):
+        hint = f" (did you mean {key.strip().upper()!r}?)"
+    raise ValueError(f"unknown MITI behaviour code {key!r}{hint}; expected one of: {allowed}")
+
+
+# --------------------------------------------------------------------------------------------------
+# Global scales
+# --------------------------------------------------------------------------------------------------
+
+GLOBAL_MIN = 1
+GLOBAL_MAX = 5
+
+
+@dataclass(frozen=True)
+class GlobalScale:
+    """One of the four MITI global scales, rated as an integer GLOBAL_MIN..GLOBAL_MAX."""
+
+    key: str
+    name: str
+    group: ScaleGroup
+    anchor_low: str  # what a 1 looks like
+    anchor_high: str  # what a 5 looks like
+    default_hint: int = 3  # the manual has coders start from 3 and move up or down
+    note: str = ""
+
+
+GLOBAL_SCALES: tuple[GlobalScale, ...] = (
+    GlobalScale("CULTIVATING_CHANGE_TALK", "Cultivating Change Talk", "technical",
+                "No attention to the client's change talk",
+                "Marked, consistent effort to deepen and strengthen change talk"),
+    GlobalScale("SOFTENING_SUSTAIN_TALK", "Softening Sustain Talk", "technical",
+                "Consistently strengthens the status quo (sustain talk)",
+                "Marked, consistent effort to soften sustain talk",
+                note="A high score is possible when no sustain talk is present"),
+    GlobalScale("PARTNERSHIP", "Partnership", "relational",
+                "Keeps the expert role all session",
+                "Client input substantially shapes the session"),
+    GlobalScale("EMPATHY", "Empathy", "relational",
+                "No attention to the client's perspective",
+                "Deep understanding of the client's perspective, including what was not said"),
+)
+GLOBAL_KEYS: tuple[str, ...] = tuple(scale.key for scale in GLOBAL_SCALES)
+GLOBAL_BY_KEY: dict[str, GlobalScale] = {scale.key: scale for scale in GLOBAL_SCALES}
+SCALE_GROUP_LABELS: dict[str, str] = {"technical": "Technical", "relational": "Relational"}
+
+
+def validate_global(scale: object, value: object) -> int:
+    """Return ``value`` if it is a valid rating for global ``scale``; raise ValueError otherwise."""
+    if not isinstance(scale, str) or scale not in GLOBAL_BY_KEY:
+        raise ValueError(f"unknown MITI global scale {scale!r}; expected one of: {', '.join(GLOBAL_KEYS)}")
+    # bool is an int subclass; True must not silently become a rating of 1.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"global {scale}: rating must be a whole number, got {value!r}")
+    if not GLOBAL_MIN <= value <= GLOBAL_MAX:
+        raise ValueError(f"global {scale}: rating must be between {GLOBAL_MIN} and {GLOBAL_MAX}, got {value}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-volley tally
+# --------------------------------------------------------------------------------------------------
+
+# A volley contributes at most one code per slot (so at most 8 codes).
+TALLY_SLOTS: tuple[tuple[str, ...], ...] = (
+    ("GI",), ("PERSUADE", "PERSUADE_WITH"), ("Q",), ("SR", "CR"),
+    ("AF",), ("SEEK",), ("EMPHASIZE",), ("CONFRONT",),
+)
+
+# Message templates for merges, kept as templates (not only formatted text) so the UI can translate
+# the template with gettext and then fill in the numbers.
+MERGE_REFLECTIONS_CR = "{n} reflections in one volley count once: CR because at least one is complex"
+MERGE_REFLECTIONS_SR = "{n} reflections in one volley count once: SR because none is complex"
+MERGE_QUESTIONS = "{n} questions in one volley count as one Q"
+MERGE_PERSUADE_MIXED = ("{n} persuade codes in one volley (PERSUADE and PERSUADE_WITH) count once: "
+                        "PERSUADE_WITH because permission framed the volley")
+MERGE_REPEATED = "{n} × {code} in one volley count once"
+MERGE_TEMPLATES: tuple[str, ...] = (
+    MERGE_REFLECTIONS_CR, MERGE_REFLECTIONS_SR, MERGE_QUESTIONS, MERGE_PERSUADE_MIXED, MERGE_REPEATED,
+)
+
+
+@dataclass(frozen=True)
+class MergeNote:
+    """One applied per-volley rule: a translatable template plus its parameters."""
+
+    template: str
+    params: dict[str, object]
+
+    @property
+    def text(self) -> str:
+        return self.template.format(**self.params)
+
+
+@dataclass(frozen=True)
+class VolleyTally:
+    """What one volley contributes to the transcript counts, and why."""
+
+    counts: dict[str, int]  # all 10 code keys, each 0 or 1
+    notes: list[MergeNote] = field(default_factory=list)
+
+    @property
+    def merges(self) -> list[str]:
+        """Readable explanation of each rule applied, e.g. "3 questions in one volley count as one Q"."""
+        return [note.text for note in self.notes]
+
+
+def tally_volley(codes: Sequence[str | None]) -> VolleyTally:
+    """Apply the MITI per-volley rules to the codes of one volley's utterances, in order.
+
+    ``None`` (not coded yet) and ``NO_CODE`` contribute nothing. Each slot counts at most once:
+    several reflections give CR if any is complex, else SR; several questions give one Q; repeats of
+    any other code give one. A reflection followed by "is that right?" gives both SR/CR and Q, because
+    they sit in different slots.
+    """
+    seen: Counter[str] = Counter()
+    for index, code in enumerate(codes):
+        if code is None or code == NO_CODE:
+            continue
+        try:
+            validate_code(code)
+        except ValueError as exc:
+            raise ValueError(f"utterance {index + 1} of the volley: {exc}") from None
+        seen[code] += 1
+
+    counts = {key: 0 for key in CODE_KEYS}
+    notes: list[MergeNote] = []
+    for slot in TALLY_SLOTS:
+        n = sum(seen[key] for key in slot)
+        if n == 0:
+            continue
+        if slot == ("SR", "CR"):
+            counts["CR" if seen["CR"] else "SR"] = 1
+            if n > 1:
+                template = MERGE_REFLECTIONS_CR if seen["CR"] else MERGE_REFLECTIONS_SR
+                notes.append(MergeNote(template, {"n": n}))
+        elif slot == ("PERSUADE", "PERSUADE_WITH"):
+            # MITI.md: the slot holds PERSUADE *or* PERSUADE_WITH, and when both occur in one
+            # utterance the manual codes PERSUADE_WITH only. An utterance here carries one code, so the
+            # volley rule is ours to state: if any utterance of the volley is PERSUADE_WITH, the slot
+            # counts once as PERSUADE_WITH; only a volley whose persuasion is all without permission
+            # counts PERSUADE. Why: (1) the manual's own tie-break between the two is PERSUADE_WITH;
+            # (2) our utterances come from mechanical punctuation splitting, so one "complete thought"
+            # in the manual's sense (advice plus "but it's your call") may span two of our utterances;
+            # (3) the client hears the volley as one turn, and permission sought anywhere in it lets
+            # them discount the advice. Cost, accepted: a volley mixing un-permitted with permitted
+            # advice adds nothing to MI non-adherent (MINA).
+            winner = "PERSUADE_WITH" if seen["PERSUADE_WITH"] else "PERSUADE"
+            counts[winner] = 1
+            if seen["PERSUADE"] and seen["PERSUADE_WITH"]:
+                notes.append(MergeNote(MERGE_PERSUADE_MIXED, {"n": n}))
+            elif n > 1:
+                notes.append(MergeNote(MERGE_REPEATED, {"n": n, "code": winner}))
+        else:
+            (key,) = slot
+            counts[key] = 1
+            if n > 1 and key == "Q":
+                notes.append(MergeNote(MERGE_QUESTIONS, {"n": n}))
+            elif n > 1:
+                notes.append(MergeNote(MERGE_REPEATED, {"n": n, "code": key}))
+    return VolleyTally(counts=counts, notes=notes)
+
+
+def tally_transcript(volleys: Sequence[Sequence[str | None]]) -> dict[str, int]:
+    """Sum the per-volley tallies of a transcript: a count for each of the 10 code keys."""
+    totals = {key: 0 for key in CODE_KEYS}
+    for index, volley in enumerate(volleys):
+        try:
+            tally = tally_volley(volley)
+        except ValueError as exc:
+            raise ValueError(f"volley {index + 1}: {exc}") from None
+        for key, count in tally.counts.items():
+            totals[key] += count
+    return totals
+
+
+# --------------------------------------------------------------------------------------------------
+# Summary scores and thresholds
+# --------------------------------------------------------------------------------------------------
+
+# The six summary scores of the manual, in report order.
+SUMMARY_KEYS: tuple[str, ...] = ("technical", "relational", "pct_cr", "r_to_q", "mia", "mina")
+# Reported as raw counts only (the manual folds them into no total).
+RAW_COUNT_KEYS: tuple[str, ...] = ("gi", "persuade_with")
+# Scores we derive that the manual does not define; every display must say so.
+DERIVED_KEYS: tuple[str, ...] = ("mi_adherent_share",)
+ALL_SUMMARY_KEYS: tuple[str, ...] = SUMMARY_KEYS + RAW_COUNT_KEYS + DERIVED_KEYS
+
+SUMMARY_LABELS: dict[str, str] = {
+    "technical": "Technical global",
+    "relational": "Relational global",
+    "pct_cr": "% Complex Reflection",
+    "r_to_q": "Reflection-to-Question ratio",
+    "mia": "Total MI-Adherent",
+    "mina": "Total MI Non-Adherent",
+    "gi": "Giving Information (count)",
+    "persuade_with": "Persuade with Permission (count)",
+    "mi_adherent_share": "MI-adherent share (derived, not a MITI score)",
+}
+SUMMARY_FORMULAS: dict[str, str] = {
+    "technical": "(CCT + SST) / 2",
+    "relational": "(Partnership + Empathy) / 2",
+    "pct_cr": "CR / (SR + CR)",
+    "r_to_q": "(SR + CR) / Q",
+    "mia": "SEEK + AF + EMPHASIZE",
+    "mina": "CONFRONT + PERSUADE",
+    "gi": "GI",
+    "persuade_with": "PERSUADE_WITH",
+    "mi_adherent_share": "MIA / (MIA + MINA)",
+}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    fair: float
+    good: float
+
+
+# The manual's Fair/Good cut-offs (expert opinion, per the manual). pct_cr is a fraction 0..1 here,
+# matching SummaryScores.pct_cr; the UI multiplies by 100 for display.
+THRESHOLDS: dict[str, Threshold] = {
+    "technical": Threshold(fair=3.0, good=4.0),
+    "relational": Threshold(fair=3.5, good=4.0),
+    "pct_cr": Threshold(fair=0.40, good=0.50),
+    "r_to_q": Threshold(fair=1.0, good=2.0),
+}
+THRESHOLD_LABELS: dict[str, str] = {
+    "good": "Good", "fair": "Fair", "below": "Below threshold", "n/a": "n/a",
+}
+
+
+@dataclass(frozen=True)
+class SummaryScores:
+    """MITI summary scores of one coded transcript; None means undefined (show "n/a")."""
+
+    technical: float | None
+    relational: float | None
+    pct_cr: float | None  # fraction 0..1, not a percentage
+    r_to_q: float | None
+    mia: int
+    mina: int
+    gi: int
+    persuade_with: int
+    mi_adherent_share: float | None  # derived, non-manual: MIA / (MIA + MINA)
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Scores keyed in ALL_SUMMARY_KEYS order, e.g. for CSV export."""
+        return {key: getattr(self, key) for key in ALL_SUMMARY_KEYS}
+
+
+def _ratio(numerator: int | float, denominator: int | float) -> float | None:
+    # A zero denominator is "undefined", never 0 and never a ZeroDivisionError (MITI.md).
+    return None if denominator == 0 else numerator / denominator
+
+
+def summary_scores(counts: Mapping[str, int], globals_: Mapping[str, int | None]) -> SummaryScores:
+    """Compute the MITI summary scores from transcript counts and the four global ratings.
+
+    ``counts`` maps code keys to tallied counts (a missing key counts 0). ``globals_`` maps global
+    scale keys to a rating or None (not rated); a global score is None when either of its two ratings
+    is missing. Ratios are None when their denominator is zero.
+    """
+    for key, value in counts.items():
+        if key not in CODE_BY_KEY:
+            expected = ", ".join(CODE_KEYS)
+            raise ValueError(f"counts: unknown behaviour code {key!r}; expected one of: {expected}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"counts: {key} must be a non-negative whole number, got {value!r}")
+    ratings: dict[str, int | None] = {}
+    for key, value in globals_.items():
+        if key not in GLOBAL_BY_KEY:
+            expected = ", ".join(GLOBAL_KEYS)
+            raise ValueError(f"globals: unknown global scale {key!r}; expected one of: {expected}")
+        ratings[key] = None if value is None else validate_global(key, value)
+
+    def count(key: str) -> int:
+        return counts.get(key, 0)
+
+    def mean_of(a: str, b: str) -> float | None:
+        first, second = ratings.get(a), ratings.get(b)
+        return None if first is None or second is None else (first + second) / 2
+
+    reflections = count("SR") + count("CR")
+    mia = count("SEEK") + count("AF") + count("EMPHASIZE")
+    mina = count("CONFRONT") + count("PERSUADE")
+    return SummaryScores(
+        technical=mean_of("CULTIVATING_CHANGE_TALK", "SOFTENING_SUSTAIN_TALK"),
+        relational=mean_of("PARTNERSHIP", "EMPATHY"),
+        pct_cr=_ratio(count("CR"), reflections),
+        r_to_q=_ratio(reflections, count("Q")),
+        mia=mia,
+        mina=mina,
+        gi=count("GI"),
+        persuade_with=count("PERSUADE_WITH"),
+        mi_adherent_share=_ratio(mia, mia + mina),
+    )
+
+
+def threshold_status(key: str, value: float | None) -> ThresholdStatus | None:
+    """Classify a summary score against the manual's cut-offs.
+
+    Returns "good" / "fair" when ``value`` is at least that cut-off, "below" under Fair, "n/a" when
+    the score is undefined (None), and None for scores that have no thresholds (MIA, MINA, raw
+    counts, derived scores).
+    """
+    if key not in ALL_SUMMARY_KEYS:
+        raise ValueError(f"unknown summary score {key!r}; expected one of: {', '.join(ALL_SUMMARY_KEYS)}")
+    threshold = THRESHOLDS.get(key)
+    if threshold is None:
+        return None
+    if value is None:
+        return "n/a"
+    if value >= threshold.good:
+        return "good"
+    if value >= threshold.fair:
+        return "fair"
+    return "below"
+
+
+# --------------------------------------------------------------------------------------------------
+# Coding hints
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hint:
+    """A "when in doubt" default; ``codes`` are the buttons it concerns, so the UI can show it there."""
+
+    text: str
+    codes: tuple[str, ...]
+
+
+WHEN_IN_DOUBT: tuple[Hint, ...] = (
+    Hint("Simple over Complex Reflection (SR over CR)", ("SR", "CR")),
+    Hint("Giving Information over Persuade", ("GI", "PERSUADE")),
+    Hint("Giving Information over Persuade with Permission", ("GI", "PERSUADE_WITH")),
+    Hint("The other code over an MI-adherent code", MIA_CODES),
+    Hint("Among MI-adherent codes choose the lower in Emphasize > Seek > Affirm "
+         "(Seek over Emphasize, Affirm over Seek)", ("EMPHASIZE", "SEEK", "AF")),
+    Hint("Affirm over a reflection", ("AF", "SR", "CR")),
+    Hint("Unsure between Confront and a reflection: no code", ("CONFRONT", "SR", "CR", NO_CODE)),
+    Hint("Confront over Question", ("CONFRONT", "Q")),
+    Hint("Fewer parses over more", ()),
+    Hint("Affirm \"three strikes\": stop coding repeated affirmations after two or three", ("AF",)),
+)
+
+# The per-volley and per-utterance rules, stated for the hints panel next to the live tally.
+VOLLEY_RULES: tuple[str, ...] = (
+    "A volley counts at most one of each: GI, Persuade or Persuade with Permission, Q, SR or CR, "
+    "AF, Seek, Emphasize, Confront",
+    "Several reflections in one volley count once: CR if any is complex, else SR",
+    "Several questions in one volley count as one Q",
+    "A reflection followed by \"is that right?\" counts as both the reflection and Q",
+    "Persuade and Persuade with Permission in the same utterance: code Persuade with Permission",
+    "Persuade and Persuade with Permission in one volley count once, as Persuade with Permission",
+    "Different MI-adherent codes in one volley all count (e.g. Affirm and Emphasize)",
+    "Only the counselor is coded; each utterance gets one code or No code",
+)
+
+
+def hints_for(code: str) -> tuple[Hint, ...]:
+    """The "when in doubt" hints that concern ``code``."""
+    validate_code(code)
+    return tuple(hint for hint in WHEN_IN_DOUBT if code in hint.codes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Simplified Chinese
+# --------------------------------------------------------------------------------------------------
+
+ZH_TRANSLATIONS: dict[str, str] = {
+    # behaviour codes: names
+    "Giving Information": "提供信息",
+    "Persuade": "说服",
+    "Persuade with Permission": "经许可的说服",
+    "Question": "提问",
+    "Simple Reflection": "简单反映",
+    "Complex Reflection": "复杂反映",
+    "Affirm": "肯定",
+    "Seeking Collaboration": "寻求合作",
+    "Emphasizing Autonomy": "强调自主",
+    "Confront": "对质",
+    "No code": "不编码",
+    # behaviour codes: one-liners
+    "Neutral information, education, feedback or professional opinion": "中立的信息、教育、反馈或专业意见",
+    "Overt attempt to change opinions or behaviour: arguments, advice or warnings without permission":
+        "公开试图改变来访者的看法或行为：未经许可的论证、建议或警告",
+    "Persuasion after the client asked, after permission was sought, or framed so the client may "
+    "discount it": "在来访者提出请求或征得许可之后的说服，或以来访者可以不予采纳的方式表达的说服",
+    "Any question (open and closed are not distinguished in MITI 4)":
+        "任何提问（MITI 4 不区分开放式与封闭式提问）",
+    "Conveys understanding and adds little or no meaning": "传达理解，几乎不增加新的含义",
+    "Adds substantial meaning or emphasis, a deeper picture, or a directional summary":
+        "增加实质性的含义或强调，呈现更深层的图景，或作有方向性的总结",
+    "Genuine statement about the client's strengths, efforts or worth": "真诚地陈述来访者的优点、努力或价值",
+    "Explicitly shares power: asks permission, seeks consensus, asks the client's view of information":
+        "明确地分享主导权：征求许可、寻求共识、询问来访者对信息的看法",
+    "Places choice and control over change with the client": "把改变的选择权和控制权交给来访者",
+    "Disagrees, argues, corrects, shames, blames, warns or moralises with disapproval":
+        "带着否定态度表示不同意、争辩、纠正、羞辱、指责、警告或说教",
+    "Greeting, structuring, facilitative \"okay\", support, plain self-disclosure, off-topic or "
+    "incomplete thought": "问候、安排结构、促进性的“嗯/好的”、支持性话语、单纯的自我暴露、离题或不完整的想法",
+    # code groups
+    "MI-adherent": "符合 MI",
+    "MI non-adherent": "不符合 MI",
+    # global scales: names, groups, anchors, note
+    "Cultivating Change Talk": "培养改变语句",
+    "Softening Sustain Talk": "弱化维持语句",
+    "Partnership": "伙伴关系",
+    "Empathy": "共情",
+    "Technical": "技术性",
+    "Relational": "关系性",
+    "No attention to the client's change talk": "完全不关注来访者的改变语句",
+    "Marked, consistent effort to deepen and strengthen change talk": "明显且持续地努力深化和增强改变语句",
+    "Consistently strengthens the status quo (sustain talk)": "持续强化维持现状的倾向（维持语句）",
+    "Marked, consistent effort to soften sustain talk": "明显且持续地努力弱化维持语句",
+    "A high score is possible when no sustain talk is present": "即使没有出现维持语句，也可能得到高分",
+    "Keeps the expert role all session": "整个会谈都保持专家角色",
+    "Client input substantially shapes the session": "来访者的意见在很大程度上塑造了会谈",
+    "No attention to the client's perspective": "完全不关注来访者的视角",
+    "Deep understanding of the client's perspective, including what was not said":
+        "深刻理解来访者的视角，包括未说出口的部分",
+    # merge explanations (templates: keep the {placeholders})
+    MERGE_REFLECTIONS_CR: "同一话轮中的 {n} 个反映只计一次：因至少一个是复杂反映，计为 CR",
+    MERGE_REFLECTIONS_SR: "同一话轮中的 {n} 个反映只计一次：因没有复杂反映，计为 SR",
+    MERGE_QUESTIONS: "同一话轮中的 {n} 个提问只计为一个 Q",
+    MERGE_PERSUADE_MIXED: "同一话轮中的 {n} 个说服编码（PERSUADE 与 PERSUADE_WITH）只计一次："
+                          "因该话轮中已征得许可，计为 PERSUADE_WITH",
+    MERGE_REPEATED: "同一话轮中的 {n} 个 {code} 只计一次",
+    # summary scores and thresholds
+    "Technical global": "技术性总体评分",
+    "Relational global": "关系性总体评分",
+    "% Complex Reflection": "复杂反映百分比",
+    "Reflection-to-Question ratio": "反映与提问之比",
+    "Total MI-Adherent": "符合 MI 行为总数",
+    "Total MI Non-Adherent": "不符合 MI 行为总数",
+    "Giving Information (count)": "提供信息（次数）",
+    "Persuade with Permission (count)": "经许可的说服（次数）",
+    "MI-adherent share (derived, not a MITI score)": "符合 MI 行为占比（派生指标，非 MITI 手册评分）",
+    "Good": "良好",
+    "Fair": "尚可",
+    "Below threshold": "未达标",
+    "n/a": "无法计算",
+    # when-in-doubt hints
+    "Simple over Complex Reflection (SR over CR)": "简单反映优先于复杂反映（SR 优先于 CR）",
+    "Giving Information over Persuade": "提供信息优先于说服",
+    "Giving Information over Persuade with Permission": "提供信息优先于经许可的说服",
+    "The other code over an MI-adherent code": "其他编码优先于符合 MI 的编码",
+    "Among MI-adherent codes choose the lower in Emphasize > Seek > Affirm (Seek over Emphasize, "
+    "Affirm over Seek)":
+        "在符合 MI 的编码之间，按 强调自主 > 寻求合作 > 肯定 选较低者"
+        "（寻求合作优先于强调自主，肯定优先于寻求合作）",
+    "Affirm over a reflection": "肯定优先于反映",
+    "Unsure between Confront and a reflection: no code": "在对质与反映之间拿不准时：不编码",
+    "Confront over Question": "对质优先于提问",
+    "Fewer parses over more": "宁少切分，不多切分",
+    "Affirm \"three strikes\": stop coding repeated affirmations after two or three":
+        "肯定的“三振出局”：重复的肯定在两三次之后不再编码",
+    # volley rules
+    "A volley counts at most one of each: GI, Persuade or Persuade with Permission, Q, SR or CR, AF, "
+    "Seek, Emphasize, Confront":
+        "每个话轮每类最多计一次：GI、说服或经许可的说服、Q、SR 或 CR、AF、寻求合作、强调自主、对质",
+    "Several reflections in one volley count once: CR if any is complex, else SR":
+        "同一话轮中的多个反映只计一次：只要有一个是复杂反映即计 CR，否则计 SR",
+    "Several questions in one volley count as one Q": "同一话轮中的多个提问只计为一个 Q",
+    "A reflection followed by \"is that right?\" counts as both the reflection and Q":
+        "反映之后紧跟“是这样吗？”，既计反映也计 Q",
+    "Persuade and Persuade with Permission in the same utterance: code Persuade with Permission":
+        "同一话语中既有说服又有经许可的说服：编码为经许可的说服",
+    "Persuade and Persuade with Permission in one volley count once, as Persuade with Permission":
+        "同一话轮中既有说服又有经许可的说服：只计一次，计为经许可的说服",
+    "Different MI-adherent codes in one volley all count (e.g. Affirm and Emphasize)":
+        "同一话轮中不同的符合 MI 编码都分别计数（例如肯定与强调自主）",
+    "Only the counselor is coded; each utterance gets one code or No code":
+        "只对咨询师编码；每个话语单元只给一个编码或“不编码”",
+}
+
+# Chinese names by canonical key, for codes (incl. NO_CODE) and global scales.
+ZH_NAMES: dict[str, str] = {
+    **{code.key: ZH_TRANSLATIONS[code.name] for code in (*BEHAVIOUR_CODES, NO_CODE_ENTRY)},
+    **{scale.key: ZH_TRANSLATIONS[scale.name] for scale in GLOBAL_SCALES},
+}
+
+
+def user_visible_strings() -> list[str]:
+    """Every English string of this module a user may see: the msgids for the translation catalogue."""
+    strings: list[str] = []
+    for code in (*BEHAVIOUR_CODES, NO_CODE_ENTRY):
+        strings += [code.name, code.short]
+    strings += list(GROUP_LABELS.values())
+    for scale in GLOBAL_SCALES:
+        strings += [scale.name, scale.anchor_low, scale.anchor_high]
+        if scale.note:
+            strings.append(scale.note)
+    strings += list(SCALE_GROUP_LABELS.values())
+    strings += list(MERGE_TEMPLATES)
+    strings += list(SUMMARY_LABELS.values())
+    strings += list(THRESHOLD_LABELS.values())
+    strings += [hint.text for hint in WHEN_IN_DOUBT]
+    strings += list(VOLLEY_RULES)
+    return list(dict.fromkeys(strings))
