@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 
-@register()
-def check_registered_models(app_configs, **kwargs):
+@register(Tags.database)
+def check_registered_models(app_configs, databases=None, **kwargs):
+    """Runs where checks may touch the database (``check --database default``, ``migrate``)."""
+    if not databases:
+        return []
     from django.db import connection
     from django.db.utils import DatabaseError
 

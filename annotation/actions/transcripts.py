@@ -1,0 +1,152 @@
+"""Transcripts: the reference dialogues and generated responses, as blinded, segmented volleys.
+
+Both kinds are built round by round (METRICS.md §1): round i is the client text q_i followed by the
+counselor reply r_i. A counselor turn before the first client turn and a trailing client turn are
+not rounds. Reference and generated transcripts therefore have the same volleys and look identical
+to a coder; only the counselor text differs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Mapping, Sequence
+
+from django.db import IntegrityError, transaction
+
+from .. import segmentation
+from ..models import Dialogue, Transcript, TranscriptSource, Turn, Utterance, Volley
+from .studies import ActionError
+
+# No 0/O, 1/I/L: blind codes are read aloud and typed by coders.
+_BLIND_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+
+
+def new_blind_code() -> str:
+    return "T-" + "".join(secrets.choice(_BLIND_ALPHABET) for _ in range(5))
+
+
+def dialogue_rounds(turns: Iterable[Turn | tuple[str, str]]) -> list[tuple[str, str]]:
+    """(client text, counselor text) per round; system turns are ignored, same-speaker runs merged."""
+    merged: list[list[str]] = []
+    for turn in turns:
+        speaker, text = (turn.speaker, turn.text) if isinstance(turn, Turn) else turn
+        if speaker == Turn.Speaker.SYSTEM:
+            continue
+        if merged and merged[-1][0] == speaker:
+            merged[-1][1] += "\n\n" + text
+        else:
+            merged.append([speaker, text])
+    rounds = []
+    for i in range(1, len(merged)):
+        if merged[i][0] == Turn.Speaker.COUNSELOR and merged[i - 1][0] == Turn.Speaker.CLIENT:
+            rounds.append((merged[i - 1][1], merged[i][1]))
+    return rounds
+
+
+def _create_transcript(source: TranscriptSource, dialogue: Dialogue, volleys: Sequence[tuple[str, str]]) -> Transcript:
+    for _attempt in range(20):
+        try:
+            with transaction.atomic():
+                transcript = Transcript.objects.create(source=source, dialogue=dialogue, blind_code=new_blind_code())
+            break
+        except IntegrityError:
+            if Transcript.objects.filter(source=source, dialogue=dialogue).exists():
+                raise
+            continue  # blind code collision: draw another
+    else:  # pragma: no cover - 31^5 codes make this practically impossible
+        raise ActionError("Could not draw a unique blind code.")
+    volley_rows = Volley.objects.bulk_create(
+        [Volley(transcript=transcript, index=i, client_context=ctx, text=text) for i, (ctx, text) in enumerate(volleys)]
+    )
+    Utterance.objects.bulk_create(
+        [
+            Utterance(volley=v, index=j, text=part)
+            for v in volley_rows
+            for j, part in enumerate(segmentation.split_utterances(v.text) or [v.text])
+        ]
+    )
+    return transcript
+
+
+@transaction.atomic
+def ensure_reference_source(study, dialogues: Iterable[Dialogue] | None = None) -> TranscriptSource:
+    """The study's reference source, with a transcript for each test-split dialogue (idempotent)."""
+    source, _ = TranscriptSource.objects.get_or_create(
+        study=study, kind=TranscriptSource.Kind.REFERENCE, defaults={"label": "Reference dialogues"}
+    )
+    if dialogues is None:
+        dialogues = Dialogue.objects.filter(study=study, split=Dialogue.Split.TEST)
+    have = set(Transcript.objects.filter(source=source).values_list("dialogue_id", flat=True))
+    for dialogue in dialogues:
+        if dialogue.pk in have:
+            continue
+        rounds = dialogue_rounds(dialogue.turns.order_by("index"))
+        if rounds:
+            _create_transcript(source, dialogue, rounds)
+    return source
+
+
+@transaction.atomic
+def create_generated_source(
+    study, *, run_id: int, label: str, responses: Mapping[int, Sequence[str]]
+) -> TranscriptSource:
+    """Hand a finished generation run to coding: one transcript per dialogue, generated replies as volleys.
+
+    ``responses`` maps a dialogue id to the generated counselor reply of each round, in round order;
+    the client context is the gold client turn of that round. Idempotent per run.
+    """
+    existing = TranscriptSource.objects.filter(generation_run_id=run_id).first()
+    if existing is not None:
+        return existing
+    base_label, n = label, 2
+    while TranscriptSource.objects.filter(study=study, label=label).exists():
+        label, n = f"{base_label} ({n})", n + 1
+    source = TranscriptSource.objects.create(
+        study=study, kind=TranscriptSource.Kind.GENERATED, label=label, generation_run_id=run_id
+    )
+    dialogues = Dialogue.objects.in_bulk(list(responses))
+    for dialogue_id, replies in responses.items():
+        dialogue = dialogues.get(dialogue_id)
+        if dialogue is None or dialogue.study_id != study.pk:
+            raise ActionError(f"Dialogue {dialogue_id} is not in study {study.slug}.")
+        rounds = dialogue_rounds(dialogue.turns.order_by("index"))
+        if len(replies) != len(rounds):
+            raise ActionError(
+                f"Dialogue {dialogue.external_id}: {len(replies)} responses for {len(rounds)} rounds."
+            )
+        _create_transcript(source, dialogue, [(q, r) for (q, _gold), r in zip(rounds, replies, strict=True)])
+    return source
+
+
+def _locked_volley(volley: Volley) -> None:
+    if volley.transcript.segmentation_locked:
+        raise ActionError("Segmentation is fixed once a coding round with this transcript is open.")
+
+
+@transaction.atomic
+def merge_utterances(volley: Volley, index: int) -> list[Utterance]:
+    """Join utterance ``index`` with the next one (coordinators, before a round opens)."""
+    _locked_volley(volley)
+    parts = list(volley.utterances.order_by("index").values_list("text", flat=True))
+    try:
+        parts = segmentation.merge_utterances(parts, index)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from exc
+    return _replace_utterances(volley, parts)
+
+
+@transaction.atomic
+def split_utterance(volley: Volley, index: int, at_char: int) -> list[Utterance]:
+    """Cut utterance ``index`` before character ``at_char`` (coordinators, before a round opens)."""
+    _locked_volley(volley)
+    parts = list(volley.utterances.order_by("index").values_list("text", flat=True))
+    try:
+        parts = segmentation.split_utterance(parts, index, at_char)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from exc
+    return _replace_utterances(volley, parts)
+
+
+def _replace_utterances(volley: Volley, parts: list[str]) -> list[Utterance]:
+    volley.utterances.all().delete()
+    return Utterance.objects.bulk_create([Utterance(volley=volley, index=i, text=t) for i, t in enumerate(parts)])
