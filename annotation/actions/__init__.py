@@ -6,6 +6,7 @@ Views, the API, Celery tasks and management commands call these; nothing else wr
 from __future__ import annotations
 
 from .imports import import_dialogues
+from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
     ActionError,
     create_study,
@@ -24,13 +25,16 @@ from .transcripts import (
 
 __all__ = [
     "ActionError",
+    "create_coding_round",
     "create_generated_source",
     "create_study",
     "dialogue_rounds",
     "ensure_reference_source",
     "import_dialogues",
     "merge_utterances",
+    "plan_assignments",
     "remove_membership",
+    "reopen_assignment",
     "set_membership",
     "split_by_ids",
     "split_utterance",
