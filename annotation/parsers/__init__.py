@@ -1,0 +1,116 @@
+"""Dialogue-file parsers for imports (pure: no Django; bytes or paths in, data classes out).
+
+Entry points: ``parse_path(path, fmt=None)`` (file, folder or zip) and
+``parse_bytes(data, filename, fmt=None)`` (uploads, zip included) return a ``ParseResult``
+(``dialogues``, ``format``, ``warnings``). The format is detected from the extension and content
+unless ``fmt`` names one of ``FORMATS``. Bad input raises ``ImportFormatError`` naming file,
+line/record and field. Every format's turns go through the same rules: text stripped, empty
+turns dropped (with a warning), consecutive turns of one speaker merged with a blank line
+between (METRICS.md §1); a dialogue needs at least one counselor turn. Speakers are
+``client``, ``counselor`` and ``system``.
+
+Formats
+-------
+``jsonl`` — the project's own format, one dialogue per line (a JSON list of the same objects
+is accepted too)::
+
+    {"external_id": "s1-004",               # required, unique within the import
+     "topic": "smoking cessation",          # optional string
+     "split": "test",                       # optional: "train" | "test" | "unused"
+     "source": "AnnoMI",                    # optional, becomes source_dataset
+     "metadata": {"any": "json"},           # optional object, kept as is
+     "turns": [{"speaker": "client", "text": "..."},
+               {"speaker": "counselor", "text": "..."}]}   # speaker: client | counselor | system
+
+  Unknown keys are ignored with a warning ("content_hash" and "rounds" silently).
+
+``cpsycound`` — CPsyCounD ``case_N.txt``: turns start with ``来访者：`` / ``心理咨询师：``; a
+paragraph without a prefix continues the previous turn; CRLF and BOM tolerated. One file, a
+folder or a zip of files; external_id is the file stem (``case_12``).
+
+``psydt`` — PsyDTCorpus JSON: list of ``{"id", "normalizedTag", "messages": [{"role", "content"}]}``;
+user -> client, assistant -> counselor, system -> system; topic = normalizedTag; external_id = id.
+
+``sharegpt`` — LLaMA-Factory ShareGPT: ``{"conversations": [{"from", "value"}], "system"?}``;
+human/user -> client, gpt/assistant -> counselor, system -> system; the top-level "system"
+becomes a leading system turn.
+
+``alpaca`` — LLaMA-Factory Alpaca: ``{"instruction", "input"?, "output", "history"?: [[q, r], ...],
+"system"?}``; history pairs first, then instruction (+ newline + input) as the client turn and
+output as the counselor turn. JSON list or JSONL.
+
+For psydt, sharegpt and alpaca the external_id is the record's "id" when present, else
+``<file stem>-<N>`` with N the 1-based record number (list) or line number (JSON Lines).
+
+``annomi`` — AnnoMI-simple.csv / AnnoMI-full.csv: rows grouped by transcript_id, ordered by
+utterance_id; therapist -> counselor; external_id ``annomi_<transcript_id>``; topic from the
+topic column; in the full file turns come from each transcript's lowest annotator_id.
+``annomi_annotator_labels`` returns every annotator's therapist labels of the full file.
+
+Content duplicates: ``content_hash`` (sha256 of speakers and whitespace-normalized texts) is set
+on each dialogue; ``find_content_duplicates`` maps each repeat to its first id (flags, never drops).
+"""
+
+from __future__ import annotations
+
+from os import PathLike
+
+from .annomi import AnnoMIAnnotatorLabels, AnnoMILabel
+from .annomi import annomi_annotator_labels as _annomi_labels_from_text
+from .base import (
+    CLIENT,
+    COUNSELOR,
+    SPEAKERS,
+    SPLITS,
+    SYSTEM,
+    ImportFormatError,
+    ParsedDialogue,
+    ParsedTurn,
+    ParseResult,
+    check_size,
+    content_duplicate_groups,
+    content_hash,
+    decode_utf8,
+    find_content_duplicates,
+)
+from .entry import FORMATS, detect_format, parse_bytes, parse_path
+
+
+def annomi_annotator_labels(
+    source: bytes | str | PathLike[str], filename: str | None = None
+) -> list[AnnoMIAnnotatorLabels]:
+    """Per-annotator therapist labels of AnnoMI-full.csv, from a path or the file's bytes.
+
+    One entry per (transcript_id, annotator_id), sorted; see ``annotation.parsers.annomi``.
+    """
+    if isinstance(source, bytes):
+        name = filename or "AnnoMI-full.csv"
+        return _annomi_labels_from_text(decode_utf8(source, name), name)
+    with open(source, "rb") as handle:
+        data = handle.read()
+    name = filename or str(source)
+    return _annomi_labels_from_text(decode_utf8(data, name), name)
+
+
+__all__ = [
+    "CLIENT",
+    "COUNSELOR",
+    "FORMATS",
+    "SPEAKERS",
+    "SPLITS",
+    "SYSTEM",
+    "AnnoMIAnnotatorLabels",
+    "AnnoMILabel",
+    "ImportFormatError",
+    "ParseResult",
+    "ParsedDialogue",
+    "ParsedTurn",
+    "annomi_annotator_labels",
+    "check_size",
+    "content_duplicate_groups",
+    "content_hash",
+    "detect_format",
+    "find_content_duplicates",
+    "parse_bytes",
+    "parse_path",
+]

@@ -1,0 +1,249 @@
+"""Shared pieces of the dialogue parsers: data classes, the one error class, turn merging, hashing.
+
+Pure module: no Django, plain data in and out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+CLIENT = "client"
+COUNSELOR = "counselor"
+SYSTEM = "system"
+SPEAKERS = (CLIENT, COUNSELOR, SYSTEM)
+SPLITS = ("train", "test", "unused")
+
+# Separator used when consecutive turns of one speaker are merged (METRICS.md §1).
+MERGE_SEPARATOR = "\n\n"
+
+
+class ImportFormatError(ValueError):
+    """Bad import input. ``str(err)`` names the file, the line/record and the field, then the problem.
+
+    ``record`` is a string such as ``"line 12"`` or ``"record 3"`` (an int ``n`` is shown as
+    ``"record n"``); ``field`` is a field name or a JSON-path-like ``"messages[2].role"`` (0-based).
+    Any of file, record and field may be None when they do not apply.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        file: str | None = None,
+        record: str | int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.message = message
+        self.file = file
+        self.record = f"record {record}" if isinstance(record, int) else record
+        self.field = field
+        super().__init__(message, file, record, field)
+
+    def __str__(self) -> str:
+        where = ", ".join(
+            part for part in (self.file, self.record, f"field '{self.field}'" if self.field else None) if part
+        )
+        return f"{where}: {self.message}" if where else self.message
+
+    def __reduce__(self):  # keep the four arguments through pickling (Celery results, multiprocessing)
+        return (type(self), (self.message, self.file, self.record, self.field))
+
+
+def location(file: str | None, record: str | None = None, field: str | None = None) -> str:
+    """The same "file, record, field 'x'" prefix ImportFormatError uses, for warnings."""
+    return str(ImportFormatError("", file, record, field)).removesuffix(": ")
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedTurn:
+    speaker: str  # one of SPEAKERS
+    text: str
+
+
+@dataclass(slots=True)
+class ParsedDialogue:
+    """One dialogue as parsed from a file; turns are already merged (no two neighbours share a speaker).
+
+    ``content_hash`` is filled from the turns when left empty (see :func:`content_hash`).
+    ``origin_file``/``origin_record`` say where the dialogue came from, for error messages.
+    """
+
+    external_id: str
+    turns: list[ParsedTurn]
+    source_dataset: str = ""
+    topic: str | None = None
+    metadata: dict = field(default_factory=dict)
+    split: str | None = None
+    content_hash: str = ""
+    origin_file: str = ""
+    origin_record: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.content_hash:
+            self.content_hash = content_hash(self.turns)
+
+    @property
+    def rounds(self) -> int:
+        """Number of rounds (METRICS.md §1).
+
+        A round is a counselor turn whose nearest preceding non-system turn is a client turn.
+        So: counselor/system turns before the first client turn are not rounds (nothing to answer);
+        a trailing client turn with no counselor reply is not a round; system turns are
+        transparent (client, system, counselor is one round). With merged turns this equals the
+        number of (client turn, counselor reply) pairs.
+        """
+        count = 0
+        previous: str | None = None
+        for turn in self.turns:
+            if turn.speaker == SYSTEM:
+                continue
+            if turn.speaker == COUNSELOR and previous == CLIENT:
+                count += 1
+            previous = turn.speaker
+        return count
+
+
+@dataclass(slots=True)
+class ParseResult:
+    dialogues: list[ParsedDialogue]
+    format: str  # one of FORMATS in annotation.parsers
+    warnings: list[str] = field(default_factory=list)
+
+
+def normalize_text(text: str) -> str:
+    """Line endings to LF, outer whitespace stripped; inner text kept as written."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").strip()
+
+
+def merge_turns(raw: Iterable[tuple[str, str]]) -> tuple[list[ParsedTurn], list[int | None]]:
+    """Drop empty turns and merge consecutive turns of one speaker with a blank line between.
+
+    Returns the merged turns and, for each raw turn, the index of the merged turn it went into
+    (None for a dropped empty turn) — the AnnoMI labels use this to point at their turn.
+    """
+    speakers: list[str] = []
+    parts: list[list[str]] = []
+    index_map: list[int | None] = []
+    for speaker, text in raw:
+        text = normalize_text(text)
+        if not text:
+            index_map.append(None)
+            continue
+        if speakers and speakers[-1] == speaker:
+            parts[-1].append(text)
+        else:
+            speakers.append(speaker)
+            parts.append([text])
+        index_map.append(len(speakers) - 1)
+    turns = [ParsedTurn(s, MERGE_SEPARATOR.join(p)) for s, p in zip(speakers, parts, strict=True)]
+    return turns, index_map
+
+
+def make_dialogue(
+    external_id: str,
+    raw_turns: Sequence[tuple[str, str]],
+    *,
+    file: str,
+    record: str | None,
+    warnings: list[str],
+    source_dataset: str = "",
+    topic: str | None = None,
+    metadata: dict | None = None,
+    split: str | None = None,
+) -> ParsedDialogue:
+    """Validate raw (speaker, text) turns, merge them and build a ParsedDialogue.
+
+    Empty turns are dropped with a warning (CPsyCounD has two files ending on a bare "来访者：");
+    a dialogue left with no turns, or with no counselor turn, is an error.
+    """
+    for i, (speaker, _text) in enumerate(raw_turns):
+        if speaker not in SPEAKERS:  # format parsers map roles first; this guards direct callers
+            raise ImportFormatError(
+                f"unknown speaker {speaker!r}; expected one of {', '.join(SPEAKERS)}",
+                file,
+                record,
+                f"turns[{i}].speaker",
+            )
+    turns, index_map = merge_turns(raw_turns)
+    dropped = index_map.count(None)
+    if dropped:
+        warnings.append(
+            f"{location(file, record)}: dropped {dropped} empty turn(s) of dialogue {external_id!r}"
+        )
+    if not turns:
+        raise ImportFormatError(
+            f"dialogue {external_id!r} is empty (no turn with text)", file, record, "turns"
+        )
+    if not any(t.speaker == COUNSELOR for t in turns):
+        raise ImportFormatError(f"dialogue {external_id!r} has no counselor turn", file, record, "turns")
+    return ParsedDialogue(
+        external_id=external_id,
+        turns=turns,
+        source_dataset=source_dataset,
+        topic=topic,
+        metadata=dict(metadata or {}),
+        split=split,
+        origin_file=file,
+        origin_record=record,
+    )
+
+
+def content_hash(turns: Iterable[ParsedTurn]) -> str:
+    """sha256 hex of the dialogue's content: speaker and text of each turn, in order.
+
+    Text is NFC-normalized and every whitespace run (newlines, CRLF, full-width spaces) becomes
+    one space, so the same dialogue saved with other line endings or wrapping hashes the same.
+    Ids, topic, split and metadata are not part of the hash.
+    """
+    digest = hashlib.sha256()
+    for turn in turns:
+        text = " ".join(unicodedata.normalize("NFC", turn.text).split())
+        # Unit/record separators cannot occur in normalized text, so turn boundaries are unambiguous.
+        digest.update(f"{turn.speaker}\x1f{text}\x1e".encode())
+    return digest.hexdigest()
+
+
+def find_content_duplicates(dialogues: Iterable[ParsedDialogue]) -> dict[str, str]:
+    """Map the external id of each dialogue whose content repeats an earlier one to that first id.
+
+    Flags, never drops: the caller decides. The first occurrence (in list order) is not a key.
+    """
+    first_by_hash: dict[str, str] = {}
+    duplicates: dict[str, str] = {}
+    for dialogue in dialogues:
+        first = first_by_hash.setdefault(dialogue.content_hash, dialogue.external_id)
+        if first != dialogue.external_id:
+            duplicates[dialogue.external_id] = first
+    return duplicates
+
+
+def content_duplicate_groups(dialogues: Iterable[ParsedDialogue]) -> list[list[str]]:
+    """Groups (size >= 2) of external ids sharing one content hash, each in list order."""
+    groups: dict[str, list[str]] = {}
+    for dialogue in dialogues:
+        groups.setdefault(dialogue.content_hash, []).append(dialogue.external_id)
+    return [ids for ids in groups.values() if len(ids) > 1]
+
+
+def check_size(nbytes: int, limit: int, filename: str) -> None:
+    """Raise ImportFormatError when an upload of ``nbytes`` is over ``limit`` bytes."""
+    if nbytes > limit:
+        raise ImportFormatError(
+            f"file is {nbytes:,} bytes, over the limit of {limit:,} bytes", filename, None, None
+        )
+
+
+def decode_utf8(data: bytes, filename: str) -> str:
+    """Decode UTF-8 (a leading BOM is dropped); bad bytes raise with the line they are on."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise ImportFormatError(
+            f"not valid UTF-8 (byte 0x{data[err.start]:02x} at offset {err.start}); save the file as UTF-8",
+            filename,
+            f"line {line}",
+            None,
+        ) from None
