@@ -1,0 +1,476 @@
+"""Agreement between coders (METRICS.md §3): ICC, Krippendorff's alpha, Cohen's and Fleiss' kappa, drift.
+
+Pure module: plain data in, plain data out, no Django. Every function returns a result with a
+``status`` instead of raising on thin or degenerate data, because the dashboard shows whatever exists:
+
+* ``"ok"`` - a value was computed;
+* ``"not_enough_data"`` - fewer than 2 usable targets/units or fewer than 2 coders;
+* ``"undefined"`` - the statistic is 0/0 on this data (no variation at all); shown as "n/a";
+* ``"not_applicable"`` - the statistic's precondition fails (Fleiss' kappa with unequal coder counts).
+
+Reliability data for alpha and kappa is a coder × unit matrix (one row per coder, one column per unit,
+``None`` where that coder did not code the unit). :func:`reliability_matrix` builds it from
+``{coder: {unit: value}}``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any, Literal
+
+import numpy as np
+
+Status = Literal["ok", "not_enough_data", "undefined", "not_applicable"]
+
+CICCHETTI_BANDS = "Cicchetti (1994): < .40 poor, .40-.59 fair, .60-.74 good, >= .75 excellent"
+
+
+def cicchetti_band(value: float | None) -> str | None:
+    """Cicchetti (1994) band for an ICC or kappa: "poor", "fair", "good", "excellent"; None for None/NaN."""
+    if value is None or not math.isfinite(value):
+        return None
+    if value < 0.40:
+        return "poor"
+    if value < 0.60:
+        return "fair"
+    if value < 0.75:
+        return "good"
+    return "excellent"
+
+
+# --- ICC -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IccResult:
+    """ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979).
+
+    ``n`` targets (transcripts) rated by all ``k`` raters (coders) were used; ``n_dropped`` targets were
+    left out because a rater's value was missing. ``band`` is the Cicchetti band of ICC(2,1), the
+    single-coder reliability that MITI studies report; ``band_k`` that of ICC(2,k).
+    """
+
+    icc2_1: float | None
+    icc2_k: float | None
+    ci95_2_1: tuple[float, float] | None
+    ci95_2_k: tuple[float, float] | None
+    n: int
+    k: int
+    n_dropped: int
+    status: Status
+    reason: str = ""
+    band: str | None = field(init=False)
+    band_k: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "band", cicchetti_band(self.icc2_1))
+        object.__setattr__(self, "band_k", cicchetti_band(self.icc2_k))
+
+
+def _as_float_matrix(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> np.ndarray:
+    if isinstance(matrix, np.ndarray):
+        arr = matrix.astype(float)
+    else:
+        rows = [[np.nan if v is None else v for v in row] for row in matrix]
+        if not rows:
+            return np.empty((0, 0))
+        if len({len(r) for r in rows}) > 1:
+            raise ValueError("ratings matrix rows must all have the same number of raters (columns)")
+        arr = np.array(rows, dtype=float)
+    if arr.ndim != 2:
+        raise ValueError(f"ratings matrix must be 2-D (targets × raters), got shape {arr.shape}")
+    return arr
+
+
+def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
+    """ICC(2,1) and ICC(2,k) with 95 % CIs from an n × k matrix (targets × raters; None/NaN = missing).
+
+    Only complete rows are used (listwise deletion, as ``pingouin.intraclass_corr(nan_policy="omit")``),
+    because the two-way ANOVA needs a balanced design. Values equal pingouin's rows ICC(A,1)/ICC(A,k)
+    (named ICC2/ICC2k before pingouin 0.7) to float precision. The CIs use pingouin's (McGraw & Wong
+    1996) formulas but are not rounded: pingouin rounds its CI95 column to 2 decimals by default
+    (``pingouin.options["round.column.CI95"] = 2``).
+
+    Status "undefined" when all used ratings are identical (every mean square is 0) or the ICC(2,1)
+    denominator is 0; a CI is None when its F statistics are not finite (e.g. raters agree perfectly,
+    so the error mean square is 0).
+    """
+    arr = _as_float_matrix(matrix)
+    k = int(arr.shape[1])
+    complete = arr[~np.isnan(arr).any(axis=1)]
+    n = int(complete.shape[0])
+    dropped = int(arr.shape[0]) - n
+
+    def no_value(status: Status, reason: str) -> IccResult:
+        return IccResult(None, None, None, None, n, k, dropped, status, reason)
+
+    if n < 2 or k < 2:
+        # Short-circuit before np.ptp, which fails on an empty array.
+        return no_value(
+            "not_enough_data", f"need at least 2 targets rated by all raters and 2 raters; have n={n}, k={k}"
+        )
+    if np.ptp(complete) == 0:
+        return no_value("undefined", "no variation: every rating is the same value")
+
+    from scipy.stats import f as f_dist
+
+    # Two-way ANOVA without replication (one rating per target × rater cell), on centred data to keep
+    # rounding error small; SS_error is the interaction/residual term.
+    grand = complete.mean()
+    centred = complete - grand
+    row_eff = centred.mean(axis=1)
+    col_eff = centred.mean(axis=0)
+    # numpy scalars, not Python floats: a 0 denominator below then gives inf/nan (like pingouin) instead
+    # of raising ZeroDivisionError.
+    ss_rows = k * np.sum(row_eff**2)
+    ss_cols = n * np.sum(col_eff**2)
+    resid = centred - row_eff[:, None] - col_eff[None, :]
+    ss_err = np.sum(resid**2)
+    df1 = n - 1
+    df_err = (n - 1) * (k - 1)
+    msb = ss_rows / df1
+    msj = ss_cols / (k - 1)
+    mse = ss_err / df_err
+
+    denom_1 = msb + (k - 1) * mse + k * (msj - mse) / n
+    denom_k = msb + (msj - mse) / n
+    if denom_1 == 0 or denom_k == 0:
+        return no_value("undefined", "ICC denominator is 0 (no between-target variance to compare against)")
+    icc2 = (msb - mse) / denom_1
+    icc2k = (msb - mse) / denom_k
+    if not (math.isfinite(icc2) and math.isfinite(icc2k)):
+        return no_value("undefined", "ICC is not finite on this data")
+
+    # 95 % CI for ICC(2,1), then Spearman-Brown for ICC(2,k): same formulas as pingouin.
+    alpha = 0.05
+    ci_1: tuple[float, float] | None = None
+    ci_k: tuple[float, float] | None = None
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        fj = msj / mse
+        vn = df_err * (k * icc2 * fj + n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        vd = df1 * k**2 * icc2**2 * fj**2 + (n * (1 + (k - 1) * icc2) - k * icc2) ** 2
+        v = vn / vd
+        if math.isfinite(v) and v > 0:
+            f2u = f_dist.ppf(1 - alpha / 2, n - 1, v)
+            f2l = f_dist.ppf(1 - alpha / 2, v, n - 1)
+            lo = n * (msb - f2u * mse) / (f2u * (k * msj + (k * n - k - n) * mse) + n * msb)
+            hi = n * (f2l * msb - mse) / (k * msj + (k * n - k - n) * mse + n * f2l * msb)
+            if math.isfinite(lo) and math.isfinite(hi):
+                ci_1 = (float(lo), float(hi))
+                ci_k = (float(lo * k / (1 + lo * (k - 1))), float(hi * k / (1 + hi * (k - 1))))
+    reason = "" if ci_1 is not None else "CI not computable (error mean square is 0: raters agree exactly)"
+    return IccResult(float(icc2), float(icc2k), ci_1, ci_k, n, k, dropped, "ok", reason)
+
+
+def icc_long(ratings: Iterable[tuple[Hashable, Hashable, float | None]]) -> IccResult:
+    """ICC from long rows ``(target, rater, value)``; pivots to targets × raters, then :func:`icc`.
+
+    Raters are the columns, so the design assumes the same coders rated the targets; targets missing a
+    rater are dropped (see ``n_dropped``). A repeated (target, rater) pair is an error.
+    """
+    targets: dict[Hashable, int] = {}
+    raters: dict[Hashable, int] = {}
+    cells: dict[tuple[int, int], float | None] = {}
+    for position, (target, rater, value) in enumerate(ratings):
+        t = targets.setdefault(target, len(targets))
+        r = raters.setdefault(rater, len(raters))
+        if (t, r) in cells:
+            raise ValueError(f"ratings[{position}]: target {target!r} rated twice by rater {rater!r}")
+        cells[t, r] = value
+    arr = np.full((len(targets), len(raters)), np.nan)
+    for (t, r), value in cells.items():
+        if value is not None:
+            arr[t, r] = value
+    return icc(arr)
+
+
+# --- reliability data (coder × unit) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReliabilityMatrix:
+    coders: list[Hashable]
+    units: list[Hashable]
+    rows: list[list[Any]]  # rows[i][j]: coder i's value for unit j, None if not coded
+
+
+def reliability_matrix(
+    codings: Mapping[Hashable, Mapping[Hashable, Any]], units: Sequence[Hashable] | None = None
+) -> ReliabilityMatrix:
+    """Build coder × unit reliability data from ``{coder: {unit: value}}``.
+
+    ``units`` fixes the column order (e.g. utterance order); by default units appear in first-seen order.
+    """
+    if units is None:
+        seen: dict[Hashable, None] = {}
+        for per_unit in codings.values():
+            for unit in per_unit:
+                seen.setdefault(unit, None)
+        units = list(seen)
+    coders = list(codings)
+    rows = [[codings[c].get(u) for u in units] for c in coders]
+    return ReliabilityMatrix(coders=coders, units=list(units), rows=rows)
+
+
+def _check_rows(data: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    rows = [list(r) for r in data]
+    if len({len(r) for r in rows}) > 1:
+        raise ValueError("reliability data rows (one per coder) must all have one entry per unit")
+    return rows
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+@dataclass(frozen=True)
+class AlphaResult:
+    """Krippendorff's alpha. ``n_units`` counts pairable units (coded by at least 2 coders)."""
+
+    alpha: float | None
+    level: str
+    n_units: int
+    n_coders: int
+    n_values: int  # pairable values: codes inside pairable units
+    status: Status
+    reason: str = ""
+
+
+def krippendorff_alpha(
+    data: Sequence[Sequence[Any]],
+    level: Literal["nominal", "ordinal", "interval", "ratio"] = "interval",
+    value_domain: Sequence[Any] | None = None,
+) -> AlphaResult:
+    """Krippendorff's alpha with the ``krippendorff`` package on coder × unit data (None = not coded).
+
+    * interval: global ratings and counts; ordinal (option for globals, pass ``value_domain=[1, 2, 3,
+      4, 5]``); nominal: utterance-level codes, where each utterance is a unit, an explicit "no code"
+      (e.g. "NONE") is an ordinary category and None means the coder did not code that utterance.
+      Nominal labels may be any hashable (strings are mapped to integers; the mapping does not matter
+      for a nominal metric; ``value_domain`` is not used at this level).
+    * Only pairable units (>= 2 coders) carry information. Fewer than 2 of them -> "not_enough_data".
+    * When every pairable value is the same there is no expected disagreement and alpha is 0/0: we
+      return "undefined" rather than 1.0 (the package raises or returns NaN here). When coders agree
+      perfectly and the values vary, alpha is 1.0 ("ok").
+    """
+    import krippendorff
+
+    rows = _check_rows(data)
+    n_coders = len(rows)
+    n_units_all = len(rows[0]) if rows else 0
+    present = [[not _is_missing(rows[c][u]) for u in range(n_units_all)] for c in range(n_coders)]
+    pairable = [u for u in range(n_units_all) if sum(present[c][u] for c in range(n_coders)) >= 2]
+    pair_values = [rows[c][u] for u in pairable for c in range(n_coders) if present[c][u]]
+
+    def no_value(status: Status, reason: str) -> AlphaResult:
+        return AlphaResult(None, level, len(pairable), n_coders, len(pair_values), status, reason)
+
+    if n_coders < 2 or len(pairable) < 2:
+        return no_value(
+            "not_enough_data", f"need at least 2 units coded by 2 or more coders; have {len(pairable)}"
+        )
+    if len(set(pair_values)) < 2:
+        return no_value("undefined", "no variation: every coder gave the same value to every unit")
+
+    domain = value_domain
+    if level == "nominal":
+        labels = sorted({v for r in rows for v in r if not _is_missing(v)}, key=repr)
+        code_of = {label: i for i, label in enumerate(labels)}
+        arr = np.array([[np.nan if _is_missing(v) else code_of[v] for v in r] for r in rows], dtype=float)
+        domain = None
+    else:
+        try:
+            arr = np.array([[np.nan if _is_missing(v) else float(v) for v in r] for r in rows], dtype=float)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{level} alpha needs numbers (None for missing): {exc}") from exc
+    try:
+        with warnings.catch_warnings(), np.errstate(divide="ignore", invalid="ignore"):
+            warnings.simplefilter("ignore", RuntimeWarning)
+            value = float(
+                krippendorff.alpha(reliability_data=arr, level_of_measurement=level, value_domain=domain)
+            )
+    except ValueError as exc:
+        if "out-of-domain" in str(exc):  # a caller error (wrong value_domain), not a property of the data
+            raise
+        return no_value("undefined", str(exc))
+    if not math.isfinite(value):
+        return no_value("undefined", "alpha is 0/0 on this data (no expected disagreement)")
+    return AlphaResult(value, level, len(pairable), n_coders, len(pair_values), "ok")
+
+
+# --- kappa ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KappaResult:
+    kappa: float | None
+    n_units: int
+    status: Status
+    reason: str = ""
+    band: str | None = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "band", cicchetti_band(self.kappa))
+
+
+@dataclass(frozen=True)
+class PairKappa:
+    coder_a: Hashable
+    coder_b: Hashable
+    result: KappaResult
+
+
+def cohen_kappa(labels_a: Sequence[Any], labels_b: Sequence[Any]) -> KappaResult:
+    """Cohen's kappa (scikit-learn ``cohen_kappa_score``) on the units both coders coded (None = not coded).
+
+    "undefined" when both coders used one and the same label on every shared unit (0/0).
+    """
+    from sklearn.metrics import cohen_kappa_score
+
+    if len(labels_a) != len(labels_b):
+        raise ValueError(f"label sequences differ in length: {len(labels_a)} vs {len(labels_b)}")
+    both = [
+        (a, b) for a, b in zip(labels_a, labels_b, strict=True) if not _is_missing(a) and not _is_missing(b)
+    ]
+    if len(both) < 2:
+        return KappaResult(
+            None,
+            len(both),
+            "not_enough_data",
+            f"need at least 2 units coded by both coders; have {len(both)}",
+        )
+    ya = [a for a, _ in both]
+    yb = [b for _, b in both]
+    if len(set(ya) | set(yb)) < 2:
+        return KappaResult(None, len(both), "undefined", "no variation: both coders used one single label")
+    # sklearn sorts labels, so mixed types (e.g. str and int) would fail; compare them as strings then.
+    if len({type(v) for v in ya + yb}) > 1:
+        ya, yb = [repr(v) for v in ya], [repr(v) for v in yb]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = float(cohen_kappa_score(ya, yb))
+    if not math.isfinite(value):
+        return KappaResult(None, len(both), "undefined", "kappa is 0/0 on this data")
+    return KappaResult(value, len(both), "ok")
+
+
+def cohen_kappa_pairs(
+    data: Sequence[Sequence[Any]], coders: Sequence[Hashable] | None = None
+) -> list[PairKappa]:
+    """Cohen's kappa for every pair of coders (rows of coder × unit data), in row order."""
+    rows = _check_rows(data)
+    names = list(coders) if coders is not None else list(range(len(rows)))
+    if len(names) != len(rows):
+        raise ValueError(f"{len(names)} coder names for {len(rows)} rows of reliability data")
+    return [
+        PairKappa(names[i], names[j], cohen_kappa(rows[i], rows[j]))
+        for i, j in combinations(range(len(rows)), 2)
+    ]
+
+
+def fleiss_kappa(data: Sequence[Sequence[Any]]) -> KappaResult:
+    """Fleiss' kappa (Fleiss 1971) on coder × unit data when every coded unit has the same number of coders.
+
+    Units nobody coded are ignored. If the others have differing numbers of coders the statistic does
+    not apply ("not_applicable"); use Krippendorff's alpha instead, which handles missing codes.
+    """
+    rows = _check_rows(data)
+    n_units_all = len(rows[0]) if rows else 0
+    units = [[r[u] for r in rows if not _is_missing(r[u])] for u in range(n_units_all)]
+    units = [u for u in units if u]
+    if len(units) < 2:
+        return KappaResult(
+            None, len(units), "not_enough_data", f"need at least 2 coded units; have {len(units)}"
+        )
+    sizes = {len(u) for u in units}
+    if len(sizes) > 1:
+        return KappaResult(
+            None,
+            len(units),
+            "not_applicable",
+            f"units have different numbers of coders ({sorted(sizes)}); use Krippendorff's alpha",
+        )
+    m = sizes.pop()
+    if m < 2:
+        return KappaResult(None, len(units), "not_enough_data", "every unit was coded by one coder only")
+    categories = {label: i for i, label in enumerate(sorted({v for u in units for v in u}, key=repr))}
+    counts = np.zeros((len(units), len(categories)))
+    for i, unit in enumerate(units):
+        for v in unit:
+            counts[i, categories[v]] += 1
+    n_units = counts.shape[0]
+    p_j = counts.sum(axis=0) / (n_units * m)
+    p_i = (np.sum(counts**2, axis=1) - m) / (m * (m - 1))
+    p_bar = float(p_i.mean())
+    p_e = float(np.sum(p_j**2))
+    if p_e >= 1.0:
+        return KappaResult(None, n_units, "undefined", "no variation: every coder used one single label")
+    return KappaResult((p_bar - p_e) / (1 - p_e), n_units, "ok")
+
+
+# --- drift ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftRow:
+    transcript_id: Hashable
+    coder_id: Hashable
+    submitted_at: Any  # anything orderable: datetime, int sequence number
+    value: float | None
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    transcript_id: Hashable
+    submitted_at: Any
+    value: float
+    others_mean: float
+    difference: float  # value - others_mean
+
+
+@dataclass(frozen=True)
+class CoderDrift:
+    coder_id: Hashable
+    points: list[DriftPoint]  # in submission order
+    mean_difference: float | None
+    n: int
+
+
+def coder_drift(rows: Iterable[DriftRow]) -> dict[Hashable, CoderDrift]:
+    """Per coder, the difference from the mean of the *other* coders on the same transcripts, over time.
+
+    One score at a time (call once per score key). Transcripts only this coder rated, and None values,
+    give no point. A positive mean difference means the coder scores higher than colleagues.
+    """
+    by_transcript: dict[Hashable, dict[Hashable, DriftRow]] = {}
+    coders: dict[Hashable, None] = {}
+    for position, row in enumerate(rows):
+        coders.setdefault(row.coder_id, None)
+        per_coder = by_transcript.setdefault(row.transcript_id, {})
+        if row.coder_id in per_coder:
+            raise ValueError(
+                f"rows[{position}]: transcript {row.transcript_id!r} appears twice for coder {row.coder_id!r}"
+            )
+        per_coder[row.coder_id] = row
+    points: dict[Hashable, list[DriftPoint]] = {c: [] for c in coders}
+    for transcript_id, per_coder in by_transcript.items():
+        valued = {c: r for c, r in per_coder.items() if r.value is not None}
+        for coder, row in valued.items():
+            others = [float(r.value) for c, r in valued.items() if c != coder]
+            if not others:
+                continue
+            others_mean = math.fsum(others) / len(others)
+            value = float(row.value)
+            points[coder].append(
+                DriftPoint(transcript_id, row.submitted_at, value, others_mean, value - others_mean)
+            )
+    result: dict[Hashable, CoderDrift] = {}
+    for coder, pts in points.items():
+        pts.sort(key=lambda p: p.submitted_at)
+        mean = math.fsum(p.difference for p in pts) / len(pts) if pts else None
+        result[coder] = CoderDrift(coder, pts, mean, len(pts))
+    return result
