@@ -163,9 +163,8 @@ MI_EXPORT_DIR = Path(os.environ.get("MI_EXPORT_DIR", VAR_DIR / "exports"))
 # --- Celery ---------------------------------------------------------------------------------
 _redis_url = os.environ.get("REDIS_URL", "")
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or _redis_url or "filesystem://"
-CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (
-    _redis_url or f"db+sqlite:///{VAR_DIR / 'celery-results.sqlite3'}"
-)
+(VAR_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
+CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (_redis_url or f"file://{VAR_DIR / 'celery-results'}")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("in", "processed"):

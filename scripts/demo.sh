@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The embedded demo: SQLite + a broker that needs no server (kombu filesystem transport) + a real
+# Celery worker + the tiny locally built model. Everything lives under var/. Ctrl-C stops it all.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+HOST=${HOST:-127.0.0.1}
+PORT=${PORT:-8000}
+mkdir -p var
+# The embedded default must not pick up a production configuration from the shell.
+unset DATABASE_URL REDIS_URL CELERY_BROKER_URL CELERY_RESULT_BACKEND
+if [ ! -s var/secret_key ]; then "$VENV/bin/python" -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key; fi
+export SECRET_KEY_FILE=$PWD/var/secret_key
+export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
+export SITE_URL="http://$HOST:$PORT"
+PY="$VENV/bin/python"
+
+"$PY" manage.py migrate --noinput
+"$PY" manage.py demo --url "$SITE_URL" ${DEMO_ARGS:-}
+
+"$VENV/bin/celery" -A mi_platform worker -Q cpu,gpu -c 1 -l WARNING > var/worker.log 2>&1 &
+WORKER=$!
+"$VENV/bin/gunicorn" mi_platform.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --access-logfile - > var/web.log 2>&1 &
+WEB=$!
+trap 'kill $WORKER $WEB 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+for _ in $(seq 1 60); do curl -fsS -o /dev/null "$SITE_URL/accounts/login/" && break; sleep 0.5; done
+echo
+echo "MI Platform is running at $SITE_URL/  (web log: var/web.log, worker log: var/worker.log)"
+echo "Logins are printed above (demo-coordinator, demo-coder1, demo-coder2). Ctrl-C to stop."
+wait $WEB
