@@ -5,6 +5,17 @@ Views, the API, Celery tasks and management commands call these; nothing else wr
 
 from __future__ import annotations
 
+from .adjudication import (
+    ConsensusReadOnly,
+    StaleConsensus,
+    adjudication_items,
+    compare,
+    record_consensus_code,
+    record_consensus_global,
+    start_consensus,
+    submit_consensus,
+)
+from .annomi import import_annomi_round
 from .imports import import_dialogues
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
@@ -15,6 +26,7 @@ from .studies import (
     split_by_ids,
     split_randomly,
 )
+from .tokens import create_token, revoke_token
 from .transcripts import (
     create_generated_source,
     dialogue_rounds,
@@ -25,18 +37,29 @@ from .transcripts import (
 
 __all__ = [
     "ActionError",
+    "ConsensusReadOnly",
+    "StaleConsensus",
+    "adjudication_items",
+    "compare",
     "create_coding_round",
     "create_generated_source",
     "create_study",
+    "create_token",
     "dialogue_rounds",
     "ensure_reference_source",
+    "import_annomi_round",
     "import_dialogues",
     "merge_utterances",
     "plan_assignments",
+    "record_consensus_code",
+    "record_consensus_global",
     "remove_membership",
     "reopen_assignment",
+    "revoke_token",
     "set_membership",
     "split_by_ids",
-    "split_utterance",
     "split_randomly",
+    "split_utterance",
+    "start_consensus",
+    "submit_consensus",
 ]
