@@ -1,0 +1,51 @@
+"""Personal API tokens: created on the account page or through ``POST /api/tokens/``, revoked by their owner.
+
+Only a SHA-256 digest and a short prefix are stored; the raw token is returned once, by
+``create_token``, and cannot be recovered afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.db import transaction
+from django.utils import timezone
+
+from mi_platform.api_auth import token_digest
+
+from ..models import ApiToken
+from .studies import ActionError
+
+# A recognisable prefix lets secret scanners and people spot a leaked token ("mip_…").
+TOKEN_PREFIX = "mip_"
+PREFIX_LENGTH = 10
+MAX_ACTIVE_TOKENS = 50
+
+
+@transaction.atomic
+def create_token(user, name: str) -> tuple[ApiToken, str]:
+    """Create a token for ``user``; returns the stored row and the raw token (shown once, never stored)."""
+    name = (name or "").strip()
+    if not name:
+        raise ActionError("Give the token a name, e.g. the script or machine that will use it.")
+    if len(name) > 100:
+        raise ActionError("A token name has at most 100 characters.")
+    # A cap keeps a runaway script from filling the table with tokens nobody can tell apart.
+    if ApiToken.objects.filter(user=user, revoked_at__isnull=True).count() >= MAX_ACTIVE_TOKENS:
+        raise ActionError(f"You already have {MAX_ACTIVE_TOKENS} active tokens; revoke one first.")
+    raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(user=user, name=name, prefix=raw[:PREFIX_LENGTH], digest=token_digest(raw))
+    return token, raw
+
+
+@transaction.atomic
+def revoke_token(user, token_id: int) -> ApiToken:
+    """Revoke one of ``user``'s own tokens (idempotent for an already revoked one)."""
+    token = ApiToken.objects.select_for_update().filter(pk=token_id, user=user).first()
+    if token is None:
+        # Somebody else's token is indistinguishable from a missing one.
+        raise ApiToken.DoesNotExist("No such token.")
+    if token.revoked_at is None:
+        token.revoked_at = timezone.now()
+        token.save(update_fields=["revoked_at"])
+    return token
