@@ -1,7 +1,7 @@
 # One image for web and workers; the GPU worker builds with EXTRAS=gpu (vLLM, CUDA base recommended).
 FROM python:3.11-slim
 ARG EXTRAS=cpu
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MI_VAR_DIR=/data
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MI_VAR_DIR=/data STATIC_MANIFEST=1 STATIC_ROOT=/app/staticfiles
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY mi_platform mi_platform

@@ -8,6 +8,7 @@ asked. ``DATABASE_URL`` switches to PostgreSQL, ``CELERY_BROKER_URL``/``REDIS_UR
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -42,6 +43,9 @@ DEBUG = envbool("DEBUG", False)
 # An empty key is refused by the system check `mi_platform.E001` when DEBUG is off; with DEBUG on a
 # throw-away development key keeps `runserver` convenient.
 SECRET_KEY = envsecret("SECRET_KEY") or ("dev-insecure-key-only-for-debug" if DEBUG else "")
+if not SECRET_KEY and "pytest" in sys.modules:
+    # A bare `pytest` run (no `make test`) still works; the key never leaves the test process.
+    SECRET_KEY = "test-only-insecure-key"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",") if h.strip()]
 CSRF_TRUSTED_ORIGINS = [o.strip() for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o.strip()]
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
@@ -142,12 +146,14 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
-        if envbool("STATIC_MANIFEST", not DEBUG and "pytest" not in os.environ.get("_", ""))
+        # Hashed names need `collectstatic` first: on in containers (the Dockerfile runs it), off for the
+        # embedded default and tests, where WhiteNoise serves files straight from the finders.
+        if envbool("STATIC_MANIFEST", False)
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
 }
 # Tests and the embedded default serve static files without collectstatic.
-WHITENOISE_USE_FINDERS = True
+WHITENOISE_USE_FINDERS = not envbool("STATIC_MANIFEST", False)
 WHITENOISE_AUTOREFRESH = DEBUG
 
 # Uploads: imports larger than this are refused with a clear message (bytes).
