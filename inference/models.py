@@ -125,3 +125,6 @@ class GenerationItem(models.Model):
             models.UniqueConstraint(fields=["run", "dialogue", "round_index"], name="one_item_per_run_round")
         ]
         indexes = [models.Index(fields=["run", "status"])]
+
+
+from .recipe_models import *  # noqa: E402,F401,F403 - the recipe tables belong to this app
