@@ -15,3 +15,10 @@ urlpatterns = [
     path("studies/<slug:slug>/dialogues/", studies.dialogue_list, name="dialogue-list"),
     path("studies/<slug:slug>/dialogues/<int:pk>/", studies.dialogue_detail, name="dialogue-detail"),
 ]
+
+from .views import tokens  # noqa: E402  (token pages, appended by the API work)
+
+urlpatterns += [
+    path("account/tokens/", tokens.token_create, name="token-create"),
+    path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
+]

@@ -1,0 +1,474 @@
+"""Machine API of the annotation app (DRF, thin): parse with a serializer → one action or query → respond.
+
+Also the shared base of every API view (``ApiView``, ``StudyScopedView``, ``ApiSchema``): one error
+body, pagination on every list, the error responses documented on every operation. Permissions are
+the pages' permissions because both go through ``annotation.queries``: an outsider gets 404, a member
+without the needed role 403.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from django.db.models import Count
+from django.http import Http404, HttpRequest
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, permissions, status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from . import actions, parsers, queries
+from . import serializers as s
+from .models import ApiToken, Assignment, Dialogue, Study, Transcript, TranscriptSource, Utterance
+
+
+class PersonalTokenScheme(OpenApiAuthenticationExtension):
+    """Documents ``Authorization: Bearer <token>`` (personal tokens) in the schema and Swagger UI."""
+
+    target_class = "mi_platform.api_auth.PersonalTokenAuthentication"
+    name = "personalToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A personal API token (account page or POST /api/tokens/)."}
+
+
+# --- shared base ------------------------------------------------------------------------------------------
+
+
+class Pagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 1000
+
+
+class ApiSchema(AutoSchema):
+    """AutoSchema that documents the API's error responses (one body shape) on every operation.
+
+    Schemathesis checks every response against the schema, so every status a view can return must be
+    here: 400 on writes, 401/403/404 everywhere, 429 where throttled.
+    """
+
+    def get_operation(self, path, path_regex, path_prefix, method, registry):
+        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
+        if operation is None:
+            return operation
+        error = {"content": {"application/json": {"schema": self.resolve_serializer(s.ErrorSerializer, "response").ref}}}
+        codes = {"401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
+                 "404": "No such object, or not visible to you."}
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            codes["400"] = "Invalid input; `errors` names the fields."
+        if getattr(self.view, "throttle_scope", None):
+            codes["429"] = "Too many requests; retry later."
+        for code, description in codes.items():
+            operation["responses"].setdefault(code, {"description": description, **error})
+        return operation
+
+
+class ApiView(generics.GenericAPIView):
+    """Base of every API view: action errors become 400 with the action's own message."""
+
+    schema = ApiSchema()
+    pagination_class = Pagination
+
+    def handle_exception(self, exc):
+        if isinstance(exc, actions.ActionError):
+            exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
+        elif isinstance(exc, parsers.ImportFormatError):
+            # Same message as the import page shows (file, line/record and field named).
+            exc = exceptions.ValidationError({"file": [str(exc)]})
+        return super().handle_exception(exc)
+
+    def paginated(self, rows, serializer_class, **context) -> Response:
+        """A paginated list response of ``rows`` (a queryset or a plain list)."""
+        page = self.paginate_queryset(rows)
+        data = serializer_class(page, many=True, context={"request": self.request, **context}).data
+        return self.get_paginated_response(data)
+
+    def valid(self, serializer_class, data=None) -> dict:
+        serializer = serializer_class(data=self.request.data if data is None else data)
+        serializer.is_valid(raise_exception=True)
+        return serializer.validated_data
+
+
+class StudyScopedView(ApiView):
+    """A view under ``/api/studies/<slug>/``; ``study_role`` is the role it needs (None: any member)."""
+
+    study_role: str | None = queries.COORDINATOR
+
+    def get_study(self) -> Study:
+        if not hasattr(self, "_study"):
+            self._study = queries.study_for(self.request.user, self.kwargs["slug"], role=self.study_role)
+        return self._study
+
+
+def not_found(request: HttpRequest, *args, **kwargs):
+    """JSON 404 for any path under /api/ that matches no endpoint (not Django's HTML page)."""
+    from django.http import JsonResponse
+
+    return JsonResponse({"detail": "No such API endpoint.", "errors": {}}, status=404)
+
+
+# --- the current user and tokens ---------------------------------------------------------------------------
+
+
+class MeView(ApiView):
+    @extend_schema(responses=s.MeSerializer, summary="The authenticated user")
+    def get(self, request: Request) -> Response:
+        user = request.user
+        return Response(
+            s.MeSerializer(
+                {"id": user.pk, "username": user.get_username(), "is_staff": user.is_staff,
+                 "can_create_studies": user.has_perm("annotation.add_study")}
+            ).data
+        )
+
+
+class TokenListView(ApiView):
+    """Your personal tokens. POST with username and password mints one (for scripts); throttled."""
+
+    throttle_scope = "auth"
+    serializer_class = s.TokenSerializer
+
+    def get_permissions(self):
+        if self.request.method == "POST":
+            return [permissions.AllowAny()]
+        return super().get_permissions()
+
+    def get_throttles(self):
+        return [ScopedRateThrottle()] if self.request.method != "GET" else []
+
+    def get_authenticators(self):
+        # Minting takes credentials in the body: a stale or revoked token in the header must not turn
+        # a correct username/password into a 401.
+        if getattr(self, "request", None) is not None and self.request.method == "POST":
+            return []
+        return super().get_authenticators()
+
+    @extend_schema(responses=s.TokenSerializer(many=True), summary="List your active tokens")
+    def get(self, request: Request) -> Response:
+        return self.paginated(ApiToken.objects.filter(user=request.user, revoked_at__isnull=True), s.TokenSerializer)
+
+    @extend_schema(request=s.TokenRequestSerializer, responses={201: s.TokenCreatedSerializer},
+                   summary="Create a token from a username and password", auth=[])
+    def post(self, request: Request) -> Response:
+        data = self.valid(s.TokenRequestSerializer)
+        user = authenticate(request._request, username=data["username"], password=data["password"])
+        if user is None:
+            raise exceptions.ValidationError({"non_field_errors": ["Invalid username or password."]})
+        token, raw = actions.create_token(user, data["name"])
+        token.token = raw  # the raw value exists only in this response
+        return Response(s.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
+
+
+class TokenDetailView(ApiView):
+    throttle_scope = "auth"
+
+    def get_throttles(self):
+        return [ScopedRateThrottle()]
+
+    @extend_schema(request=None, responses={204: None}, summary="Revoke one of your tokens")
+    def delete(self, request: Request, pk: int) -> Response:
+        try:
+            actions.revoke_token(request.user, pk)
+        except ApiToken.DoesNotExist as exc:
+            raise Http404("No such token.") from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- studies and members ---------------------------------------------------------------------------------------
+
+
+class StudyListView(ApiView):
+    serializer_class = s.StudySerializer
+
+    @extend_schema(responses=s.StudySerializer(many=True), summary="Studies you belong to (all, for staff)")
+    def get(self, request: Request) -> Response:
+        page = self.paginate_queryset(queries.studies_for(request.user).order_by("name", "id"))
+        roles = {study.pk: queries.role_in(request.user, study) for study in page}
+        data = s.StudySerializer(page, many=True, context={"roles": roles}).data
+        return self.get_paginated_response(data)
+
+    @extend_schema(request=s.StudyCreateSerializer, responses={201: s.StudyDetailSerializer},
+                   summary="Create a study (you become its coordinator)")
+    def post(self, request: Request) -> Response:
+        if not request.user.has_perm("annotation.add_study"):
+            raise exceptions.PermissionDenied("You may not create studies; ask a site admin.")
+        study = actions.create_study(created_by=request.user, **self.valid(s.StudyCreateSerializer))
+        return Response(_study_detail(request, study), status=status.HTTP_201_CREATED)
+
+
+def _study_detail(request: Request, study: Study) -> dict:
+    role = queries.role_in(request.user, study)
+    coordinator = role == queries.COORDINATOR
+    payload = s.StudySerializer(study, context={"roles": {study.pk: role}}).data
+    payload["counts"] = queries.study_with_counts(study) if coordinator else None
+    payload["split_info"] = study.split_info if coordinator else None
+    return payload
+
+
+class StudyDetailView(StudyScopedView):
+    study_role = None
+
+    @extend_schema(responses=s.StudyDetailSerializer, summary="A study (counts for coordinators)")
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(_study_detail(request, self.get_study()))
+
+
+class MemberListView(StudyScopedView):
+    serializer_class = s.MembershipSerializer
+
+    @extend_schema(responses=s.MembershipSerializer(many=True), summary="Members and their roles")
+    def get(self, request: Request, slug: str) -> Response:
+        return self.paginated(queries.members_of(self.get_study()), s.MembershipSerializer)
+
+    @extend_schema(request=s.MembershipWriteSerializer, responses={201: s.MembershipSerializer},
+                   summary="Add a member or change their role")
+    def post(self, request: Request, slug: str) -> Response:
+        data = self.valid(s.MembershipWriteSerializer)
+        membership = actions.set_membership(self.get_study(), data["username"], data["role"])
+        return Response(s.MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(StudyScopedView):
+    @extend_schema(request=None, responses={204: None}, summary="Remove a member")
+    def delete(self, request: Request, slug: str, username: str) -> Response:
+        actions.remove_membership(self.get_study(), username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --- dialogues, imports, splits ------------------------------------------------------------------------------
+
+
+class DialogueListView(StudyScopedView):
+    serializer_class = s.DialogueSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("split", str, enum=Dialogue.Split.values, required=False)],
+        responses=s.DialogueSerializer(many=True), summary="Dialogues of the study (coordinators)",
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        qs = queries.dialogues_for(request.user, self.get_study()).select_related("duplicate_of").order_by("id")
+        split = request.query_params.get("split")
+        if split:
+            if split not in Dialogue.Split.values:
+                raise exceptions.ValidationError({"split": [f"Unknown split '{split}'; use train, test or unused."]})
+            qs = qs.filter(split=split)
+        return self.paginated(qs, s.DialogueSerializer)
+
+
+class DialogueDetailView(StudyScopedView):
+    @extend_schema(responses=s.DialogueDetailSerializer, summary="A dialogue with its turns")
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        dialogue = queries.dialogues_for(request.user, self.get_study()).filter(pk=pk).first()
+        if dialogue is None:
+            raise Http404("No such dialogue.")
+        return Response(s.DialogueDetailSerializer(dialogue).data)
+
+
+class ImportListView(StudyScopedView):
+    parser_classes = [MultiPartParser, FormParser]
+    serializer_class = s.ImportBatchSerializer
+
+    @extend_schema(responses=s.ImportBatchSerializer(many=True), summary="Past imports of the study")
+    def get(self, request: Request, slug: str) -> Response:
+        return self.paginated(self.get_study().imports.order_by("-created_at", "-id"), s.ImportBatchSerializer)
+
+    @extend_schema(request={"multipart/form-data": s.ImportRequestSerializer}, responses={201: s.ImportBatchSerializer},
+                   summary="Import a dialogue file (all or nothing; same parsers and messages as the page)")
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.get_study()
+        data = self.valid(s.ImportRequestSerializer)
+        upload = data["file"]
+        parsers.check_size(upload.size, _max_import_bytes(), upload.name)
+        batch = actions.import_dialogues(
+            study, data=upload.read(), filename=upload.name, fmt=data["format"] or None,
+            split=data["split"] or None, created_by=request.user,
+        )
+        return Response(s.ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+
+
+def _max_import_bytes() -> int:
+    from django.conf import settings
+
+    return settings.MI_MAX_IMPORT_BYTES
+
+
+class SplitView(StudyScopedView):
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=s.SplitRequestSerializer, responses=s.SplitResultSerializer,
+                   summary="Split dialogues into train/test (random with a seed, or by external ids)")
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.get_study()
+        data = self.valid(s.SplitRequestSerializer)
+        if data["mode"] == "random":
+            counts = actions.split_randomly(study, n_test=data["n_test"], n_train=data.get("n_train"), seed=data["seed"])
+        else:
+            moved = actions.split_by_ids(study, split=data["split"], external_ids=data["external_ids"])
+            counts = {data["split"]: moved}
+        return Response({"counts": counts})
+
+
+# --- transcript sources, rounds, assignments (coordinators) ---------------------------------------------------------
+
+
+def _source_rows(study: Study) -> list[dict]:
+    sources = TranscriptSource.objects.filter(study=study).annotate(transcript_count=Count("transcripts")).order_by("id")
+    return [
+        {"id": src.pk, "kind": src.kind, "label": src.label, "generation_run_id": src.generation_run_id,
+         "transcript_count": src.transcript_count, "created_at": src.created_at}
+        for src in sources
+    ]
+
+
+class SourceListView(StudyScopedView):
+    serializer_class = s.SourceSerializer
+
+    @extend_schema(responses=s.SourceSerializer(many=True), summary="Transcript sources: the reference and one per run")
+    def get(self, request: Request, slug: str) -> Response:
+        return self.paginated(_source_rows(self.get_study()), s.SourceSerializer)
+
+
+class ReferenceSourceView(StudyScopedView):
+    @extend_schema(request=None, responses={200: s.SourceSerializer},
+                   summary="Create (or complete) the reference transcripts of the test split; idempotent")
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.get_study()
+        source = actions.ensure_reference_source(study)
+        row = next(r for r in _source_rows(study) if r["id"] == source.pk)
+        return Response(s.SourceSerializer(row).data)
+
+
+def _round_progress(round_ids) -> dict[int, dict[str, int]]:
+    progress: dict[int, dict[str, int]] = {}
+    rows = (
+        Assignment.objects.filter(coding_round_id__in=list(round_ids), kind=Assignment.Kind.CODING)
+        .values_list("coding_round_id", "status").annotate(n=Count("id"))
+    )
+    for round_id, st, n in rows:
+        progress.setdefault(round_id, {})[st] = n
+    return progress
+
+
+class RoundListView(StudyScopedView):
+    serializer_class = s.CodingRoundSerializer
+
+    @extend_schema(responses=s.CodingRoundSerializer(many=True), summary="Coding rounds with progress")
+    def get(self, request: Request, slug: str) -> Response:
+        study = self.get_study()
+        page = self.paginate_queryset(study.rounds.prefetch_related("sources", "coders").order_by("-created_at", "-id"))
+        context = {"progress": _round_progress(r.pk for r in page)}
+        return self.get_paginated_response(s.CodingRoundSerializer(page, many=True, context=context).data)
+
+    @extend_schema(request=s.CodingRoundCreateSerializer, responses={201: s.CodingRoundSerializer},
+                   summary="Create a coding round: balanced, shuffled, seeded queues with the given overlap")
+    def post(self, request: Request, slug: str) -> Response:
+        study = self.get_study()
+        data = self.valid(s.CodingRoundCreateSerializer)
+        sources = list(TranscriptSource.objects.filter(study=study, pk__in=data["sources"]))
+        missing = sorted(set(data["sources"]) - {src.pk for src in sources})
+        if missing:
+            raise exceptions.ValidationError({"sources": [f"Not sources of this study: {missing}."]})
+        coders = s.usernames_to_users(data["coders"])
+        coding_round = actions.create_coding_round(
+            study, name=data["name"], sources=sources, coders=coders, overlap=data["overlap"], seed=data.get("seed"),
+            per_overlap=data["per_overlap"], created_by=request.user,
+        )
+        context = {"progress": _round_progress([coding_round.pk])}
+        return Response(s.CodingRoundSerializer(coding_round, context=context).data, status=status.HTTP_201_CREATED)
+
+
+class RoundDetailView(StudyScopedView):
+    @extend_schema(responses=s.CodingRoundSerializer, summary="A coding round with its progress")
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        coding_round = queries.round_for(request.user, self.get_study(), pk)
+        context = {"progress": _round_progress([coding_round.pk])}
+        return Response(s.CodingRoundSerializer(coding_round, context=context).data)
+
+
+class RoundAssignmentsView(StudyScopedView):
+    serializer_class = s.AssignmentSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("coder", str, required=False, description="Only this coder's assignments."),
+                    OpenApiParameter("status", str, enum=Assignment.Status.values, required=False)],
+        responses=s.AssignmentSerializer(many=True), summary="Assignments of a round (coordinators; not blinded)",
+    )
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        coding_round = queries.round_for(request.user, self.get_study(), pk)
+        qs = (
+            Assignment.objects.filter(coding_round=coding_round)
+            .select_related("coder", "transcript", "transcript__source").order_by("coder__username", "position", "id")
+        )
+        if request.query_params.get("coder"):
+            qs = qs.filter(coder__username=request.query_params["coder"])
+        if request.query_params.get("status"):
+            qs = qs.filter(status=request.query_params["status"])
+        return self.paginated(qs, s.AssignmentSerializer)
+
+
+class AssignmentReopenView(StudyScopedView):
+    @extend_schema(request=None, responses=s.AssignmentSerializer, summary="Reopen submitted work (bumps its version)")
+    def post(self, request: Request, slug: str, pk: int) -> Response:
+        study = self.get_study()
+        assignment = (
+            Assignment.objects.select_related("coder", "transcript", "transcript__source")
+            .filter(pk=pk, coding_round__study=study).first()
+        )
+        if assignment is None:
+            raise Http404("No such assignment.")
+        assignment = actions.reopen_assignment(assignment, actor=request.user)
+        return Response(s.AssignmentSerializer(assignment).data)
+
+
+# --- a coder's own queue and workspace (blinded) --------------------------------------------------------------------
+
+
+class QueueView(ApiView):
+    serializer_class = s.QueueItemSerializer
+
+    @extend_schema(
+        parameters=[OpenApiParameter("status", str, enum=Assignment.Status.values, required=False)],
+        responses=s.QueueItemSerializer(many=True), summary="Your coding queue, in order (blinded)",
+    )
+    def get(self, request: Request) -> Response:
+        qs = queries.assignments_for(request.user)
+        if request.query_params.get("status"):
+            qs = qs.filter(status=request.query_params["status"])
+        return self.paginated(qs, s.QueueItemSerializer)
+
+
+def workspace_payload(assignment: Assignment) -> dict:
+    """The coder's view of an assignment: texts, own codes and globals; no source, model or run."""
+    transcript: Transcript = assignment.transcript
+    codes = dict(assignment.codes.values_list("utterance_id", "code"))
+    utterances: dict[int, list[dict]] = {}
+    for u in Utterance.objects.filter(volley__transcript=transcript).order_by("volley__index", "index"):
+        utterances.setdefault(u.volley_id, []).append(
+            {"id": u.pk, "index": u.index, "text": u.text, "code": codes.get(u.pk)}
+        )
+    volleys = [
+        {"index": v.index, "client_context": v.client_context, "utterances": utterances.get(v.pk, [])}
+        for v in transcript.volleys.order_by("index")
+    ]
+    from . import miti
+
+    ratings = dict(assignment.global_ratings.values_list("scale", "value"))
+    coding_round = assignment.coding_round
+    return {
+        "id": assignment.pk, "study": coding_round.study.slug, "change_goal": coding_round.study.change_goal,
+        "blind_code": transcript.blind_code, "status": assignment.status, "version": assignment.version,
+        "globals_rated": coding_round.globals_rated, "instrument_version": coding_round.instrument_version,
+        "volleys": volleys, "globals": {key: ratings.get(key) for key in miti.GLOBAL_KEYS},
+    }
+
+
+class WorkspaceView(ApiView):
+    @extend_schema(responses=s.WorkspaceSerializer, summary="One of your assignments with its transcript and your codes")
+    def get(self, request: Request, pk: int) -> Response:
+        assignment = queries.assignment_for(request.user, pk)
+        return Response(s.WorkspaceSerializer(workspace_payload(assignment)).data)
+

@@ -1,0 +1,46 @@
+"""The machine API under /api/: wiring only. Each app's ``api`` module holds its views.
+
+The schema is at /api/schema/ and Swagger UI at /api/docs/ (served from drf-spectacular-sidecar's
+static files, no CDN). Any other path under /api/ answers a JSON 404 in the API's error shape.
+"""
+
+from __future__ import annotations
+
+from django.urls import path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from annotation import api as annotation_api
+
+urlpatterns = [
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # the current user and personal tokens
+    path("me/", annotation_api.MeView.as_view(), name="api-me"),
+    path("tokens/", annotation_api.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/", annotation_api.TokenDetailView.as_view(), name="api-token"),
+    # studies, members, dialogues, imports
+    path("studies/", annotation_api.StudyListView.as_view(), name="api-studies"),
+    path("studies/<slug:slug>/", annotation_api.StudyDetailView.as_view(), name="api-study"),
+    path("studies/<slug:slug>/members/", annotation_api.MemberListView.as_view(), name="api-members"),
+    path("studies/<slug:slug>/members/<str:username>/", annotation_api.MemberDetailView.as_view(), name="api-member"),
+    path("studies/<slug:slug>/dialogues/", annotation_api.DialogueListView.as_view(), name="api-dialogues"),
+    path("studies/<slug:slug>/dialogues/<int:pk>/", annotation_api.DialogueDetailView.as_view(), name="api-dialogue"),
+    path("studies/<slug:slug>/imports/", annotation_api.ImportListView.as_view(), name="api-imports"),
+    path("studies/<slug:slug>/split/", annotation_api.SplitView.as_view(), name="api-split"),
+    # transcripts, coding rounds, assignments (coordinators)
+    path("studies/<slug:slug>/sources/", annotation_api.SourceListView.as_view(), name="api-sources"),
+    path("studies/<slug:slug>/sources/reference/", annotation_api.ReferenceSourceView.as_view(),
+         name="api-reference-source"),
+    path("studies/<slug:slug>/rounds/", annotation_api.RoundListView.as_view(), name="api-rounds"),
+    path("studies/<slug:slug>/rounds/<int:pk>/", annotation_api.RoundDetailView.as_view(), name="api-round"),
+    path("studies/<slug:slug>/rounds/<int:pk>/assignments/", annotation_api.RoundAssignmentsView.as_view(),
+         name="api-round-assignments"),
+    path("studies/<slug:slug>/assignments/<int:pk>/reopen/", annotation_api.AssignmentReopenView.as_view(),
+         name="api-assignment-reopen"),
+    # a coder's own queue and workspace (blinded)
+    path("queue/", annotation_api.QueueView.as_view(), name="api-queue"),
+    path("assignments/<int:pk>/", annotation_api.WorkspaceView.as_view(), name="api-assignment"),
+]
+
+# Last: anything else under /api/ is a JSON 404, not Django's HTML page.
+urlpatterns.append(re_path(r"^.*$", annotation_api.not_found))

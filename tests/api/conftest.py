@@ -1,0 +1,103 @@
+"""API fixtures: a token per persona, clients that send it, and a study with transcripts from three sources.
+
+The study is built through the real actions: the demo dialogues imported, the reference transcripts,
+two generated sources with tell-tale model names (so blinding tests have something to look for) and
+a fully double-coded round for ``coder`` and ``coder2``.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+
+PERSONAS = ("admin", "coordinator", "coder", "coder2", "outsider", "anonymous")
+
+# Names that must never reach a coder: model names, run labels, checkpoint paths.
+MODEL_A = "Qwen2-MI-secret-alpha"
+MODEL_B = "Llama3-MI-secret-beta"
+CHECKPOINT_A = "/checkpoints/secret-alpha/adapter"
+CHECKPOINT_B = "/checkpoints/secret-beta/adapter"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_cache():
+    # Throttle counters live in the cache: each test starts with a clean slate.
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def personas(admin_user, coordinator, coder, coder2, outsider):
+    return {"admin": admin_user, "coordinator": coordinator, "coder": coder, "coder2": coder2, "outsider": outsider}
+
+
+@pytest.fixture
+def tokens(personas):
+    """A raw personal token for every persona (anonymous has none)."""
+    from annotation import actions
+
+    return {name: actions.create_token(user, "tests")[1] for name, user in personas.items()}
+
+
+@pytest.fixture
+def api(tokens):
+    """``api("coder")`` is a DRF client sending the coder's token; ``api("anonymous")`` sends none."""
+
+    def make(persona: str) -> APIClient:
+        client = APIClient()
+        if persona != "anonymous":
+            client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens[persona]}")
+        return client
+
+    return make
+
+
+def make_generated_responses(study) -> dict[int, list[str]]:
+    """A reply per round for every test dialogue of the study (what a finished run would hand over)."""
+    from annotation.actions import dialogue_rounds
+    from annotation.models import Dialogue
+
+    responses = {}
+    for dialogue in Dialogue.objects.filter(study=study, split="test").order_by("id"):
+        rounds = dialogue_rounds(dialogue.turns.order_by("index"))
+        responses[dialogue.pk] = [f"生成的回应 {i}。你觉得呢？" for i in range(len(rounds))]
+    return responses
+
+
+@pytest.fixture
+def world(study, coordinator, coder, coder2, demo_dialogues_file):
+    """The study with reference + two generated sources and an open, fully double-coded round."""
+    from annotation import actions
+
+    actions.import_dialogues(study, path=str(demo_dialogues_file), created_by=coordinator)
+    reference = actions.ensure_reference_source(study)
+    runs = make_runs(study, coordinator)
+    responses = make_generated_responses(study)
+    generated = [
+        actions.create_generated_source(study, run_id=run.pk, label=f"{run.model.name} · run {run.pk}", responses=responses)
+        for run in runs
+    ]
+    coding_round = actions.create_coding_round(
+        study, name="Round 1", sources=[reference, *generated], coders=[coder, coder2], overlap=1.0, seed=7,
+        created_by=coordinator,
+    )
+    return {"study": study, "reference": reference, "generated": generated, "runs": runs, "round": coding_round}
+
+
+def make_runs(study, user):
+    """Two registered models (with checkpoint paths) and a generation run of each, straight in the tables.
+
+    The runs are not executed: the tests need their names and ids to exist, not their output.
+    """
+    from inference.models import GenerationRun, RegisteredModel
+
+    runs = []
+    for name, adapter in ((MODEL_A, CHECKPOINT_A), (MODEL_B, CHECKPOINT_B)):
+        model = RegisteredModel.objects.create(
+            name=name, backend="transformers", base_model="/models/base-secret", adapter_path=adapter, is_finetuned=True,
+            created_by=user,
+        )
+        runs.append(GenerationRun.objects.create(study=study, model=model, split="test", created_by=user))
+    return runs
