@@ -6,8 +6,6 @@ Views, the API, Celery tasks and management commands call these; nothing else wr
 from __future__ import annotations
 
 from .adjudication import (
-    ConsensusReadOnly,
-    StaleConsensus,
     adjudication_items,
     compare,
     record_consensus_code,
@@ -16,6 +14,18 @@ from .adjudication import (
     submit_consensus,
 )
 from .annomi import import_annomi_round
+from .coding import (
+    AssignmentReadOnly,
+    StaleVersion,
+    clear_code,
+    coding_sheet,
+    missing_for_submit,
+    progress_for,
+    save_code,
+    set_global,
+    submit_assignment,
+    undo_last,
+)
 from .imports import import_dialogues
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
@@ -37,8 +47,16 @@ from .transcripts import (
 
 __all__ = [
     "ActionError",
-    "ConsensusReadOnly",
-    "StaleConsensus",
+    "AssignmentReadOnly",
+    "StaleVersion",
+    "clear_code",
+    "coding_sheet",
+    "missing_for_submit",
+    "progress_for",
+    "save_code",
+    "set_global",
+    "submit_assignment",
+    "undo_last",
     "adjudication_items",
     "compare",
     "create_coding_round",

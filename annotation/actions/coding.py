@@ -1,0 +1,525 @@
+"""Coding actions: save a code or a global rating, clear, undo, submit — and the reads the coding page needs.
+
+Every write is one small transaction that starts with a compare-and-set on the assignment's
+``version``: ``UPDATE … WHERE id = ? AND version = ? AND status <> 'submitted'``. The update takes the
+row lock, so concurrent writers to one assignment are serialised, and a writer holding a stale version
+(another tab, another device, a reopened assignment) updates nothing and gets ``StaleVersion`` — never a
+silent overwrite. Every change writes an ``AuditEvent`` (who, when, action, target, old → new, version),
+and ``undo_last`` walks that trail back.
+
+Audit targets are ``utterance:<id>`` and ``global:<SCALE>``; an empty ``old``/``new`` means "not
+coded"/"not rated".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+from django.db.models import Count, F, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from .. import miti
+from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode, Volley
+from .studies import ActionError
+
+# Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
+CODE, GLOBAL, UNDO, SUBMIT = "code", "global", "undo", "submit"
+UNDOABLE = (CODE, GLOBAL)
+
+
+class StaleVersion(ActionError):
+    """The write was based on an old version of the assignment (HTTP 409)."""
+
+    def __init__(self, current_version: int, message: str | None = None) -> None:
+        self.current_version = current_version
+        super().__init__(
+            message
+            or "This assignment was changed in another tab or device — reload to see the latest version."
+        )
+
+
+class AssignmentReadOnly(ActionError):
+    """The assignment is submitted (or its round closed): nothing can change until it is reopened."""
+
+
+@dataclass(frozen=True)
+class SaveResult:
+    """What a coding action changed, so the page can re-render just that part.
+
+    ``volley_id``/``utterance_id`` are set when an utterance code changed, ``scale`` when a global did;
+    ``tally`` is the volley's new MITI tally.
+    """
+
+    version: int
+    action: str
+    target: str
+    old: str
+    new: str
+    volley_id: int | None = None
+    utterance_id: int | None = None
+    scale: str | None = None
+    tally: miti.VolleyTally | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# Compare-and-set on the version
+# --------------------------------------------------------------------------------------------------
+
+
+def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int:
+    """Bump the version if it still equals ``version`` and the work is editable; return the new one.
+
+    Must run inside the caller's transaction: the row lock it takes is held until commit, which is
+    what serialises two writers of one assignment.
+    """
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ActionError(f"version must be a whole number, got {version!r}")
+    if (
+        CodingRound.objects.filter(pk=assignment.coding_round_id).values_list("status", flat=True).first()
+        != CodingRound.Status.OPEN
+    ):
+        raise AssignmentReadOnly("This coding round is closed; its work can no longer be changed.")
+    now = timezone.now()
+    changes: dict[str, object] = {"version": F("version") + 1, "updated_at": now}
+    if submit:
+        changes.update(status=Assignment.Status.SUBMITTED, submitted_at=now)
+    else:
+        changes.update(status=Assignment.Status.IN_PROGRESS, started_at=Coalesce(F("started_at"), Value(now)))
+    updated = (
+        Assignment.objects.filter(pk=assignment.pk, version=version)
+        .exclude(status=Assignment.Status.SUBMITTED)
+        .update(**changes)
+    )
+    if updated != 1:
+        current = Assignment.objects.filter(pk=assignment.pk).values("version", "status").first()
+        if current is None:
+            raise ActionError("This assignment no longer exists.")
+        if current["status"] == Assignment.Status.SUBMITTED:
+            raise AssignmentReadOnly(
+                "This assignment is submitted and read-only until a coordinator reopens it."
+            )
+        raise StaleVersion(current["version"])
+    # Keep the caller's instance in step, so a view can render the new state without a re-read.
+    assignment.version = version + 1
+    if submit:
+        assignment.status, assignment.submitted_at = Assignment.Status.SUBMITTED, now
+    else:
+        assignment.status = Assignment.Status.IN_PROGRESS
+        assignment.started_at = assignment.started_at or now
+    return assignment.version
+
+
+def _audit(assignment: Assignment, actor, action: str, target: str, old: str, new: str) -> None:
+    AuditEvent.objects.create(
+        assignment=assignment, actor=actor, action=action, target=target, old=old, new=new,
+        version=assignment.version,
+    )
+
+
+def _utterance_of(assignment: Assignment, utterance_id: object) -> Utterance:
+    if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
+        raise ActionError(f"utterance must be an utterance id (a whole number), got {utterance_id!r}")
+    utterance = (
+        Utterance.objects.select_related("volley")
+        .filter(pk=utterance_id, volley__transcript_id=assignment.transcript_id)
+        .first()
+    )
+    if utterance is None:
+        raise ActionError(f"Utterance {utterance_id} is not part of transcript {assignment.transcript.blind_code}.")
+    return utterance
+
+
+def volley_tally(assignment: Assignment, volley_id: int) -> miti.VolleyTally:
+    """The MITI tally of one volley from this assignment's codes, utterances in order."""
+    codes = dict(
+        UtteranceCode.objects.filter(assignment=assignment, utterance__volley_id=volley_id).values_list(
+            "utterance_id", "code"
+        )
+    )
+    order = Utterance.objects.filter(volley_id=volley_id).order_by("index").values_list("id", flat=True)
+    return miti.tally_volley([codes.get(uid) for uid in order])
+
+
+def _write_code(assignment: Assignment, utterance: Utterance, code: str | None) -> str:
+    """Set (or with ``None`` delete) the assignment's code for ``utterance``; return the old value."""
+    existing = UtteranceCode.objects.filter(assignment=assignment, utterance=utterance).first()
+    old = existing.code if existing else ""
+    if code is None:
+        if existing:
+            existing.delete()
+    elif existing is None:
+        UtteranceCode.objects.create(assignment=assignment, utterance=utterance, code=code)
+    elif existing.code != code:
+        existing.code = code
+        existing.save(update_fields=["code", "updated_at"])
+    return old
+
+
+def _write_global(assignment: Assignment, scale: str, value: int | None) -> str:
+    existing = GlobalRating.objects.filter(assignment=assignment, scale=scale).first()
+    old = str(existing.value) if existing else ""
+    if value is None:
+        if existing:
+            existing.delete()
+    elif existing is None:
+        GlobalRating.objects.create(assignment=assignment, scale=scale, value=value)
+    elif existing.value != value:
+        existing.value = value
+        existing.save(update_fields=["value", "updated_at"])
+    return old
+
+
+def _code_result(assignment: Assignment, utterance: Utterance, action: str, old: str, new: str) -> SaveResult:
+    return SaveResult(
+        version=assignment.version, action=action, target=f"utterance:{utterance.pk}", old=old, new=new,
+        volley_id=utterance.volley_id, utterance_id=utterance.pk, tally=volley_tally(assignment, utterance.volley_id),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# Actions
+# --------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def save_code(assignment: Assignment, *, utterance_id: int, code: str, version: int, actor) -> SaveResult:
+    """Record ``code`` (a MITI behaviour code key or ``"NONE"`` for "no code") for one utterance.
+
+    Refused with ``ActionError`` for an unknown code or an utterance outside the assignment's
+    transcript, ``StaleVersion`` when ``version`` is not the current one, ``AssignmentReadOnly`` when
+    the work is submitted. Saving the value already stored still bumps the version (so a stale tab
+    learns it is stale) but writes no audit event, so undo never "undoes" a no-op.
+    """
+    try:
+        code = miti.validate_code(code)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
+    utterance = _utterance_of(assignment, utterance_id)
+    _claim(assignment, version)
+    old = _write_code(assignment, utterance, code)
+    if old != code:
+        _audit(assignment, actor, CODE, f"utterance:{utterance.pk}", old, code)
+    return _code_result(assignment, utterance, CODE, old, code)
+
+
+@transaction.atomic
+def clear_code(assignment: Assignment, *, utterance_id: int, version: int, actor) -> SaveResult:
+    """Put an utterance back to "not coded yet" (unlike ``"NONE"``, which is a coding decision)."""
+    utterance = _utterance_of(assignment, utterance_id)
+    _claim(assignment, version)
+    old = _write_code(assignment, utterance, None)
+    if old:
+        _audit(assignment, actor, CODE, f"utterance:{utterance.pk}", old, "")
+    return _code_result(assignment, utterance, CODE, old, "")
+
+
+@transaction.atomic
+def set_global(assignment: Assignment, *, scale: str, value: int | None, version: int, actor) -> SaveResult:
+    """Rate one of the four global scales 1–5; ``value=None`` clears the rating (back to "not rated").
+
+    Globals start unset: the manual's "start from 3" is a hint on the page, never a stored value.
+    """
+    if not assignment.coding_round.globals_rated:
+        raise ActionError("Global scales are not rated in this round.")
+    try:
+        if value is None:
+            if scale not in miti.GLOBAL_BY_KEY:
+                raise ValueError(
+                    f"unknown MITI global scale {scale!r}; expected one of: {', '.join(miti.GLOBAL_KEYS)}"
+                )
+        else:
+            miti.validate_global(scale, value)
+    except ValueError as exc:
+        raise ActionError(str(exc)) from None
+    _claim(assignment, version)
+    old = _write_global(assignment, scale, value)
+    new = "" if value is None else str(value)
+    if old != new:
+        _audit(assignment, actor, GLOBAL, f"global:{scale}", old, new)
+    return SaveResult(version=assignment.version, action=GLOBAL, target=f"global:{scale}", old=old, new=new,
+                      scale=scale)
+
+
+def _last_undoable(assignment: Assignment, actor) -> AuditEvent | None:
+    """The actor's most recent code/global change that no later undo has reverted.
+
+    The trail is read as a stack: walking back from the newest event, each undo cancels the nearest
+    earlier change not already cancelled, so pressing undo repeatedly steps further back.
+    """
+    pending_undos = 0
+    events = AuditEvent.objects.filter(assignment=assignment, actor=actor, action__in=(*UNDOABLE, UNDO))
+    for event in events.order_by("-id").iterator():
+        if event.action == UNDO:
+            pending_undos += 1
+        elif pending_undos:
+            pending_undos -= 1
+        else:
+            return event
+    return None
+
+
+@transaction.atomic
+def undo_last(assignment: Assignment, *, version: int, actor) -> SaveResult:
+    """Revert the actor's last code or global change on this assignment, from the audit trail."""
+    _claim(assignment, version)  # first: the row lock makes the trail we read below stable
+    event = _last_undoable(assignment, actor)
+    if event is None:
+        raise ActionError("Nothing to undo.")
+    kind, _, key = event.target.partition(":")
+    if kind == "utterance":
+        utterance = _utterance_of(assignment, int(key))
+        old = _write_code(assignment, utterance, event.old or None)
+        _audit(assignment, actor, UNDO, event.target, old, event.old)
+        return _code_result(assignment, utterance, UNDO, old, event.old)
+    if kind == "global":
+        old = _write_global(assignment, key, int(event.old) if event.old else None)
+        _audit(assignment, actor, UNDO, event.target, old, event.old)
+        return SaveResult(version=assignment.version, action=UNDO, target=event.target, old=old, new=event.old,
+                          scale=key)
+    raise ActionError(f"Cannot undo a change to {event.target!r}.")  # pragma: no cover - we write no other
+
+
+# --------------------------------------------------------------------------------------------------
+# Completeness and submit
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Missing:
+    """What stands between an assignment and submission."""
+
+    total_utterances: int
+    uncoded: list[tuple[int, int]]  # (volley number, utterance number), both 1-based
+    globals_missing: list[str]  # scale keys
+
+    @property
+    def complete(self) -> bool:
+        return not self.uncoded and not self.globals_missing
+
+    def message(self) -> str:
+        """A sentence a coder can act on, e.g. which utterances and which scales are missing."""
+        parts = []
+        if self.uncoded:
+            by_volley: dict[int, list[str]] = {}
+            for volley_no, utt_no in self.uncoded:
+                by_volley.setdefault(volley_no, []).append(str(utt_no))
+            where = "; ".join(f"volley {v}: utterance {', '.join(u)}" for v, u in list(by_volley.items())[:8])
+            if len(by_volley) > 8:
+                where += f"; and {len(by_volley) - 8} more volleys"
+            parts.append(
+                f"{len(self.uncoded)} of {self.total_utterances} utterances have no code yet ({where}) — "
+                "give each a code or \"No code\""
+            )
+        if self.globals_missing:
+            names = ", ".join(miti.GLOBAL_BY_KEY[key].name for key in self.globals_missing)
+            parts.append(f"{len(self.globals_missing)} global ratings are missing ({names})")
+        return "Cannot submit yet: " + "; ".join(parts) + "."
+
+
+def missing_for_submit(assignment: Assignment) -> Missing:
+    """Uncoded utterances and unrated globals (globals only when the round rates them)."""
+    coded = set(UtteranceCode.objects.filter(assignment=assignment).values_list("utterance_id", flat=True))
+    rows = (
+        Utterance.objects.filter(volley__transcript_id=assignment.transcript_id)
+        .order_by("volley__index", "index")
+        .values_list("id", "volley__index", "index")
+    )
+    total = 0
+    uncoded: list[tuple[int, int]] = []
+    for uid, volley_index, index in rows:
+        total += 1
+        if uid not in coded:
+            uncoded.append((volley_index + 1, index + 1))
+    globals_missing: list[str] = []
+    if assignment.coding_round.globals_rated:
+        rated = set(GlobalRating.objects.filter(assignment=assignment).values_list("scale", flat=True))
+        globals_missing = [key for key in miti.GLOBAL_KEYS if key not in rated]
+    return Missing(total_utterances=total, uncoded=uncoded, globals_missing=globals_missing)
+
+
+@transaction.atomic
+def submit_assignment(assignment: Assignment, *, version: int, actor) -> Assignment:
+    """Hand in finished work: refused (with what is missing) until every utterance has a code or
+    "No code" and all four globals are rated (unless the round does not rate globals).
+
+    Submitted work is read-only until a coordinator reopens it (``rounds.reopen_assignment``).
+    """
+    previous = assignment.status
+    _claim(assignment, version, submit=True)  # lock first, then check: no save can slip in between
+    missing = missing_for_submit(assignment)
+    if not missing.complete:
+        # Raising rolls the claim back: the version and status stay as they were.
+        assignment.version, assignment.status, assignment.submitted_at = version, previous, None
+        raise ActionError(missing.message())
+    _audit(assignment, actor, SUBMIT, "assignment", previous, Assignment.Status.SUBMITTED)
+    return assignment
+
+
+# --------------------------------------------------------------------------------------------------
+# Reads for the coding page
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Progress:
+    coded: int
+    total: int
+    globals_set: int
+    globals_total: int  # 0 when the round does not rate globals
+
+    @property
+    def percent(self) -> int:
+        done, whole = self.coded + self.globals_set, self.total + self.globals_total
+        return 100 if whole == 0 else round(100 * done / whole)
+
+    @property
+    def complete(self) -> bool:
+        return self.coded == self.total and self.globals_set == self.globals_total
+
+
+def progress_for(assignments: Iterable[Assignment]) -> dict[int, Progress]:
+    """Progress of several assignments in three queries (for the queue page), keyed by assignment id."""
+    assignments = list(assignments)
+    if not assignments:
+        return {}
+    ids = [a.pk for a in assignments]
+    utterances_per_transcript = Utterance.objects.filter(volley__transcript=OuterRef("transcript_id")).values(
+        "volley__transcript"
+    ).annotate(n=Count("id")).values("n")
+    rows = Assignment.objects.filter(pk__in=ids).annotate(
+        total=Coalesce(Subquery(utterances_per_transcript), 0),
+        n_globals=Count("global_ratings", distinct=True),
+        rated=F("coding_round__globals_rated"),
+    ).values("pk", "total", "n_globals", "rated")
+    coded = dict(
+        UtteranceCode.objects.filter(assignment_id__in=ids).values("assignment_id").annotate(n=Count("id"))
+        .values_list("assignment_id", "n")
+    )
+    return {
+        row["pk"]: Progress(
+            coded=coded.get(row["pk"], 0), total=row["total"],
+            globals_set=row["n_globals"] if row["rated"] else 0,
+            globals_total=len(miti.GLOBAL_KEYS) if row["rated"] else 0,
+        )
+        for row in rows
+    }
+
+
+def assignment_progress(assignment: Assignment) -> Progress:
+    """Coded utterances and rated globals of one assignment."""
+    return progress_for([assignment])[assignment.pk]
+
+
+@dataclass(frozen=True)
+class UtteranceRow:
+    id: int
+    number: int  # 1-based within the volley
+    text: str
+    code: str | None  # None: not coded yet; "NONE": "No code"
+
+
+@dataclass(frozen=True)
+class VolleyRow:
+    id: int
+    number: int  # 1-based within the transcript
+    client_context: str
+    utterances: list[UtteranceRow]
+    tally: miti.VolleyTally
+
+    @property
+    def counted(self) -> list[str]:
+        """Code keys this volley contributes, in the manual's order."""
+        return [key for key in miti.CODE_KEYS if self.tally.counts.get(key)]
+
+
+@dataclass(frozen=True)
+class CodingSheet:
+    """Everything the coding page shows for one assignment — and nothing about the transcript's source."""
+
+    volleys: list[VolleyRow]
+    globals: dict[str, int | None]
+    progress: Progress
+    codes: dict[int, str] = field(default_factory=dict)
+
+
+def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None) -> list[VolleyRow]:
+    """The transcript's volleys (or just ``volley_ids``) with this assignment's codes and live tallies."""
+    volleys = Volley.objects.filter(transcript_id=assignment.transcript_id).order_by("index")
+    if volley_ids is not None:
+        volleys = volleys.filter(pk__in=volley_ids)
+    volleys = volleys.prefetch_related("utterances")
+    codes_query = UtteranceCode.objects.filter(assignment=assignment)
+    if volley_ids is not None:
+        codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
+    codes = dict(codes_query.values_list("utterance_id", "code"))
+    rows = []
+    for volley in volleys:
+        utterances = sorted(volley.utterances.all(), key=lambda u: u.index)
+        row_codes = [codes.get(u.pk) for u in utterances]
+        rows.append(
+            VolleyRow(
+                id=volley.pk, number=volley.index + 1, client_context=volley.client_context,
+                utterances=[
+                    UtteranceRow(id=u.pk, number=u.index + 1, text=u.text, code=c)
+                    for u, c in zip(utterances, row_codes, strict=True)
+                ],
+                tally=miti.tally_volley(row_codes),
+            )
+        )
+    return rows
+
+
+def global_values(assignment: Assignment) -> dict[str, int | None]:
+    """The four scales in the manual's order, ``None`` when not rated yet."""
+    rated = dict(GlobalRating.objects.filter(assignment=assignment).values_list("scale", "value"))
+    return {key: rated.get(key) for key in miti.GLOBAL_KEYS}
+
+
+def coding_sheet(assignment: Assignment) -> CodingSheet:
+    """The whole coding page's data for one assignment."""
+    volleys = volley_rows(assignment)
+    codes = {u.id: u.code for v in volleys for u in v.utterances if u.code is not None}
+    values = global_values(assignment)
+    rated = assignment.coding_round.globals_rated
+    progress = Progress(
+        coded=len(codes), total=sum(len(v.utterances) for v in volleys),
+        globals_set=sum(v is not None for v in values.values()) if rated else 0,
+        globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
+    )
+    return CodingSheet(volleys=volleys, globals=values, progress=progress, codes=codes)
+
+
+def is_editable(assignment: Assignment) -> bool:
+    """Whether the coder may still change this assignment (not submitted, round open)."""
+    return (
+        assignment.status != Assignment.Status.SUBMITTED
+        and assignment.coding_round.status == CodingRound.Status.OPEN
+    )
+
+
+__all__ = [
+    "AssignmentReadOnly",
+    "CodingSheet",
+    "Missing",
+    "Progress",
+    "SaveResult",
+    "StaleVersion",
+    "UtteranceRow",
+    "VolleyRow",
+    "assignment_progress",
+    "clear_code",
+    "coding_sheet",
+    "global_values",
+    "is_editable",
+    "missing_for_submit",
+    "progress_for",
+    "save_code",
+    "set_global",
+    "submit_assignment",
+    "undo_last",
+    "volley_rows",
+    "volley_tally",
+]
