@@ -201,6 +201,8 @@ class FineTuneJob(models.Model):
     )
     system_prompt = models.TextField(blank=True)
     hyperparameters = models.JSONField(default=dict)
+    # The training set is fixed when the job starts, so a later split change cannot alter a queued job.
+    dialogue_ids = models.JSONField(default=list, blank=True)
     dialogue_count = models.PositiveIntegerField(default=0)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     stop_requested = models.BooleanField(default=False)
