@@ -13,7 +13,7 @@ from django.db.models import Count
 from django.http import Http404, HttpRequest
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, generics, permissions, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
@@ -21,9 +21,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from . import actions, parsers, queries
+from . import actions, miti, parsers, queries
 from . import serializers as s
-from .models import ApiToken, Assignment, Dialogue, Study, Transcript, TranscriptSource, Utterance
+from .actions import coding
+from .models import ApiToken, Assignment, Dialogue, Study, TranscriptSource
 
 
 class PersonalTokenScheme(OpenApiAuthenticationExtension):
@@ -438,31 +439,38 @@ class QueueView(ApiView):
         qs = queries.assignments_for(request.user)
         if request.query_params.get("status"):
             qs = qs.filter(status=request.query_params["status"])
-        return self.paginated(qs, s.QueueItemSerializer)
+        page = self.paginate_queryset(qs)
+        progress = {pk: _progress(p) for pk, p in coding.progress_for(page).items()}
+        return self.get_paginated_response(s.QueueItemSerializer(page, many=True, context={"progress": progress}).data)
+
+
+def _progress(progress: coding.Progress) -> dict:
+    return {"coded": progress.coded, "total": progress.total, "globals_set": progress.globals_set,
+            "globals_total": progress.globals_total, "percent": progress.percent, "complete": progress.complete}
+
+
+def _tally(tally: miti.VolleyTally) -> dict:
+    return {"counts": {k: v for k, v in tally.counts.items() if v}, "merges": tally.merges}
 
 
 def workspace_payload(assignment: Assignment) -> dict:
-    """The coder's view of an assignment: texts, own codes and globals; no source, model or run."""
-    transcript: Transcript = assignment.transcript
-    codes = dict(assignment.codes.values_list("utterance_id", "code"))
-    utterances: dict[int, list[dict]] = {}
-    for u in Utterance.objects.filter(volley__transcript=transcript).order_by("volley__index", "index"):
-        utterances.setdefault(u.volley_id, []).append(
-            {"id": u.pk, "index": u.index, "text": u.text, "code": codes.get(u.pk)}
-        )
-    volleys = [
-        {"index": v.index, "client_context": v.client_context, "utterances": utterances.get(v.pk, [])}
-        for v in transcript.volleys.order_by("index")
-    ]
-    from . import miti
+    """The coder's view of an assignment, from the coding page's own read (``coding_sheet``).
 
-    ratings = dict(assignment.global_ratings.values_list("scale", "value"))
+    Texts, the coder's own codes, globals, tallies and progress; no source, model or run.
+    """
+    sheet = coding.coding_sheet(assignment)
     coding_round = assignment.coding_round
     return {
         "id": assignment.pk, "study": coding_round.study.slug, "change_goal": coding_round.study.change_goal,
-        "blind_code": transcript.blind_code, "status": assignment.status, "version": assignment.version,
-        "globals_rated": coding_round.globals_rated, "instrument_version": coding_round.instrument_version,
-        "volleys": volleys, "globals": {key: ratings.get(key) for key in miti.GLOBAL_KEYS},
+        "blind_code": assignment.transcript.blind_code, "status": assignment.status, "version": assignment.version,
+        "editable": coding.is_editable(assignment), "globals_rated": coding_round.globals_rated,
+        "instrument_version": coding_round.instrument_version,
+        "volleys": [
+            {"id": v.id, "number": v.number, "client_context": v.client_context, "tally": _tally(v.tally),
+             "utterances": [{"id": u.id, "number": u.number, "text": u.text, "code": u.code} for u in v.utterances]}
+            for v in sheet.volleys
+        ],
+        "globals": sheet.globals, "progress": _progress(sheet.progress),
     }
 
 
@@ -472,3 +480,79 @@ class WorkspaceView(ApiView):
         assignment = queries.assignment_for(request.user, pk)
         return Response(s.WorkspaceSerializer(workspace_payload(assignment)).data)
 
+
+_CONFLICT = OpenApiResponse(s.ConflictSerializer, description="Stale version (changed elsewhere) or read-only work.")
+
+
+class CodingWriteView(ApiView):
+    """Base of the coder's writes: each is one action guarded by the assignment's version.
+
+    A stale version answers 409 with ``current_version`` (never a silent overwrite); submitted work
+    answers 409 too, as the page does.
+    """
+
+    parser_classes = [JSONParser]
+
+    def handle_exception(self, exc):
+        if isinstance(exc, coding.StaleVersion | coding.AssignmentReadOnly):
+            current = getattr(exc, "current_version", None)
+            if current is None:
+                current = Assignment.objects.filter(pk=self.kwargs.get("pk")).values_list("version", flat=True).first()
+            return Response(
+                {"detail": str(exc), "errors": {"version": [str(exc)]}, "current_version": current or 0},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return super().handle_exception(exc)
+
+    def saved(self, assignment: Assignment, result: coding.SaveResult | None = None) -> Response:
+        body = {"id": assignment.pk, "status": assignment.status, "version": assignment.version,
+                "progress": _progress(coding.assignment_progress(assignment)), "volley": None, "tally": None}
+        if result is not None and result.tally is not None:
+            body["volley"] = result.volley_id
+            body["tally"] = _tally(result.tally)
+        return Response(s.SavedSerializer(body).data)
+
+
+class CodeWriteView(CodingWriteView):
+    @extend_schema(request=s.CodeWriteSerializer, responses={200: s.SavedSerializer, 409: _CONFLICT},
+                   summary="Code one utterance (a MITI code, NONE, or null to clear)")
+    def post(self, request: Request, pk: int) -> Response:
+        assignment = queries.assignment_for(request.user, pk)
+        data = self.valid(s.CodeWriteSerializer)
+        if data["code"] is None:
+            result = coding.clear_code(assignment, utterance_id=data["utterance"], version=data["version"], actor=request.user)
+        else:
+            result = coding.save_code(
+                assignment, utterance_id=data["utterance"], code=data["code"], version=data["version"], actor=request.user
+            )
+        return self.saved(assignment, result)
+
+
+class GlobalWriteView(CodingWriteView):
+    @extend_schema(request=s.GlobalWriteSerializer, responses={200: s.SavedSerializer, 409: _CONFLICT},
+                   summary="Rate one global scale 1–5 (null clears it)")
+    def post(self, request: Request, pk: int) -> Response:
+        assignment = queries.assignment_for(request.user, pk)
+        data = self.valid(s.GlobalWriteSerializer)
+        result = coding.set_global(
+            assignment, scale=data["scale"], value=data["value"], version=data["version"], actor=request.user
+        )
+        return self.saved(assignment, result)
+
+
+class UndoView(CodingWriteView):
+    @extend_schema(request=s.VersionSerializer, responses={200: s.SavedSerializer, 409: _CONFLICT},
+                   summary="Undo your last code or global change")
+    def post(self, request: Request, pk: int) -> Response:
+        assignment = queries.assignment_for(request.user, pk)
+        result = coding.undo_last(assignment, version=self.valid(s.VersionSerializer)["version"], actor=request.user)
+        return self.saved(assignment, result)
+
+
+class SubmitView(CodingWriteView):
+    @extend_schema(request=s.VersionSerializer, responses={200: s.SavedSerializer, 409: _CONFLICT},
+                   summary="Submit: refused (400, saying what is missing) until everything is coded and rated")
+    def post(self, request: Request, pk: int) -> Response:
+        assignment = queries.assignment_for(request.user, pk)
+        coding.submit_assignment(assignment, version=self.valid(s.VersionSerializer)["version"], actor=request.user)
+        return self.saved(assignment)

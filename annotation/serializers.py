@@ -295,6 +295,15 @@ class AssignmentSerializer(serializers.ModelSerializer):
 # --- coder-facing (blinded) -------------------------------------------------------------------------------
 
 
+class ProgressSerializer(serializers.Serializer):
+    coded = serializers.IntegerField()
+    total = serializers.IntegerField()
+    globals_set = serializers.IntegerField()
+    globals_total = serializers.IntegerField()
+    percent = serializers.IntegerField()
+    complete = serializers.BooleanField()
+
+
 class QueueItemSerializer(serializers.ModelSerializer):
     """One entry of a coder's queue: nothing that could tell which source wrote the transcript."""
 
@@ -304,26 +313,38 @@ class QueueItemSerializer(serializers.ModelSerializer):
     round_name = serializers.CharField(source="coding_round.name", read_only=True)
     blind_code = serializers.CharField(source="transcript.blind_code", read_only=True)
     status = status_field(Assignment.Status.choices)
+    progress = serializers.SerializerMethodField()
 
     class Meta:
         model = Assignment
         fields = [
             "id", "study", "study_name", "round", "round_name", "blind_code", "position", "status", "version",
-            "started_at", "submitted_at",
+            "started_at", "submitted_at", "progress",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ProgressSerializer)
+    def get_progress(self, assignment: Assignment) -> dict:
+        return self.context["progress"][assignment.pk]
 
 
 class UtteranceOutSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    index = serializers.IntegerField()
+    number = serializers.IntegerField(help_text="1-based within the volley.")
     text = serializers.CharField(allow_blank=True)
     code = serializers.CharField(allow_null=True, help_text="Your code, 'NONE' for an explicit no code, null if not coded yet.")
 
 
+class TallySerializer(serializers.Serializer):
+    counts = serializers.DictField(child=serializers.IntegerField(), help_text="Code keys this volley counts (MITI slot rules).")
+    merges = serializers.ListField(child=serializers.CharField(), help_text="Which slot rules merged codes, in words.")
+
+
 class VolleyOutSerializer(serializers.Serializer):
-    index = serializers.IntegerField()
+    id = serializers.IntegerField()
+    number = serializers.IntegerField(help_text="1-based within the transcript.")
     client_context = serializers.CharField(allow_blank=True)
+    tally = TallySerializer()
     utterances = UtteranceOutSerializer(many=True)
 
 
@@ -335,13 +356,15 @@ class WorkspaceSerializer(serializers.Serializer):
     change_goal = serializers.CharField()
     blind_code = serializers.CharField()
     status = status_field(Assignment.Status.choices)
-    version = serializers.IntegerField()
+    version = serializers.IntegerField(help_text="Send it with your next write; a stale one gets 409.")
+    editable = serializers.BooleanField()
     globals_rated = serializers.BooleanField()
     instrument_version = serializers.CharField()
     volleys = VolleyOutSerializer(many=True)
     globals = serializers.DictField(
         child=serializers.IntegerField(allow_null=True), help_text="Scale key → 1–5, or null while unset."
     )
+    progress = ProgressSerializer()
 
 
 _CODE_CHOICES = [(k, k) for k in (*miti.CODE_KEYS, miti.NO_CODE)]
@@ -362,8 +385,8 @@ class GlobalWriteSerializer(serializers.Serializer):
     version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
 
 
-class SubmitSerializer(serializers.Serializer):
-    version = serializers.IntegerField(min_value=0, max_value=2**31 - 1)
+class VersionSerializer(serializers.Serializer):
+    version = serializers.IntegerField(min_value=0, max_value=2**31 - 1, help_text="The version you last saw.")
 
 
 class SavedSerializer(serializers.Serializer):
@@ -372,6 +395,9 @@ class SavedSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = status_field(Assignment.Status.choices)
     version = serializers.IntegerField()
+    progress = ProgressSerializer()
+    volley = serializers.IntegerField(allow_null=True, help_text="The volley whose tally changed (code writes).")
+    tally = TallySerializer(allow_null=True)
 
 
 def usernames_to_users(usernames: list[str]) -> list:

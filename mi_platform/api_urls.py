@@ -40,6 +40,10 @@ urlpatterns = [
     # a coder's own queue and workspace (blinded)
     path("queue/", annotation_api.QueueView.as_view(), name="api-queue"),
     path("assignments/<int:pk>/", annotation_api.WorkspaceView.as_view(), name="api-assignment"),
+    path("assignments/<int:pk>/codes/", annotation_api.CodeWriteView.as_view(), name="api-assignment-code"),
+    path("assignments/<int:pk>/globals/", annotation_api.GlobalWriteView.as_view(), name="api-assignment-global"),
+    path("assignments/<int:pk>/undo/", annotation_api.UndoView.as_view(), name="api-assignment-undo"),
+    path("assignments/<int:pk>/submit/", annotation_api.SubmitView.as_view(), name="api-assignment-submit"),
 ]
 
 # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
