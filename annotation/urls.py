@@ -22,3 +22,56 @@ urlpatterns += [
     path("account/tokens/", tokens.token_create, name="token-create"),
     path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
 ]
+
+from .views import rounds  # noqa: E402  (coordinator side of coding, appended by the coding-rounds work)
+
+# Transcripts and segmentation, rounds, progress, adjudication.
+urlpatterns += [
+    path("studies/<slug:slug>/transcripts/", rounds.transcripts, name="round-transcripts"),
+    path("studies/<slug:slug>/transcripts/reference/", rounds.create_reference, name="round-create-reference"),
+    path("studies/<slug:slug>/transcripts/sources/<int:pk>/", rounds.source_detail, name="round-source"),
+    path("studies/<slug:slug>/transcripts/<int:pk>/", rounds.transcript_detail, name="round-transcript"),
+    path("studies/<slug:slug>/transcripts/<int:pk>/segment/", rounds.segment, name="round-segment"),
+    path("studies/<slug:slug>/rounds/", rounds.round_list, name="round-list"),
+    path("studies/<slug:slug>/rounds/new/", rounds.round_create, name="round-create"),
+    path("studies/<slug:slug>/rounds/annomi/", rounds.annomi_import, name="round-annomi"),
+    path("studies/<slug:slug>/rounds/<int:pk>/", rounds.round_detail, name="round-detail"),
+    path(
+        "studies/<slug:slug>/rounds/<int:pk>/assignments/<int:apk>/",
+        rounds.assignment_detail,
+        name="round-assignment",
+    ),
+    path(
+        "studies/<slug:slug>/rounds/<int:pk>/assignments/<int:apk>/reopen/",
+        rounds.assignment_reopen,
+        name="round-assignment-reopen",
+    ),
+    path("studies/<slug:slug>/rounds/<int:pk>/adjudication/", rounds.adjudication_list, name="round-adjudication"),
+    path(
+        "studies/<slug:slug>/rounds/<int:pk>/adjudication/<int:tpk>/",
+        rounds.adjudication_detail,
+        name="round-adjudicate",
+    ),
+    path(
+        "studies/<slug:slug>/rounds/<int:pk>/adjudication/<int:tpk>/start/",
+        rounds.consensus_start,
+        name="round-consensus-start",
+    ),
+    path(
+        "studies/<slug:slug>/rounds/<int:pk>/adjudication/<int:tpk>/save/",
+        rounds.consensus_save,
+        name="round-consensus-save",
+    ),
+]
+
+from .views import coding  # noqa: E402  (the coder's workspace)
+
+urlpatterns += [
+    path("code/", coding.coder_queue, name="coder-queue"),
+    path("code/<int:pk>/", coding.assignment_code, name="assignment-code"),
+    path("code/<int:pk>/code/", coding.code_save, name="assignment-code-save"),
+    path("code/<int:pk>/clear/", coding.code_clear, name="assignment-code-clear"),
+    path("code/<int:pk>/global/", coding.global_save, name="assignment-global-save"),
+    path("code/<int:pk>/undo/", coding.code_undo, name="assignment-undo"),
+    path("code/<int:pk>/submit/", coding.assignment_submit, name="assignment-submit"),
+]

@@ -5,8 +5,9 @@ The coordinator sees the coders side by side (per utterance and per global), sta
 assignment — pre-filled where every coder agrees — records the rest and submits it. Evaluation
 takes a submitted consensus as the transcript's final coding.
 
-Writes to the consensus follow the coders' rules: the caller sends the version it read, a stale
-version is refused (HTTP 409 in the views), each change bumps the version and writes an audit event.
+Writes to the consensus go through the coders' own actions (``annotation.actions.coding``), so the
+same rules hold: the caller sends the version it read, a stale version raises ``StaleVersion``
+(HTTP 409 in the views), each change bumps the version and writes an audit event.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from .. import miti
@@ -29,19 +29,12 @@ from ..models import (
     UtteranceCode,
     Volley,
 )
+from . import coding
 from .studies import ActionError
 
 CODING = Assignment.Kind.CODING
 CONSENSUS = Assignment.Kind.CONSENSUS
 SUBMITTED = Assignment.Status.SUBMITTED
-
-
-class StaleConsensus(ActionError):
-    """The consensus changed since the page was loaded (another tab or coordinator): reload first."""
-
-
-class ConsensusReadOnly(ActionError):
-    """A submitted consensus is read-only until it is reopened."""
 
 
 # --------------------------------------------------------------------------------------------------
@@ -267,97 +260,36 @@ def start_consensus(coding_round: CodingRound, transcript: Transcript, *, actor)
     return consensus
 
 
-def _lock_for_write(assignment: Assignment, version: int) -> Assignment:
-    locked = Assignment.objects.select_for_update().select_related("transcript", "coding_round").get(pk=assignment.pk)
-    if locked.kind != CONSENSUS:
+def _consensus(assignment: Assignment) -> Assignment:
+    if assignment.kind != CONSENSUS:
         raise ActionError("Only a consensus assignment is recorded here.")
-    if locked.status == SUBMITTED:
-        raise ConsensusReadOnly("This consensus is submitted and read-only; reopen it to change it.")
-    if locked.version != version:
-        raise StaleConsensus(
-            f"This consensus was changed elsewhere (now version {locked.version}, your page has version "
-            f"{version}). Reload the page to see the latest values; nothing was overwritten."
-        )
-    return locked
+    return assignment
 
 
-def _bump(locked: Assignment, *, actor, action: str, target: str, old: str, new: str) -> Assignment:
-    Assignment.objects.filter(pk=locked.pk).update(version=F("version") + 1, updated_at=timezone.now())
-    locked.refresh_from_db(fields=["version", "updated_at", "status"])
-    AuditEvent.objects.create(
-        assignment=locked, actor=actor, action=action, target=target, old=old, new=new, version=locked.version
-    )
-    return locked
-
-
-@transaction.atomic
 def record_consensus_code(
     assignment: Assignment, *, utterance_id: int, code: str | None, version: int, actor
-) -> Assignment:
-    """Set (or with ``code`` None/"" clear) the consensus code of one utterance; returns the new version."""
-    locked = _lock_for_write(assignment, version)
-    if not Utterance.objects.filter(pk=utterance_id, volley__transcript_id=locked.transcript_id).exists():
-        raise ActionError(f"Utterance {utterance_id} is not part of transcript {locked.transcript.blind_code}.")
-    current = UtteranceCode.objects.filter(assignment=locked, utterance_id=utterance_id).first()
-    old = current.code if current else ""
+) -> coding.SaveResult:
+    """Set (or with ``code`` None/"" clear) the consensus code of one utterance.
+
+    The coders' own rules apply (``coding.save_code``): ``StaleVersion`` for an old version,
+    ``AssignmentReadOnly`` once submitted, one audit event per change.
+    """
+    _consensus(assignment)
     if code:
-        try:
-            code = miti.validate_code(code)
-        except ValueError as exc:
-            raise ActionError(str(exc)) from exc
-        UtteranceCode.objects.update_or_create(assignment=locked, utterance_id=utterance_id, defaults={"code": code})
-    elif current is not None:
-        current.delete()
-    return _bump(locked, actor=actor, action="code", target=f"utterance {utterance_id}", old=old, new=code or "")
+        return coding.save_code(assignment, utterance_id=utterance_id, code=code, version=version, actor=actor)
+    return coding.clear_code(assignment, utterance_id=utterance_id, version=version, actor=actor)
 
 
-@transaction.atomic
 def record_consensus_global(
     assignment: Assignment, *, scale: str, value: int | None, version: int, actor
-) -> Assignment:
-    """Set (or with ``value`` None clear) one consensus global rating (1–5)."""
-    locked = _lock_for_write(assignment, version)
-    if not locked.coding_round.globals_rated:
-        raise ActionError("This round has no global ratings.")
-    try:
-        if value is not None:
-            value = miti.validate_global(scale, value)
-        elif scale not in miti.GLOBAL_BY_KEY:
-            miti.validate_global(scale, 3)
-    except ValueError as exc:
-        raise ActionError(str(exc)) from exc
-    current = GlobalRating.objects.filter(assignment=locked, scale=scale).first()
-    old = str(current.value) if current else ""
-    if value is not None:
-        GlobalRating.objects.update_or_create(assignment=locked, scale=scale, defaults={"value": value})
-    elif current is not None:
-        current.delete()
-    return _bump(locked, actor=actor, action="global", target=scale, old=old, new="" if value is None else str(value))
+) -> coding.SaveResult:
+    """Set (or with ``value`` None clear) one consensus global rating (1–5), as ``coding.set_global``."""
+    _consensus(assignment)
+    return coding.set_global(assignment, scale=scale, value=value, version=version, actor=actor)
 
 
-@transaction.atomic
 def submit_consensus(assignment: Assignment, *, version: int, actor) -> Assignment:
     """Submit the consensus: refused until every utterance has a code (or "no code") and, in a round
     with globals, all four globals are set. Submitted consensus is read-only until reopened."""
-    locked = _lock_for_write(assignment, version)
-    units = Utterance.objects.filter(volley__transcript_id=locked.transcript_id).count()
-    coded = UtteranceCode.objects.filter(assignment=locked).count()
-    problems = []
-    if coded < units:
-        problems.append(f"{units - coded} utterance(s) still without a consensus code")
-    if locked.coding_round.globals_rated:
-        rated = set(GlobalRating.objects.filter(assignment=locked).values_list("scale", flat=True))
-        missing = [miti.GLOBAL_BY_KEY[k].name for k in miti.GLOBAL_KEYS if k not in rated]
-        if missing:
-            problems.append("globals not set: " + ", ".join(missing))
-    if problems:
-        raise ActionError("Cannot submit yet: " + "; ".join(problems) + ".")
-    now = timezone.now()
-    Assignment.objects.filter(pk=locked.pk).update(
-        status=SUBMITTED, submitted_at=now, version=F("version") + 1, updated_at=now
-    )
-    locked.refresh_from_db()
-    AuditEvent.objects.create(
-        assignment=locked, actor=actor, action="submit", old="in_progress", new="submitted", version=locked.version
-    )
-    return locked
+    _consensus(assignment)
+    return coding.submit_assignment(assignment, version=version, actor=actor)
