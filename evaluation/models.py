@@ -37,6 +37,9 @@ class ExportJob(models.Model):
     format = models.CharField(max_length=10)  # csv, xlsx, html, pdf
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
+    # What to export beyond kind/format, e.g. {"round": 3}; and what the finished file holds.
+    options = models.JSONField(default=dict, blank=True)
+    rows = models.PositiveIntegerField(default=0)
     file_path = models.CharField(max_length=500, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

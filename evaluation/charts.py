@@ -1,0 +1,165 @@
+"""Dashboard and report charts, drawn with matplotlib (Agg backend) from local files only.
+
+Pure module: plain data in, SVG or PNG bytes out, no Django. Each threshold line carries an SVG id
+(``threshold-fair-technical``, ``threshold-good-pct_cr`` …) so a page, a test or a reader's browser
+can find it; the SVG keeps its text as text (``svg.fonttype = none``) so it stays searchable and
+sharp in print. Bars are the per-source means, whiskers ± 1 SD, the number under each bar is n.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+from matplotlib import pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+# matplotlib's pyplot state is not thread-safe; gunicorn threads or Celery threads may draw at once.
+_LOCK = threading.Lock()
+
+# Local CJK fonts (Debian fonts-noto-cjk, fonts-wqy-*) for source labels in Chinese. matplotlib's font
+# cache may predate their installation, so they are registered explicitly when present.
+CJK_FONT_FILES: tuple[str, ...] = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+    "/usr/share/fonts/opentype/noto/NotoSerifCJK-Regular.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+)
+CJK_FAMILIES: tuple[str, ...] = ("Noto Sans CJK SC", "Noto Serif CJK SC", "WenQuanYi Micro Hei", "WenQuanYi Zen Hei")
+
+
+@lru_cache(maxsize=1)
+def font_family() -> tuple[str, ...]:
+    """Latin text first, then the first CJK family found (matplotlib falls back per glyph).
+
+    Called on the first chart, not at import: reading the CJK font files takes about a second."""
+    from pathlib import Path
+
+    from matplotlib import font_manager
+
+    for path in CJK_FONT_FILES:
+        if Path(path).exists():
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):  # an unreadable font file: draw without it
+                continue
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    return ("DejaVu Sans", *[f for f in CJK_FAMILIES if f in known][:1])
+FAIR_COLOUR = "#a15c00"
+GOOD_COLOUR = "#17803d"
+BAR_COLOURS = ["#5b6475", "#2855c5", "#7a4fc4", "#0f8b8d", "#c04a7a", "#8a6d1f", "#3f7f3f", "#a33"]
+
+THRESHOLD_CHART_KEYS: tuple[str, ...] = ("technical", "relational", "pct_cr", "r_to_q")
+COUNT_CHART_KEYS: tuple[str, ...] = ("mia", "mina", "gi", "persuade_with")
+CHART_TITLES: dict[str, str] = {
+    "technical": "Technical global",
+    "relational": "Relational global",
+    "pct_cr": "% Complex Reflection",
+    "r_to_q": "Reflection : Question",
+    "mia": "MI-adherent (total)",
+    "mina": "MI non-adherent (total)",
+    "gi": "Giving Information",
+    "persuade_with": "Persuade with Permission",
+}
+CHARTS: dict[str, str] = {
+    "summary": "MITI summary scores per source, with the Fair and Good thresholds",
+    "counts": "MITI behaviour totals per source",
+}
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One source's value for one score: mean, SD (or None) and n."""
+
+    label: str
+    mean: float | None
+    sd: float | None
+    n: int
+
+
+def _scale(key: str) -> float:
+    return 100.0 if key == "pct_cr" else 1.0  # %CR is stored as a fraction, shown in percent
+
+
+def _panel(ax, key: str, bars: Sequence[Bar], thresholds: Mapping[str, tuple[float, float]]) -> None:
+    scale = _scale(key)
+    xs = list(range(len(bars)))
+    heights = [(b.mean or 0.0) * scale for b in bars]
+    errors = [(b.sd or 0.0) * scale for b in bars]
+    colours = [BAR_COLOURS[i % len(BAR_COLOURS)] for i in xs]
+    ax.bar(xs, heights, yerr=errors, color=colours, capsize=3, width=0.6, error_kw={"elinewidth": 1})
+    top = max([h + e for h, e in zip(heights, errors, strict=True)] + [1.0])
+    for x, b in zip(xs, bars, strict=True):
+        if b.mean is None:
+            ax.text(x, 0.02 * top, "n/a", ha="center", va="bottom", fontsize=8, color="#5b6475")
+    if key in thresholds:
+        fair, good = (v * scale for v in thresholds[key])
+        top = max(top, good * 1.15)
+        line = ax.axhline(fair, color=FAIR_COLOUR, linestyle="--", linewidth=1.2)
+        line.set_gid(f"threshold-fair-{key}")
+        line = ax.axhline(good, color=GOOD_COLOUR, linestyle="-.", linewidth=1.2)
+        line.set_gid(f"threshold-good-{key}")
+        ax.text(1.0, fair, " Fair", transform=ax.get_yaxis_transform(), color=FAIR_COLOUR, fontsize=7,
+                va="center", ha="left", clip_on=False)
+        ax.text(1.0, good, " Good", transform=ax.get_yaxis_transform(), color=GOOD_COLOUR, fontsize=7,
+                va="center", ha="left", clip_on=False)
+    if key in ("technical", "relational"):
+        ax.set_ylim(0, 5.2)
+    else:
+        ax.set_ylim(0, top * 1.1)
+    ax.set_title(CHART_TITLES.get(key, key) + (" (%)" if key == "pct_cr" else ""), fontsize=10)
+    ax.set_xticks(xs)
+    ax.set_xticklabels([f"{b.label}\nn={b.n}" for b in bars], fontsize=7)
+    ax.tick_params(axis="y", labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def draw(
+    keys: Sequence[str],
+    series: Mapping[str, Sequence[Bar]],
+    thresholds: Mapping[str, tuple[float, float]] | None = None,
+    *,
+    fmt: str = "svg",
+    title: str = "",
+) -> bytes:
+    """A grid of bar charts, one panel per key in ``keys``; ``series[key]`` holds one bar per source.
+
+    ``thresholds`` maps a key to (Fair, Good) in the stored unit (fractions for %CR); those panels
+    get the two dashed lines. ``fmt`` is "svg" or "png" (150 dpi).
+    """
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
+    thresholds = thresholds or {}
+    n = len(keys)
+    cols = 2 if n > 1 else 1
+    rows = (n + cols - 1) // cols
+    n_bars = max((len(series.get(k, ())) for k in keys), default=1)
+    width = max(7.0, 1.2 * n_bars * cols + 2)
+    with _LOCK, plt.rc_context(
+        {"font.family": list(font_family()), "svg.fonttype": "none", "svg.hashsalt": "mi-platform", "axes.unicode_minus": False}
+    ):
+        fig = Figure(figsize=(width, 2.9 * rows + (0.4 if title else 0)))
+        axes = fig.subplots(rows, cols, squeeze=False)
+        for i, key in enumerate(keys):
+            _panel(axes[i // cols][i % cols], key, series.get(key, ()), thresholds)
+        for j in range(n, rows * cols):
+            axes[j // cols][j % cols].set_visible(False)
+        if title:
+            fig.suptitle(title, fontsize=11)
+        fig.tight_layout()
+        out = io.BytesIO()
+        # metadata Date=None keeps the SVG byte-identical between runs (cacheable, diffable).
+        fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+    data = out.getvalue()
+    if fmt == "svg":
+        # Inline SVG goes into an HTML page: drop the XML prolog and doctype, keep the <svg> element.
+        text = data.decode("utf-8")
+        data = text[text.index("<svg"):].encode("utf-8")
+    return data

@@ -1,0 +1,242 @@
+"""Inter-rater reliability of a study (METRICS.md §3), from the summaries loaded by ``summaries``.
+
+Only transcripts with two or more submitted *coding* assignments count (consensus codings are
+adjudications, not independent ratings). The math lives in ``evaluation.reliability``; this module
+builds its inputs:
+
+* **Scores per transcript** (4 globals, 10 tallies, 6 summary scores): a transcripts × raters matrix
+  for ICC(2,1)/ICC(2,k) and coder × transcript data for interval alpha. When every double-coded
+  transcript has the same coders, the raters are those coders. When pairs of coders rotate (three or
+  more coders sharing the double coding), the raters are positions — first and second coder of each
+  transcript, coders ordered by id — and transcripts with more coders than the usual number use the
+  first ones. That is how MITI studies with rotating coders report ICC(2,·); the page says so.
+* **Utterance codes**: each utterance of a double-coded transcript is a unit, each coder a row, the
+  code (NONE included, as a category) the value, None where the coder left it uncoded. Nominal alpha,
+  Cohen's kappa per coder pair (on the utterances both coded) and Fleiss' kappa (when every unit has
+  the same number of coders), overall and per code (that code vs any other, like the per-code kappas
+  of Pérez-Rosas et al. 2016).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from annotation import miti
+
+from . import reliability as irr
+from .summaries import GLOBAL_KEYS, TALLY_KEYS, VALUE_LABELS, CodingSummary, StudySummaries
+
+SUMMARY_SCORE_KEYS: tuple[str, ...] = miti.SUMMARY_KEYS
+SCORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("global", GLOBAL_KEYS),
+    ("tally", TALLY_KEYS),
+    ("summary", SUMMARY_SCORE_KEYS),
+)
+# Scores whose drift over time is shown (the ones a paper reports per coder).
+DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
+
+# Published reference bands shown beside the table (MITI.md).
+REFERENCE_BANDS: tuple[tuple[str, str, str], ...] = (
+    ("Session-level ICC", "0.75–1.00", "Pérez-Rosas et al. 2016, 277 sessions"),
+    ("Utterance-level kappa", "0.31–0.64", "Pérez-Rosas et al. 2016, 277 sessions"),
+    ("MITI 4 globals and counts", "good to excellent except Emphasize and %CR", "Moyers et al. 2016"),
+)
+STATUS_TEXT: dict[str, str] = {
+    "ok": "",
+    "not_enough_data": "not enough data",
+    "undefined": "n/a",
+    "not_applicable": "not applicable",
+}
+
+
+@dataclass
+class ScoreReliability:
+    key: str
+    label: str
+    group: str  # global | tally | summary
+    icc: irr.IccResult
+    alpha: irr.AlphaResult
+
+
+@dataclass
+class CodeAgreement:
+    code: str
+    alpha: irr.AlphaResult
+    fleiss: irr.KappaResult
+    n_coded: int  # units where at least one coder gave this code
+
+
+@dataclass
+class PairAgreement:
+    coder_a: str
+    coder_b: str
+    kappa: irr.KappaResult
+
+
+@dataclass
+class UtteranceReliability:
+    n_units: int
+    alpha: irr.AlphaResult
+    fleiss: irr.KappaResult
+    pairs: list[PairAgreement]
+    per_code: list[CodeAgreement]
+
+
+@dataclass
+class DriftSummary:
+    coder: str
+    key: str
+    n: int
+    mean_difference: float | None
+    first_half: float | None  # mean difference over the coder's earlier half of double codings
+    second_half: float | None
+
+
+@dataclass
+class StudyReliability:
+    n_transcripts: int  # transcripts with >= 2 submitted codings
+    coders: dict[int, str]
+    raters: str  # "coders" or "positions"
+    k: int  # raters per transcript used for ICC
+    scores: list[ScoreReliability]
+    utterances: UtteranceReliability
+    drift: list[DriftSummary]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def enough(self) -> bool:
+        return self.n_transcripts >= 2
+
+
+def _double_coded(data: StudySummaries) -> dict[int, list[CodingSummary]]:
+    return {t: rows for t, rows in data.by_transcript().items() if len(rows) >= 2}
+
+
+def _icc_matrix(
+    groups: dict[int, list[CodingSummary]], key: str, raters: str, k: int, coder_ids: list[int]
+) -> list[list[float | None]]:
+    matrix: list[list[float | None]] = []
+    for rows in groups.values():
+        if raters == "coders":
+            by_coder = {r.coder_id: r.value(key) for r in rows}
+            matrix.append([by_coder.get(c) for c in coder_ids])
+        else:
+            ordered = sorted(rows, key=lambda r: r.coder_id)
+            if len(ordered) < k:
+                continue
+            matrix.append([r.value(key) for r in ordered[:k]])
+    return matrix
+
+
+def _drift(groups: dict[int, list[CodingSummary]], coders: dict[int, str]) -> list[DriftSummary]:
+    out: list[DriftSummary] = []
+    flat = [r for rows in groups.values() for r in rows]
+    for key in DRIFT_KEYS:
+        drift_rows = [
+            irr.DriftRow(r.transcript_id, r.coder_id, (r.submitted_at, r.assignment_id), r.value(key))
+            for r in flat
+        ]
+        for coder_id, d in irr.coder_drift(drift_rows).items():
+            half = len(d.points) // 2
+            first = d.points[:half]
+            second = d.points[half:]
+            out.append(
+                DriftSummary(
+                    coder=coders.get(coder_id, str(coder_id)),
+                    key=key,
+                    n=d.n,
+                    mean_difference=d.mean_difference,
+                    first_half=sum(p.difference for p in first) / len(first) if first else None,
+                    second_half=sum(p.difference for p in second) / len(second) if second else None,
+                )
+            )
+    return out
+
+
+def utterance_reliability(
+    code_rows: list[tuple[int, int, str]], coder_of: dict[int, int], coder_names: dict[int, str]
+) -> UtteranceReliability:
+    """Agreement on utterance codes. ``code_rows``: (assignment id, utterance id, code) of the codings
+    on double-coded transcripts; ``coder_of`` maps assignment id to coder id."""
+    per_coder: dict[int, dict[int, str]] = {}
+    for assignment_id, utterance_id, code in code_rows:
+        coder = coder_of.get(assignment_id)
+        if coder is not None:
+            per_coder.setdefault(coder, {})[utterance_id] = code
+    coder_ids = sorted(per_coder, key=lambda c: coder_names.get(c, str(c)))
+    data = irr.reliability_matrix({c: per_coder[c] for c in coder_ids})
+    rows = data.rows
+    alpha = irr.krippendorff_alpha(rows, level="nominal")
+    fleiss = irr.fleiss_kappa(rows)
+    names = [coder_names.get(c, str(c)) for c in coder_ids]
+    pairs = [
+        PairAgreement(str(p.coder_a), str(p.coder_b), p.result)
+        for p in irr.cohen_kappa_pairs(rows, coders=names)
+    ]
+    per_code: list[CodeAgreement] = []
+    used = Counter(v for r in rows for v in r if v is not None)
+    for code in (*miti.CODE_KEYS, miti.NO_CODE):
+        if not used[code]:
+            continue
+        binary = [[None if v is None else v == code for v in r] for r in rows]
+        n_coded = sum(1 for j in range(len(data.units)) if any(r[j] for r in binary))
+        per_code.append(
+            CodeAgreement(
+                code,
+                irr.krippendorff_alpha(binary, level="nominal"),
+                irr.fleiss_kappa(binary),
+                n_coded,
+            )
+        )
+    return UtteranceReliability(len(data.units), alpha, fleiss, pairs, per_code)
+
+
+def study_reliability(data: StudySummaries) -> StudyReliability:
+    """Every reliability number of the study (or round) that ``data`` holds."""
+    groups = _double_coded(data)
+    coders = data.coders
+    involved = sorted({r.coder_id for rows in groups.values() for r in rows}, key=lambda c: coders[c])
+    coder_sets = {frozenset(r.coder_id for r in rows) for rows in groups.values()}
+    notes: list[str] = []
+    if len(coder_sets) <= 1:
+        raters = "coders"
+        k = len(involved)
+    else:
+        raters = "positions"
+        k = Counter(len(rows) for rows in groups.values()).most_common(1)[0][0]
+        notes.append(
+            "Different coders shared the double coding, so ICC raters are positions (first and second "
+            f"coder of each transcript, k = {k}), not named coders."
+        )
+    if any(not r.globals_rated for rows in groups.values() for r in rows):
+        notes.append("Globals were not rated in (some of) these codings: global and Technical/Relational "
+                     "scores are 'not rated' there.")
+
+    scores: list[ScoreReliability] = []
+    for group, keys in SCORE_GROUPS:
+        for key in keys:
+            matrix = _icc_matrix(groups, key, raters, k, involved)
+            per_coder: dict[int, dict[int, float | int | None]] = {c: {} for c in involved}
+            for transcript_id, rows in groups.items():
+                for r in rows:
+                    per_coder[r.coder_id][transcript_id] = r.value(key)
+            alpha = irr.krippendorff_alpha(
+                irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval"
+            )
+            scores.append(ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix), alpha))
+
+    coder_of = {r.assignment_id: r.coder_id for rows in groups.values() for r in rows}
+    utt = utterance_reliability(
+        [row for row in data.code_rows if row[0] in coder_of], coder_of, coders
+    )
+    return StudyReliability(
+        n_transcripts=len(groups),
+        coders={c: coders[c] for c in involved},
+        raters=raters,
+        k=k,
+        scores=scores,
+        utterances=utt,
+        drift=_drift(groups, coders),
+        notes=notes,
+    )

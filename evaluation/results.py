@@ -1,0 +1,206 @@
+"""Everything the results pages, the exports and the report show, computed once per request or task.
+
+``build_results`` loads the summaries (4 queries), aggregates them, computes reliability and reads the
+metric reports; the page, the XLSX/CSV tables and the HTML/PDF report all take their numbers from
+the same ``Results``, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from annotation import miti
+from annotation.models import CodingRound, Study, TranscriptSource
+
+from . import charts, queries
+from .aggregate import ScoreStats
+from .reliability_data import StudyReliability, study_reliability
+from .summaries import (
+    GLOBAL_KEYS,
+    SCORE_KEYS,
+    TALLY_KEYS,
+    VALUE_LABELS,
+    SourceInfo,
+    StudyAggregates,
+    StudySummaries,
+    load_summaries,
+    study_aggregates,
+)
+
+METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("bleu4", "BLEU-4"),
+    ("rouge1", "ROUGE-1"),
+    ("rouge2", "ROUGE-2"),
+    ("rougeL", "ROUGE-L"),
+    ("length", "Length (chars)"),
+    ("distinct_1", "Distinct-1"),
+    ("distinct_2", "Distinct-2"),
+    ("empty_rate", "Empty replies"),
+)
+
+
+@dataclass
+class MetricRow:
+    """One generation run in the model comparison table (as in the paper: one row per model)."""
+
+    run_id: int
+    model: str
+    base_model: str  # the registered base model's name for a fine-tune, else ""
+    finetuned: bool
+    split: str
+    status: str
+    report: bool
+    n_rounds: int = 0
+    n_dialogues: int = 0
+    values: dict[str, float | None] = field(default_factory=dict)
+    tokenizer: str = ""
+    language: str = ""
+
+
+@dataclass
+class SourceRow:
+    source: SourceInfo
+    transcripts: int
+    consensus: int
+    stats: dict[str, ScoreStats]
+
+
+@dataclass
+class Results:
+    study: Study
+    coding_round: CodingRound | None
+    summaries: StudySummaries
+    aggregates: StudyAggregates
+    reliability: StudyReliability
+    metrics: list[MetricRow]
+
+    @property
+    def sources(self) -> list[SourceRow]:
+        """Sources with at least one submitted coding: reference first, then models, then imported."""
+        order = {TranscriptSource.Kind.REFERENCE: 0, TranscriptSource.Kind.GENERATED: 1}
+        rows = [
+            SourceRow(
+                self.summaries.sources[sid],
+                self.aggregates.transcripts_per_source.get(sid, 0),
+                self.aggregates.consensus_per_source.get(sid, 0),
+                stats,
+            )
+            for sid, stats in self.aggregates.per_source.items()
+            if sid in self.summaries.sources
+        ]
+        return sorted(rows, key=lambda r: (order.get(r.source.kind, 2), r.source.id))
+
+    @property
+    def coders(self) -> list[tuple[str, int, dict[str, ScoreStats]]]:
+        names = self.summaries.coders
+        return sorted(
+            (
+                (names.get(cid, str(cid)), self.aggregates.codings_per_coder.get(cid, 0), stats)
+                for cid, stats in self.aggregates.per_coder.items()
+            ),
+            key=lambda row: row[0],
+        )
+
+    @cached_property
+    def n_codings(self) -> int:
+        return len(self.summaries.codings)
+
+    def chart_series(self, keys: tuple[str, ...]) -> dict[str, list[charts.Bar]]:
+        rows = self.sources
+        return {
+            key: [
+                charts.Bar(r.source.label, r.stats[key].mean, r.stats[key].sd, r.stats[key].n) for r in rows
+            ]
+            for key in keys
+        }
+
+    def chart(self, name: str, fmt: str = "svg") -> bytes:
+        """Chart ``name`` ("summary" or "counts") as SVG or PNG bytes."""
+        if name == "summary":
+            keys = charts.THRESHOLD_CHART_KEYS
+            thresholds = {k: (t.fair, t.good) for k, t in miti.THRESHOLDS.items()}
+        elif name == "counts":
+            keys, thresholds = charts.COUNT_CHART_KEYS, {}
+        else:
+            raise ValueError(f"unknown chart {name!r}; expected one of: {', '.join(charts.CHARTS)}")
+        return charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt)
+
+
+def metric_rows(study: Study) -> list[MetricRow]:
+    rows: list[MetricRow] = []
+    for run in queries.runs_of(study):
+        model = run.model
+        row = MetricRow(
+            run_id=run.pk,
+            model=model.name,
+            base_model=model.base_of.name if model.base_of_id else "",
+            finetuned=model.is_finetuned,
+            split=run.split,
+            status=run.get_status_display(),
+            report=hasattr(run, "metric_report"),
+        )
+        if row.report:
+            report = run.metric_report
+            pooled, extra = report.pooled, report.extra
+            row.n_rounds = report.n_rounds
+            row.n_dialogues = int(extra.get("n_dialogues") or 0)
+            row.tokenizer = report.tokenizer
+            row.language = report.language
+            row.values = {
+                "bleu4": pooled.get("bleu4"),
+                "rouge1": pooled.get("rouge1"),
+                "rouge2": pooled.get("rouge2"),
+                "rougeL": pooled.get("rougeL"),
+                "length": pooled.get("length"),
+                "distinct_1": extra.get("distinct_1"),
+                "distinct_2": extra.get("distinct_2"),
+                "empty_rate": pooled.get("empty_rate"),
+            }
+        rows.append(row)
+    # Base models before their fine-tunes, as the paper's table reads.
+    rows.sort(key=lambda r: (r.base_model or r.model, r.finetuned, r.model, r.run_id))
+    return rows
+
+
+def build_results(study: Study, coding_round: CodingRound | None = None) -> Results:
+    summaries = load_summaries(study, coding_round)
+    return Results(
+        study=study,
+        coding_round=coding_round,
+        summaries=summaries,
+        aggregates=study_aggregates(summaries),
+        reliability=study_reliability(summaries),
+        metrics=metric_rows(study),
+    )
+
+
+# --- shared presentation --------------------------------------------------------------------------------
+
+
+def fmt_value(key: str, value: float | int | None, digits: int = 2) -> str:
+    """A score as the page and report print it: %CR in percent, counts as integers, None as "n/a"."""
+    if value is None:
+        return "n/a"
+    if key == "pct_cr":
+        return f"{100 * value:.1f} %"
+    if key in TALLY_KEYS or key in ("mia", "mina", "gi", "persuade_with"):
+        # A transcript's count is an integer; a mean over coders or transcripts may not be.
+        return str(int(value)) if float(value).is_integer() else f"{value:.{digits}f}"
+    return f"{value:.{digits}f}"
+
+
+def threshold_text(key: str) -> str:
+    t = miti.THRESHOLDS.get(key)
+    if t is None:
+        return "—"
+    if key == "pct_cr":
+        return f"{100 * t.fair:.0f} % / {100 * t.good:.0f} %"
+    if key == "r_to_q":
+        return f"{t.fair:g}:1 / {t.good:g}:1"
+    return f"{t.fair:g} / {t.good:g}"
+
+
+SUMMARY_TABLE_KEYS: tuple[str, ...] = SCORE_KEYS
+ALL_TABLE_KEYS: tuple[str, ...] = SCORE_KEYS + GLOBAL_KEYS + TALLY_KEYS
+LABELS = VALUE_LABELS

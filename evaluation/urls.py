@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("studies/<slug:slug>/results/", views.dashboard, name="eval-dashboard"),
+    path("studies/<slug:slug>/results/miti/", views.miti_results, name="eval-miti"),
+    path("studies/<slug:slug>/results/reliability/", views.reliability, name="eval-reliability"),
+    path("studies/<slug:slug>/results/metrics/", views.metrics, name="eval-metrics"),
+    path("studies/<slug:slug>/results/metrics/<int:run_id>/compute/", views.compute_metrics,
+         name="eval-metrics-compute"),
+    path("studies/<slug:slug>/results/charts/<str:name>.<str:fmt>", views.chart, name="eval-chart"),
+    path("studies/<slug:slug>/results/report/", views.report, name="eval-report"),
+    path("studies/<slug:slug>/results/exports/", views.export_list, name="eval-exports"),
+    path("studies/<slug:slug>/results/exports/<int:pk>/", views.export_status, name="eval-export-status"),
+    path("studies/<slug:slug>/results/exports/<int:pk>/download/", views.export_download,
+         name="eval-export-download"),
+]

@@ -1,0 +1,221 @@
+"""Results pages for coordinators: dashboard, MITI results, reliability, metrics, charts, report, exports.
+
+Function-based views: parse → act → render. Every page checks the coordinator role through
+``evaluation.queries`` first (a coder gets 403, anybody else 404), and every page also answers an
+HTMX request with its ``panel`` partial, so tab links and the round selector swap only the panel
+while the same URLs work as full pages without JavaScript.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+
+from annotation.actions import ActionError
+
+from . import charts, queries, services
+from .reliability_data import REFERENCE_BANDS
+from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
+from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
+
+TABS: tuple[tuple[str, str], ...] = (
+    ("eval-dashboard", "Overview"),
+    ("eval-miti", "MITI results"),
+    ("eval-reliability", "Reliability"),
+    ("eval-metrics", "Automatic metrics"),
+    ("eval-exports", "Exports"),
+)
+
+
+def _is_panel_request(request: HttpRequest) -> bool:
+    htmx = getattr(request, "htmx", None)
+    # A history restore asks for the whole page (htmx lost its cached copy).
+    return bool(htmx) and not htmx.history_restore_request
+
+
+def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
+    if _is_panel_request(request):
+        return render(request, f"{template}#panel", context)
+    return render(request, template, context)
+
+
+def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> dict:
+    round_query = f"?round={coding_round.pk}" if coding_round is not None else ""
+    return {
+        "study": study,
+        "tab": tab,
+        "tabs": [(name, _(label), reverse(name, args=[study.slug]) + round_query) for name, label in TABS],
+        "rounds": queries.rounds_of(study),
+        "coding_round": coding_round,
+        "round_query": round_query,
+    }
+
+
+@login_required
+@require_GET
+def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    results = build_results(study, coding_round)
+    progress = queries.coding_progress(study, coding_round)
+    context = _base_context(request, study, "eval-dashboard", coding_round) | {
+        "results": results,
+        "progress": progress,
+        "round_totals": queries.round_totals(progress),
+        "score_keys": SUMMARY_TABLE_KEYS,
+        "summary_chart": results.chart("summary", "svg").decode("utf-8") if results.sources else "",
+        "reference_bands": REFERENCE_BANDS,
+        "metric_columns": METRIC_COLUMNS,
+    }
+    return _page(request, "evaluation/dashboard.html", context)
+
+
+@login_required
+@require_GET
+def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    results = build_results(study, coding_round)
+    codings = sorted(
+        [*results.summaries.codings, *results.summaries.consensus],
+        key=lambda s: (s.source_id, s.blind_code, s.kind, s.coder),
+    )
+    context = _base_context(request, study, "eval-miti", coding_round) | {
+        "results": results,
+        "score_keys": SCORE_KEYS,
+        "global_keys": GLOBAL_KEYS,
+        "tally_keys": TALLY_KEYS,
+        "summary_keys": SUMMARY_TABLE_KEYS,
+        "codings": codings,
+        "summary_chart": results.chart("summary", "svg").decode("utf-8") if results.sources else "",
+        "counts_chart": results.chart("counts", "svg").decode("utf-8") if results.sources else "",
+    }
+    return _page(request, "evaluation/miti.html", context)
+
+
+@login_required
+@require_GET
+def reliability(request: HttpRequest, slug: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    results = build_results(study, coding_round)
+    context = _base_context(request, study, "eval-reliability", coding_round) | {
+        "results": results,
+        "rel": results.reliability,
+        "reference_bands": REFERENCE_BANDS,
+    }
+    return _page(request, "evaluation/reliability.html", context)
+
+
+@login_required
+@require_GET
+def metrics(request: HttpRequest, slug: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    context = _base_context(request, study, "eval-metrics") | {
+        "metrics": metric_rows(study),
+        "metric_columns": METRIC_COLUMNS,
+    }
+    return _page(request, "evaluation/metrics.html", context)
+
+
+@login_required
+@require_POST
+def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    run = queries.run_for(request.user, study, run_id)
+    try:
+        services.request_run_metrics(run)
+    except ActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Scoring run %(run)s was queued; reload in a moment.") % {"run": run.pk})
+    return redirect("eval-metrics", slug=study.slug)
+
+
+@login_required
+@require_GET
+def chart(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    if name not in charts.CHARTS or fmt not in ("svg", "png"):
+        raise Http404("No such chart.")
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    data = build_results(study, coding_round).chart(name, fmt)
+    response = HttpResponse(data, content_type="image/svg+xml" if fmt == "svg" else "image/png")
+    if request.GET.get("download"):
+        part = f"-round{coding_round.pk}" if coding_round is not None else ""
+        response["Content-Disposition"] = f'attachment; filename="{study.slug}-{name}{part}.{fmt}"'
+    return response
+
+
+@login_required
+@require_GET
+def report(request: HttpRequest, slug: str) -> HttpResponse:
+    """The printable MITI report (HTML with print CSS); the PDF is made by an export job."""
+    from . import report as report_module
+
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    return HttpResponse(report_module.render_html(build_results(study, coding_round)))
+
+
+@login_required
+def export_list(request: HttpRequest, slug: str) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    if request.method == "POST":
+        kind, fmt = request.POST.get("kind", ""), request.POST.get("format", "")
+        try:
+            coding_round = queries.round_for_results(study, request.POST.get("round"))
+            job = services.request_export(
+                study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round
+            )
+        except ActionError as exc:
+            messages.error(request, str(exc))
+        else:
+            if _is_panel_request(request):
+                return render(request, "evaluation/exports.html#job", {"study": study, "job": job})
+            messages.success(request, _("Export queued."))
+        return redirect("eval-exports", slug=study.slug)
+    if request.method != "GET":
+        return HttpResponse(status=405)
+    context = _base_context(request, study, "eval-exports") | {
+        "jobs": queries.export_jobs_of(study),
+        "kinds": services.EXPORT_KINDS,
+        "formats": services.EXPORT_FORMATS,
+    }
+    return _page(request, "evaluation/exports.html", context)
+
+
+@login_required
+@require_GET
+def export_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """One export's progress: the row partial for polling, or a small page without JavaScript."""
+    study = queries.study_for_results(request.user, slug)
+    job = queries.export_job_for(request.user, study, pk)
+    context = {"study": study, "job": job}
+    if _is_panel_request(request):
+        return render(request, "evaluation/exports.html#job", context)
+    return render(request, "evaluation/export_status.html", context)
+
+
+@login_required
+@require_GET
+def export_download(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    study = queries.study_for_results(request.user, slug)
+    job = queries.export_job_for(request.user, study, pk)
+    if job.status != job.Status.DONE or not job.file_path:
+        raise Http404("This export is not ready.")
+    path = Path(job.file_path)
+    export_root = Path(settings.MI_EXPORT_DIR).resolve()
+    # The path comes from our own task, but never serve anything outside the export folder.
+    if not path.resolve().is_relative_to(export_root) or not path.exists():
+        raise Http404("The export file is gone; export again.")
+    return FileResponse(path.open("rb"), as_attachment=True, filename=path.name)
+
