@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("annotation.urls")),
+    path("", include("inference.urls")),
     path("", include("evaluation.urls")),
 ]

@@ -1,0 +1,454 @@
+"""Every state change of generation: register a model, start/cancel/resume a run, claim and store chunks.
+
+Atomic, with task enqueues only after commit. The claim/store pair is what makes chunks safe to
+re-send and workers safe to kill: a chunk is claimed with one conditional UPDATE that gives the
+claimed rows a fresh token, and results are written in one transaction only to rows that still
+hold that token and are not done — so a duplicate delivery claims nothing, a killed worker's claim
+goes stale and is taken over, and a late writer whose claim was taken over writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from annotation.actions import ActionError, create_generated_source, dialogue_rounds
+from annotation.models import Dialogue, Study, Turn
+
+from . import prompts, registry
+from .backends import get_backend
+from .models import GenerationItem, GenerationRun, RegisteredModel
+
+log = logging.getLogger(__name__)
+
+Item = GenerationItem
+Run = GenerationRun
+FINISHED = (Run.Status.DONE, Run.Status.FAILED, Run.Status.CANCELLED)
+EVALUATION_TASK = "evaluation.compute_run_metrics"
+
+__all__ = [
+    "ActionError",
+    "ItemOutcome",
+    "cancel_run",
+    "claim_items",
+    "claim_stale_seconds",
+    "finish_run_if_complete",
+    "register_model",
+    "release_claims",
+    "resume_run",
+    "retry_item",
+    "start_run",
+    "store_results",
+    "test_model",
+]
+
+
+def claim_stale_seconds() -> int:
+    """Seconds after which another worker may take over a claim (a killed worker never releases it).
+
+    Longer than any sane chunk: a live worker whose claim is taken over only loses its write.
+    """
+    value = getattr(settings, "INFERENCE_CLAIM_STALE_SECONDS", None)
+    if value is None:
+        # Until settings name it, the environment (e.g. a test worker's) may set it.
+        value = os.environ.get("INFERENCE_CLAIM_STALE_SECONDS") or 600
+    return int(value)
+
+
+# --- the registry ------------------------------------------------------------------------------
+
+_MODEL_FIELDS = {f.name for f in RegisteredModel._meta.get_fields() if f.concrete and not f.auto_created}
+
+
+@transaction.atomic
+def register_model(*, created_by=None, **fields: Any) -> RegisteredModel:
+    """Register a model after checking it (missing paths, missing chat template, bad parameters).
+
+    Raises :class:`ActionError` listing every fatal problem; nothing is created then. Warnings
+    (e.g. vLLM not installed in the web process) do not stop registration.
+    """
+    unknown = sorted(set(fields) - _MODEL_FIELDS)
+    if unknown:
+        raise ActionError(f"Unknown model field(s): {', '.join(unknown)}.")
+    model = RegisteredModel(created_by=created_by, **fields)
+    for key in ("base_model", "adapter_path", "server_url", "name"):
+        setattr(model, key, (getattr(model, key) or "").strip())
+    if model.name and RegisteredModel.objects.filter(name=model.name).exists():
+        raise ActionError(f"A model named '{model.name}' is already registered.")
+    try:
+        model.full_clean(exclude=["created_by"])
+    except ValidationError as error:
+        raise ActionError(_validation_text(error)) from None
+    fatal = registry.fatal_messages(registry.problems_for(model, deep=False))
+    if fatal:
+        raise ActionError(f"Model '{model.name}' cannot be registered: " + "; ".join(fatal) + ".")
+    model.save()
+    return model
+
+
+def _validation_text(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+def test_model(model: RegisteredModel) -> list[str]:
+    """ "Test this model": the deep check, then one tiny generation. Returns problems (empty: ready).
+
+    Runs here, in this process: on the web machine that only suits small local models and HTTP
+    servers, so the page sends it to a worker on the model's queue (``inference.tasks.test_model``).
+    """
+    problems = registry.fatal_messages(registry.problems_for(model, deep=True))
+    if problems:
+        return problems
+    sample = [{"role": "user", "content": "你好。Hello."}]
+    if model.system_prompt.strip():
+        sample.insert(0, {"role": "system", "content": model.system_prompt.strip()})
+    try:
+        backend = get_backend(registry.spec_for(model, max_new_tokens=8))
+        result = backend.generate([sample])[0]
+    except Exception as error:  # noqa: BLE001 - whatever stops generation is the answer to "test"
+        return [f"a test generation failed: {type(error).__name__}: {error}"]
+    if result.error:
+        return [f"a test generation failed: {result.error}"]
+    if result.completion_tokens == 0:
+        return ["a test generation returned no tokens (check the chat template's end-of-turn token)"]
+    return []
+
+
+# --- runs ----------------------------------------------------------------------------------------
+
+
+def _dialogue_items(dialogue: Dialogue, turns: Sequence[Turn], system_prompt: str) -> list[Item]:
+    pairs = [(t.speaker, t.text) for t in turns]
+    rounds = prompts.build_rounds(pairs)
+    # The transcript built when the run finishes counts rounds with annotation's rule; a dialogue
+    # where the two disagree (e.g. a blank turn) would fail only at the end, so refuse it now.
+    expected = len(dialogue_rounds(pairs))
+    if len(rounds) != expected:
+        raise ActionError(
+            f"Dialogue {dialogue.external_id}: {len(rounds)} rounds for generation but {expected} for its "
+            "transcript (blank turns?); fix the dialogue before generating."
+        )
+    return [
+        Item(
+            dialogue=dialogue,
+            round_index=r.index,
+            messages=prompts.build_messages(rounds, r.index, system_prompt=system_prompt or None),
+            reference=r.counselor,
+        )
+        for r in rounds
+    ]
+
+
+def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str) -> int:
+    """One item per round, idempotently: the unique (run, dialogue, round) constraint drops repeats."""
+    turns_by_dialogue: dict[int, list[Turn]] = {}
+    dialogues = list(dialogues)
+    for turn in Turn.objects.filter(dialogue__in=dialogues).order_by("dialogue_id", "index"):
+        turns_by_dialogue.setdefault(turn.dialogue_id, []).append(turn)
+    rows = [
+        item
+        for dialogue in dialogues
+        for item in _dialogue_items(dialogue, turns_by_dialogue.get(dialogue.pk, []), system_prompt)
+    ]
+    for row in rows:
+        row.run = run
+    Item.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
+    return len(rows)
+
+
+def start_run(
+    study: Study,
+    model: RegisteredModel,
+    *,
+    split: str = "test",
+    chunk_size: int = 8,
+    created_by=None,
+) -> Run:
+    """Start generating the counselor replies of every round of ``study``'s ``split`` with ``model``.
+
+    Refuses (``ActionError``, nothing created) an unknown split, a split with no dialogues or no
+    rounds, a model with fatal problems, a chunk size below 1. The run keeps a snapshot of the
+    model's parameters; its chunks are enqueued on the model's queue after commit.
+    """
+    if split not in Dialogue.Split.values:
+        raise ActionError(f"Unknown split '{split}'; use one of {', '.join(Dialogue.Split.values)}.")
+    if chunk_size < 1:
+        raise ActionError(f"chunk_size must be at least 1, got {chunk_size}.")
+    fatal = registry.fatal_messages(registry.problems_for(model, deep=False))
+    if fatal:
+        raise ActionError(f"Model '{model.name}' cannot generate: " + "; ".join(fatal) + ".")
+    dialogues = list(Dialogue.objects.filter(study=study, split=split).order_by("id"))
+    if not dialogues:
+        raise ActionError(
+            f"Study '{study.slug}' has no dialogues in the '{split}' split; make a split first (Splits page)."
+        )
+    with transaction.atomic():
+        run = Run.objects.create(
+            study=study,
+            model=model,
+            split=split,
+            params=registry.params_snapshot(model),
+            chunk_size=chunk_size,
+            queue=registry.queue_for(model.backend),
+            created_by=created_by,
+        )
+        if _create_items(run, dialogues, model.system_prompt) == 0:
+            # Raising inside the atomic block rolls the run back: no half-created run survives.
+            raise ActionError(
+                f"The '{split}' split of study '{study.slug}' has no complete rounds to generate."
+            )
+        ids = list(run.items.order_by("dialogue_id", "round_index").values_list("id", flat=True))
+        _enqueue_after_commit(run, ids)
+    return run
+
+
+def _enqueue_after_commit(run: Run, item_ids: Sequence[int]) -> None:
+    if not item_ids:
+        return
+    chunks = [list(item_ids[i : i + run.chunk_size]) for i in range(0, len(item_ids), run.chunk_size)]
+    run_id, queue = run.pk, run.queue
+
+    def send() -> None:
+        from . import tasks  # tasks imports this module
+
+        task = tasks.run_chunk_gpu if queue == "gpu" else tasks.run_chunk
+        for chunk in chunks:
+            task.apply_async(args=[run_id, chunk], queue=queue)
+
+    transaction.on_commit(send)
+
+
+def cancel_run(run: Run) -> bool:
+    """Stop a queued or running run: chunks not yet started exit without work. False if finished."""
+    changed = Run.objects.filter(pk=run.pk, status__in=[Run.Status.QUEUED, Run.Status.RUNNING]).update(
+        status=Run.Status.CANCELLED, finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return changed == 1
+
+
+def _stale_cutoff():
+    return timezone.now() - timedelta(seconds=claim_stale_seconds())
+
+
+def _open_items_filter() -> Q:
+    """Items a new chunk may take: pending, or claimed by a worker whose claim went stale."""
+    return Q(status=Item.Status.PENDING) | Q(status=Item.Status.CLAIMED, claimed_at__lt=_stale_cutoff())
+
+
+def resume_run(run: Run, retry_failed: bool = False) -> int:
+    """Re-enqueue a run's pending (and stale-claimed) items; with ``retry_failed`` its failed ones too.
+
+    A cancelled or failed run goes back to queued. Items claimed by a live worker are left alone.
+    Returns the number of items enqueued. A finished run with nothing left is finished again.
+    """
+    with transaction.atomic():
+        run = Run.objects.select_for_update().get(pk=run.pk)
+        if run.status == Run.Status.DONE:
+            return 0
+        if retry_failed:
+            Item.objects.filter(run=run, status=Item.Status.FAILED).update(
+                status=Item.Status.PENDING, error="", claim_token=""
+            )
+        ids = list(
+            Item.objects.filter(run=run)
+            .filter(_open_items_filter())
+            .order_by("dialogue_id", "round_index")
+            .values_list("id", flat=True)
+        )
+        in_flight = Item.objects.filter(run=run, status=Item.Status.CLAIMED).exclude(id__in=ids).exists()
+        if ids or in_flight:
+            # started_at restarts so the rate shown is this session's, not diluted by the pause.
+            run.status, run.finished_at, run.error, run.started_at = Run.Status.QUEUED, None, "", None
+            run.save(update_fields=["status", "finished_at", "error", "started_at"])
+            _enqueue_after_commit(run, ids)
+    if not ids and not in_flight:
+        finish_run_if_complete(run, force=True)
+    return len(ids)
+
+
+def retry_item(item: Item) -> None:
+    """Send one failed item again (its error is cleared; its run reopens if it had finished)."""
+    with transaction.atomic():
+        changed = Item.objects.filter(pk=item.pk, status=Item.Status.FAILED).update(
+            status=Item.Status.PENDING, error="", claim_token=""
+        )
+        if not changed:
+            raise ActionError(f"Item {item.pk} is not failed; only failed items can be retried.")
+        run = Run.objects.select_for_update().get(pk=item.run_id)
+        if run.status in FINISHED:
+            run.status, run.finished_at, run.error = Run.Status.QUEUED, None, ""
+            run.save(update_fields=["status", "finished_at", "error"])
+        _enqueue_after_commit(run, [item.pk])
+
+
+# --- chunks: claim, store, finish --------------------------------------------------------------
+
+
+def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
+    """Claim the open items among ``item_ids`` with one conditional UPDATE; return those now ours.
+
+    Items already holding ``token`` (a retried task keeps its token) are re-claimed too. Marks the
+    run running on its first claim.
+    """
+    now = timezone.now()
+    Item.objects.filter(run=run, id__in=item_ids).filter(
+        _open_items_filter() | Q(status=Item.Status.CLAIMED, claim_token=token)
+    ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
+    mine = list(Item.objects.filter(run=run, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED))
+    if mine:
+        Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING)
+        Run.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=now)
+    return sorted(mine, key=lambda item: (item.dialogue_id, item.round_index))
+
+
+def release_claims(token: str) -> int:
+    """Give our claimed, unfinished items back (before a retry), so nobody waits for staleness."""
+    return Item.objects.filter(claim_token=token, status=Item.Status.CLAIMED).update(
+        status=Item.Status.PENDING, claimed_at=None
+    )
+
+
+@dataclass
+class ItemOutcome:
+    """What a chunk produced for one item: a response, or an error (then the item fails)."""
+
+    text: str = ""
+    finish_reason: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    dropped_pairs: int = 0
+    error: str = ""
+
+
+_RESULT_FIELDS = [
+    "status",
+    "response",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "dropped_pairs",
+    "error",
+    "finished_at",
+]
+
+
+def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
+    """Write a chunk's results in one transaction, only to rows still holding ``token``; return count.
+
+    The rows are locked first: a worker taking over a stale claim at the same moment waits for
+    this commit and then finds them done, so each row is written once.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Item.objects.select_for_update()
+            .filter(id__in=list(outcomes), claim_token=token, status=Item.Status.CLAIMED)
+            .order_by("id")
+        )
+        for row in rows:
+            outcome = outcomes[row.pk]
+            row.status = Item.Status.FAILED if outcome.error else Item.Status.DONE
+            row.response = "" if outcome.error else outcome.text
+            row.finish_reason = (outcome.finish_reason or "")[:20]
+            row.prompt_tokens = outcome.prompt_tokens
+            row.completion_tokens = outcome.completion_tokens
+            row.latency_ms = outcome.latency_ms
+            row.dropped_pairs = outcome.dropped_pairs
+            row.error = outcome.error
+            row.finished_at = now
+        Item.objects.bulk_update(rows, _RESULT_FIELDS)
+    return len(rows)
+
+
+def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:
+    """Close the run when no item is pending or claimed: done (and its transcripts handed to
+    coding) when every item is done, failed when some failed. Returns True if it closed it now.
+
+    A cancelled run stays cancelled (``force`` closes it too: used by resume with nothing left).
+    """
+    run_pk = run if isinstance(run, int) else run.pk
+    with transaction.atomic():
+        run = Run.objects.select_for_update().select_related("model", "study").get(pk=run_pk)
+        if run.status in FINISHED and not (force and run.status != Run.Status.DONE):
+            return False
+        counts = Item.objects.filter(run=run).aggregate(
+            total=Count("id"),
+            open=Count("id", filter=Q(status__in=[Item.Status.PENDING, Item.Status.CLAIMED])),
+            failed=Count("id", filter=Q(status=Item.Status.FAILED)),
+        )
+        if counts["open"]:
+            return False
+        run.finished_at = timezone.now()
+        if counts["failed"]:
+            run.status = Run.Status.FAILED
+            run.error = f"{counts['failed']} of {counts['total']} items failed; retry them from the run page."
+        else:
+            try:
+                # A savepoint: if the hand-over is refused, the run still closes, as failed, saying why.
+                with transaction.atomic():
+                    source = create_generated_source(
+                        run.study,
+                        run_id=run.pk,
+                        label=f"{run.model.name} · run {run.pk}",
+                        responses=_responses(run),
+                    )
+            except ActionError as error:
+                run.status, run.error = Run.Status.FAILED, f"Transcripts could not be created: {error}"
+            else:
+                run.status, run.source_id, run.error = Run.Status.DONE, source.pk, ""
+        run.save(update_fields=["status", "finished_at", "error", "source_id"])
+        if run.status == Run.Status.DONE:
+            transaction.on_commit(lambda: _send_evaluation(run_pk))
+    return True
+
+
+def _responses(run: Run) -> dict[int, list[str]]:
+    responses: dict[int, list[str]] = {}
+    for dialogue_id, text in (
+        Item.objects.filter(run=run)
+        .order_by("dialogue_id", "round_index")
+        .values_list("dialogue_id", "response")
+    ):
+        responses.setdefault(dialogue_id, []).append(text)
+    return responses
+
+
+def _send_evaluation(run_id: int) -> None:
+    """Ask the evaluation app to score the run, by task name: inference never imports evaluation.
+
+    Sent only when that task exists in this Celery app (the evaluation app may not define it).
+    """
+    from celery import current_app
+
+    if EVALUATION_TASK not in current_app.tasks:
+        # Outside a worker the apps' tasks modules may not have been imported yet.
+        current_app.loader.import_default_modules()
+    if EVALUATION_TASK in current_app.tasks:
+        try:
+            current_app.send_task(EVALUATION_TASK, args=[run_id])
+        except Exception:  # noqa: BLE001 - scoring can be started again from evaluation; the run is done
+            log.exception("could not enqueue %s for run %s", EVALUATION_TASK, run_id)
+
+
+def new_claim_token() -> str:
+    return uuid.uuid4().hex
+
+
+# "test_model" is an action, not a pytest test, even when a test module imports it by name.
+test_model.__test__ = False  # type: ignore[attr-defined]

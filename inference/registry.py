@@ -1,0 +1,243 @@
+"""The model registry's rules: a registered model as a backend :class:`ModelSpec`, and its problems.
+
+``problems_for(model, deep=False)`` is cheap (file system only, no weights, no network) and is what
+the system checks (``inference.E00x``) and registration run; ``deep=True`` also asks the backend
+(loads the tokenizer, contacts an OpenAI-compatible server). A run never reads the live model row
+after it starts: it builds its spec from the parameter snapshot taken at start
+(:func:`params_snapshot`), so editing a model cannot change a run in flight.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .backends import GenerationParams, ModelSpec, get_backend
+from .models import RegisteredModel
+
+# Snapshot keys that describe the model (not decoding): what a run needs to rebuild its spec.
+_MODEL_KEYS = (
+    "name",
+    "backend",
+    "base_model",
+    "adapter_path",
+    "chat_template",
+    "system_prompt",
+    "server_url",
+    "api_key_env",
+    "context_length",
+)
+_PARAM_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One configuration problem: ``fatal`` problems stop registration and runs; others warn."""
+
+    code: str
+    message: str
+    hint: str = ""
+    fatal: bool = True
+
+
+def params_snapshot(model: RegisteredModel) -> dict[str, Any]:
+    """Everything a run needs to reproduce its generation, as plain JSON (stored on the run).
+
+    The API key itself is never stored: only the name of the environment variable holding it.
+    """
+    snapshot = {key: getattr(model, key) for key in _MODEL_KEYS + _PARAM_KEYS}
+    snapshot["model_id"] = model.pk
+    return snapshot
+
+
+def spec_from_snapshot(snapshot: dict[str, Any], **overrides: Any) -> ModelSpec:
+    """The backend spec for a parameter snapshot; ``overrides`` replace decoding parameters."""
+    values = {key: snapshot.get(key) for key in _PARAM_KEYS} | overrides
+    # The registry stores "no top-k" as -1 (vLLM's spelling); the backend contract uses 0.
+    top_k = int(values["top_k"] if values["top_k"] is not None else 0)
+    params = GenerationParams(
+        temperature=float(values["temperature"] or 0.0),
+        top_p=float(values["top_p"] if values["top_p"] is not None else 1.0),
+        top_k=max(0, top_k),
+        max_new_tokens=int(values["max_new_tokens"] or 256),
+        repetition_penalty=float(values["repetition_penalty"] or 1.0),
+        seed=None if values["seed"] is None else int(values["seed"]),
+    )
+    api_key_env = snapshot.get("api_key_env") or ""
+    return ModelSpec(
+        name=str(snapshot.get("name") or ""),
+        backend=str(snapshot.get("backend") or ""),
+        base_model=str(snapshot.get("base_model") or ""),
+        adapter_path=snapshot.get("adapter_path") or None,
+        chat_template=snapshot.get("chat_template") or None,
+        system_prompt=snapshot.get("system_prompt") or None,
+        params=params,
+        context_length=snapshot.get("context_length") or None,
+        server_url=snapshot.get("server_url") or None,
+        api_key=os.environ.get(api_key_env) if api_key_env else None,
+    )
+
+
+def spec_for(model: RegisteredModel, **overrides: Any) -> ModelSpec:
+    """The backend spec of a registered model as it is now (runs use their snapshot instead)."""
+    return spec_from_snapshot(params_snapshot(model), **overrides)
+
+
+def looks_local(path: str) -> bool:
+    """Whether ``path`` names a local folder rather than a hub id (``org/name``)."""
+    return path.startswith(("/", "./", "../", "~")) or path.count("/") > 1 or Path(path).exists()
+
+
+def folder_has_chat_template(folder: Path) -> bool:
+    """Whether a saved Hugging Face tokenizer folder carries a chat template (read, not loaded)."""
+    if (folder / "chat_template.jinja").exists() or (folder / "chat_template.json").exists():
+        return True
+    config = folder / "tokenizer_config.json"
+    if not config.exists():
+        return False
+    try:
+        template = json.loads(config.read_text(encoding="utf-8")).get("chat_template")
+    except (ValueError, OSError, AttributeError):
+        return False
+    return bool(template)
+
+
+def _local_problems(model: RegisteredModel) -> list[Problem]:
+    problems: list[Problem] = []
+    base = Path(model.base_model).expanduser()
+    if looks_local(model.base_model):
+        if not base.exists():
+            problems.append(
+                Problem(
+                    "inference.E001",
+                    f"base_model path {model.base_model} does not exist",
+                    "Give the folder of a saved Hugging Face model (absolute path) or a hub id (org/name).",
+                )
+            )
+        elif not (base / "config.json").exists():
+            problems.append(
+                Problem(
+                    "inference.E001",
+                    f"base_model path {model.base_model} has no config.json (not a Hugging Face model)",
+                    "Point base_model at the folder that save_pretrained wrote.",
+                )
+            )
+        elif not model.chat_template.strip() and not folder_has_chat_template(base):
+            problems.append(
+                Problem(
+                    "inference.E003",
+                    f"the tokenizer in {model.base_model} has no chat template and the model sets no "
+                    "chat_template override",
+                    "Paste the chat template the model was fine-tuned with into 'chat_template'.",
+                )
+            )
+    if model.adapter_path:
+        adapter = Path(model.adapter_path).expanduser()
+        if not adapter.exists():
+            problems.append(
+                Problem(
+                    "inference.E002",
+                    f"adapter_path {model.adapter_path} does not exist",
+                    "Give a PEFT/LoRA adapter folder (with adapter_config.json), or leave it empty.",
+                )
+            )
+        elif not (adapter / "adapter_config.json").exists():
+            problems.append(
+                Problem(
+                    "inference.E002",
+                    f"adapter_path {model.adapter_path} has no adapter_config.json (not a PEFT adapter)",
+                    "Point adapter_path at the folder that PeftModel.save_pretrained wrote.",
+                )
+            )
+    if model.backend == RegisteredModel.Backend.VLLM and importlib.util.find_spec("vllm") is None:
+        # Not fatal: the web process usually has no vLLM; GPU workers do (extra 'gpu').
+        problems.append(
+            Problem(
+                "inference.W001",
+                "vLLM is not installed in this process; runs of this model need a worker on the 'gpu' queue",
+                "Start a GPU worker: pip install '.[gpu]' and celery -A mi_platform worker -Q gpu.",
+                fatal=False,
+            )
+        )
+    return problems
+
+
+def _openai_problems(model: RegisteredModel) -> list[Problem]:
+    problems: list[Problem] = []
+    if not model.server_url.strip():
+        problems.append(
+            Problem(
+                "inference.E004",
+                "server_url is not set (the openai backend needs an OpenAI-compatible server)",
+                "e.g. http://gpu-host:8000/v1 for `vllm serve`.",
+            )
+        )
+    elif not model.server_url.startswith(("http://", "https://")):
+        problems.append(
+            Problem("inference.E004", f"server_url {model.server_url!r} must start with http:// or https://")
+        )
+    if model.adapter_path:
+        problems.append(
+            Problem(
+                "inference.W002",
+                "adapter_path is not used by the openai backend",
+                "Serve the adapter (vllm serve BASE --enable-lora --lora-modules NAME=PATH) and set "
+                "base_model to NAME.",
+                fatal=False,
+            )
+        )
+    return problems
+
+
+def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:
+    """Configuration problems of a (possibly unsaved) registered model, most basic first.
+
+    Shallow (``deep=False``): backend known, base/adapter folders exist, the tokenizer folder has a
+    chat template or the model overrides it, the openai backend has a server URL, the API key
+    variable is set. Deep: when nothing shallow is fatal, the backend's own :meth:`check` as well
+    (tokenizer loaded and the template rendered on a sample; the server's model list fetched).
+    """
+    if model.backend not in RegisteredModel.Backend.values:
+        return [
+            Problem(
+                "inference.E000",
+                f"backend {model.backend!r} is not one of {', '.join(RegisteredModel.Backend.values)}",
+            )
+        ]
+    if not model.base_model.strip():
+        return [
+            Problem("inference.E001", "base_model is empty", "A local folder, a hub id or a served model id.")
+        ]
+    if model.backend == RegisteredModel.Backend.OPENAI:
+        problems = _openai_problems(model)
+    else:
+        problems = _local_problems(model)
+    if model.api_key_env and model.api_key_env not in os.environ:
+        problems.append(
+            Problem(
+                "inference.W003",
+                f"environment variable {model.api_key_env} (api_key_env) is not set in this process",
+                "Set it where the workers run.",
+                fatal=False,
+            )
+        )
+    if deep and not any(p.fatal for p in problems):
+        try:
+            messages = get_backend(spec_for(model)).check()
+        except Exception as error:  # noqa: BLE001 - any failure to check is a problem to show
+            messages = [f"{type(error).__name__}: {error}"]
+        problems.extend(Problem("inference.E005", message) for message in messages)
+    return problems
+
+
+def fatal_messages(problems: list[Problem]) -> list[str]:
+    return [p.message for p in problems if p.fatal]
+
+
+def queue_for(backend: str) -> str:
+    """The Celery queue a model's chunks go to: vLLM needs a GPU worker, the rest run on ``cpu``."""
+    return "gpu" if backend == RegisteredModel.Backend.VLLM else "cpu"

@@ -1,0 +1,193 @@
+"""Celery tasks of generation: thin — take ids, claim, call the backend once per chunk, store, finish.
+
+``run_chunk`` (queue ``cpu``) and ``run_chunk_gpu`` (queue ``gpu``) share one body. Delivery is
+at least once (``acks_late``, ``reject_on_worker_lost``): a chunk may run twice, or after a worker
+was killed half-way. :mod:`inference.actions` makes that harmless — see its docstring. Only named
+transient errors (lost database or network connections) are retried; anything else a backend
+raises marks the chunk's items failed with the message, so the run page shows it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from django.utils import timezone
+
+from . import actions, prompts, registry
+from .backends import get_backend
+from .models import GenerationItem, GenerationRun
+
+# Connection-level failures that a later attempt can cure. builtin ConnectionError covers
+# refused/reset sockets (and redis-py's ConnectionError subclasses it).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OperationalError, InterfaceError)
+MAX_RETRIES = 5
+
+_TASK_OPTIONS: dict[str, Any] = {
+    "bind": True,
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "max_retries": MAX_RETRIES,
+}
+
+
+@shared_task(name="inference.tasks.run_chunk", **_TASK_OPTIONS)
+def run_chunk(self, run_id: int, item_ids: list[int], claim_token: str | None = None) -> dict[str, Any]:
+    """Generate one chunk of a run on the ``cpu`` queue (transformers, OpenAI-compatible HTTP)."""
+    return execute_chunk(self, run_id, item_ids, claim_token)
+
+
+@shared_task(name="inference.tasks.run_chunk_gpu", **_TASK_OPTIONS)
+def run_chunk_gpu(self, run_id: int, item_ids: list[int], claim_token: str | None = None) -> dict[str, Any]:
+    """Generate one chunk of a run on the ``gpu`` queue (vLLM; its engine stays loaded per process)."""
+    return execute_chunk(self, run_id, item_ids, claim_token)
+
+
+@shared_task(name="inference.tasks.test_model")
+def test_model(model_id: int) -> dict[str, Any]:
+    """ "Test this model" on a worker of the model's queue; the result is read from the result backend."""
+    from .models import RegisteredModel
+
+    model = RegisteredModel.objects.filter(pk=model_id).first()
+    if model is None:
+        return {"model": model_id, "ok": False, "problems": [f"model {model_id} no longer exists"]}
+    problems = actions.test_model(model)
+    return {"model": model_id, "ok": not problems, "problems": problems, "at": timezone.now().isoformat()}
+
+
+def _backoff(task) -> int:
+    retries = getattr(getattr(task, "request", None), "retries", 0) or 0
+    return min(60, 2 ** (retries + 1))
+
+
+def execute_chunk(
+    task, run_id: int, item_ids: Sequence[int], claim_token: str | None = None
+) -> dict[str, Any]:
+    """Claim ``item_ids`` of run ``run_id``, generate the ones claimed in one backend call, store them.
+
+    ``task`` is the bound Celery task (for retries) or None when called directly (benchmarks).
+    """
+    run = GenerationRun.objects.filter(pk=run_id).first()
+    if run is None:
+        return {"run": run_id, "claimed": 0, "skipped": "no such run"}
+    if run.status in (GenerationRun.Status.CANCELLED, GenerationRun.Status.DONE):
+        return {"run": run_id, "claimed": 0, "skipped": run.status}
+    token = claim_token or actions.new_claim_token()
+    try:
+        items = actions.claim_items(run, item_ids, token)
+    except TRANSIENT_ERRORS as error:
+        if task is None:
+            raise
+        raise task.retry(exc=error, countdown=_backoff(task)) from error
+    if not items:
+        wait = _seconds_until_foreign_claims_go_stale(item_ids, token)
+        if wait is not None and task is not None:
+            # Another delivery holds these items. If it is alive it finishes them and our retry finds
+            # them done; if its worker was killed, by then its claim is stale and we take over.
+            raise task.retry(countdown=wait)
+        actions.finish_run_if_complete(run)
+        return {"run": run_id, "claimed": 0}
+
+    _test_delay()
+    try:
+        outcomes = generate_outcomes(run, items)
+        written = actions.store_results(token, outcomes)
+    except TRANSIENT_ERRORS as error:
+        try:
+            actions.release_claims(token)
+        except TRANSIENT_ERRORS:
+            pass  # the retry re-claims them with the same token
+        if task is None:
+            raise
+        raise task.retry(exc=error, countdown=_backoff(task), kwargs={"claim_token": token}) from error
+    actions.finish_run_if_complete(run)
+    failed = sum(1 for outcome in outcomes.values() if outcome.error)
+    return {"run": run_id, "claimed": len(items), "written": written, "failed": failed}
+
+
+def generate_outcomes(run: GenerationRun, items: Sequence[GenerationItem]) -> dict[int, actions.ItemOutcome]:
+    """The chunk's prompts, fitted to the context, through the backend in one batch; one outcome per item."""
+    outcomes: dict[int, actions.ItemOutcome] = {}
+    try:
+        backend = get_backend(registry.spec_from_snapshot(run.params))
+        budget = backend.prompt_budget()
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as error:  # noqa: BLE001 - a backend that cannot start fails the chunk, visibly
+        message = f"backend could not start: {type(error).__name__}: {error}"
+        return {item.pk: actions.ItemOutcome(error=message) for item in items}
+
+    batch: list[list[dict[str, str]]] = []
+    batch_items: list[tuple[GenerationItem, int]] = []
+    for item in items:
+        messages, dropped = list(item.messages), 0
+        try:
+            if budget is not None:
+                fitted = prompts.fit_to_context(messages, backend.count_prompt_tokens, budget)
+                if not fitted.fits:
+                    tokens = backend.count_prompt_tokens(fitted.messages)
+                    outcomes[item.pk] = actions.ItemOutcome(
+                        dropped_pairs=fitted.dropped_pairs,
+                        prompt_tokens=tokens,
+                        error=f"prompt too long: {tokens} tokens with no history left, over the budget of "
+                        f"{budget} (context minus max_new_tokens); the current client turn is never cut",
+                    )
+                    continue
+                messages, dropped = fitted.messages, fitted.dropped_pairs
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # noqa: BLE001 - one bad prompt fails only its item
+            outcomes[item.pk] = actions.ItemOutcome(error=f"prompt could not be built: {error}")
+            continue
+        batch.append(messages)
+        batch_items.append((item, dropped))
+
+    if batch:
+        try:
+            results = backend.generate(batch)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory: the chunk fails, visibly
+            message = f"{type(error).__name__}: {error}"
+            results = None
+            for item, dropped in batch_items:
+                outcomes[item.pk] = actions.ItemOutcome(dropped_pairs=dropped, error=message)
+        if results is not None:
+            for (item, dropped), result in zip(batch_items, results, strict=True):
+                outcomes[item.pk] = actions.ItemOutcome(
+                    text=result.text,
+                    finish_reason=result.finish_reason or "",
+                    prompt_tokens=result.prompt_tokens or None,
+                    completion_tokens=result.completion_tokens if result.ok else None,
+                    latency_ms=round(result.latency_s * 1000, 3),
+                    dropped_pairs=dropped,
+                    error=result.error or "",
+                )
+    return outcomes
+
+
+def _seconds_until_foreign_claims_go_stale(item_ids: Sequence[int], token: str) -> int | None:
+    """None when no other live claim holds any of ``item_ids``; else seconds until the first goes stale."""
+    claimed_at = (
+        GenerationItem.objects.filter(id__in=item_ids, status=GenerationItem.Status.CLAIMED)
+        .exclude(claim_token=token)
+        .order_by("claimed_at")
+        .values_list("claimed_at", flat=True)
+        .first()
+    )
+    if claimed_at is None:
+        return None
+    stale_at = claimed_at + timedelta(seconds=actions.claim_stale_seconds())
+    return max(1, int((stale_at - timezone.now()).total_seconds()) + 1)
+
+
+def _test_delay() -> None:
+    """Fault tests slow chunks down (env INFERENCE_TEST_DELAY_SECONDS) to kill a worker mid-chunk."""
+    delay = float(os.environ.get("INFERENCE_TEST_DELAY_SECONDS") or 0)
+    if delay > 0:
+        time.sleep(delay)
