@@ -181,6 +181,24 @@ def tokenize_dialogue(
     return input_ids[:cutoff_len], labels[:cutoff_len], truncated
 
 
+def all_linear_modules(model: Any) -> list[str]:
+    """Short names of every linear layer but the output head (``q_proj``, ..., ``down_proj``).
+
+    Short names, as LLaMA-Factory writes them, rather than peft's resolved full paths: vLLM and
+    other LoRA loaders match adapters by these names.
+    """
+    import torch
+
+    output = model.get_output_embeddings()
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and module is not output
+    }
+    names.discard("lm_head")
+    return sorted(names)
+
+
 def _pick_device(requested: str) -> str:
     import torch
 
@@ -242,7 +260,10 @@ def train_lora(
         dtype = torch.bfloat16
     model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
     model.to(device)
-    target = "all-linear" if params.lora_target == "all" else [t.strip() for t in params.lora_target.split(",")]
+    if params.lora_target == "all":
+        target = all_linear_modules(model)
+    else:
+        target = [t.strip() for t in params.lora_target.split(",") if t.strip()]
     config = LoraConfig(
         r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
         target_modules=target, task_type="CAUSAL_LM", bias="none",

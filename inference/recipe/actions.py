@@ -1,0 +1,555 @@
+"""Every state change of the recipe: prompt versions, transformation jobs (start, claim, store, retry,
+cancel), training exports and fine-tuning jobs (start, stop).
+
+Atomic, with task enqueues only after commit. Transformation chunks follow the generation runs'
+rules (:mod:`inference.actions`): a chunk claims its items with one conditional UPDATE that gives
+them the task's token; results are written in one transaction only to rows still holding that
+token, so a re-sent task claims nothing twice and a killed worker's claim goes stale and is taken
+over. The long compute (calling a backend, training) lives in :mod:`inference.recipe.execute`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F, Max, Q, QuerySet
+from django.utils import timezone
+
+from annotation.actions import ActionError
+from annotation.models import Dialogue, Study, Turn
+from annotation.parsers import ParsedTurn, content_hash
+from inference import registry
+from inference.actions import claim_stale_seconds, new_claim_token
+from inference.models import RegisteredModel
+from inference.recipe_models import (
+    FineTuneJob,
+    PromptTemplate,
+    QualityScore,
+    TransformationItem,
+    TransformationJob,
+)
+
+from . import export, finetune, judge, transform
+
+Item = TransformationItem
+Job = TransformationJob
+
+__all__ = [
+    "ActionError",
+    "TransformationOutcome",
+    "cancel_transformation",
+    "claim_transformation_items",
+    "default_prompt",
+    "ensure_default_prompts",
+    "export_training_data",
+    "finish_transformation_if_complete",
+    "new_claim_token",
+    "release_transformation_claims",
+    "request_finetune_stop",
+    "retry_transformation",
+    "save_prompt_version",
+    "select_dialogues",
+    "start_finetune",
+    "start_transformation",
+    "store_transformation_results",
+    "training_messages",
+    "turn_pairs",
+]
+
+_DEFAULTS = {
+    PromptTemplate.Kind.TRANSFORM: (transform.DEFAULT_PROMPT_NAME, transform.DEFAULT_PROMPT_VERSION,
+                                    transform.DEFAULT_PROMPT_TEXT),
+    PromptTemplate.Kind.JUDGE: (judge.DEFAULT_JUDGE_NAME, judge.DEFAULT_JUDGE_VERSION, judge.DEFAULT_JUDGE_TEXT),
+}
+
+
+# --- prompts ------------------------------------------------------------------------------------
+
+
+def default_prompt(kind: str) -> PromptTemplate:
+    """The shipped prompt of ``kind`` (transform | judge), created on first use (idempotent)."""
+    name, version, text = _DEFAULTS[kind]
+    prompt, _ = PromptTemplate.objects.get_or_create(
+        name=name, version=version, defaults={"kind": kind, "text": text, "note": "shipped default"}
+    )
+    return prompt
+
+
+def ensure_default_prompts() -> list[PromptTemplate]:
+    return [default_prompt(kind) for kind in _DEFAULTS]
+
+
+def save_prompt_version(name: str, text: str, kind: str, *, note: str = "", created_by=None) -> PromptTemplate:
+    """Save ``text`` as the next version of prompt ``name`` (version 1 for a new name).
+
+    Old versions are never changed: outputs name the version that made them. Refuses a template
+    without ``{dialogue}``, an unknown kind, or a name already used for the other kind.
+    """
+    name = name.strip()
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
+        raise ActionError(f"Prompt name {name!r}: use letters, digits, '.', '-' or '_' (at most 100).")
+    if kind not in PromptTemplate.Kind.values:
+        raise ActionError(f"Prompt kind must be one of {', '.join(PromptTemplate.Kind.values)}, got {kind!r}.")
+    problems = transform.check_template(text)
+    if problems:
+        raise ActionError(f"Prompt {name}: " + "; ".join(problems) + ".")
+    with transaction.atomic():
+        # Lock the name's versions so two editors saving at once get versions n+1 and n+2.
+        existing = list(PromptTemplate.objects.select_for_update().filter(name=name).values_list("kind", flat=True))
+        if existing and existing[0] != kind:
+            raise ActionError(f"Prompt {name} is a {existing[0]} prompt; pick another name for a {kind} prompt.")
+        latest = PromptTemplate.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0
+        return PromptTemplate.objects.create(
+            name=name, version=latest + 1, kind=kind, text=text, note=note[:300], created_by=created_by
+        )
+
+
+# --- choosing dialogues -------------------------------------------------------------------------
+
+
+def select_dialogues(
+    study: Study,
+    *,
+    split: str | None = None,
+    external_ids: Sequence[str] | None = None,
+    derived_only: bool = False,
+    min_judge_total: int | None = None,
+) -> QuerySet[Dialogue]:
+    """A study's dialogues by split and/or external ids; optionally only derived ones, or only those
+    a judge scored at least ``min_judge_total`` (any judge, any prompt version). Unknown ids raise."""
+    qs = Dialogue.objects.filter(study=study)
+    if split:
+        if split not in Dialogue.Split.values:
+            raise ActionError(f"Unknown split '{split}'; use one of {', '.join(Dialogue.Split.values)}.")
+        qs = qs.filter(split=split)
+    if external_ids:
+        wanted = [e.strip() for e in external_ids if e.strip()]
+        found = set(qs.filter(external_id__in=wanted).values_list("external_id", flat=True))
+        missing = [e for e in wanted if e not in found]
+        if missing:
+            where = f" in the '{split}' split" if split else ""
+            raise ActionError(f"Unknown dialogue id(s){where}: {', '.join(missing[:10])}.")
+        qs = qs.filter(external_id__in=wanted)
+    if derived_only:
+        qs = qs.filter(derived_from__isnull=False)
+    if min_judge_total is not None:
+        qs = qs.filter(quality_scores__total__gte=min_judge_total).distinct()
+    return qs.order_by("id")
+
+
+def turn_pairs(dialogues: Iterable[Dialogue]) -> dict[int, list[tuple[str, str]]]:
+    """``{dialogue id: [(speaker, text), ...]}`` in turn order, in one query."""
+    pairs: dict[int, list[tuple[str, str]]] = {}
+    ids = [d.pk for d in dialogues]
+    for dialogue_id, speaker, text in (
+        Turn.objects.filter(dialogue_id__in=ids).order_by("dialogue_id", "index").values_list(
+            "dialogue_id", "speaker", "text"
+        )
+    ):
+        pairs.setdefault(dialogue_id, []).append((speaker, text))
+    return pairs
+
+
+# --- transformation jobs --------------------------------------------------------------------------
+
+
+def _check_model(model: RegisteredModel, what: str) -> None:
+    fatal = registry.fatal_messages(registry.problems_for(model, deep=False))
+    if fatal:
+        raise ActionError(f"Model '{model.name}' cannot {what}: " + "; ".join(fatal) + ".")
+
+
+def start_transformation(
+    study: Study,
+    model: RegisteredModel,
+    *,
+    prompt: PromptTemplate | None = None,
+    split: str | None = None,
+    external_ids: Sequence[str] | None = None,
+    output_split: str = "train",
+    judge_model: RegisteredModel | None = None,
+    judge_prompt: PromptTemplate | None = None,
+    chunk_size: int = 4,
+    max_new_tokens: int = 2048,
+    created_by=None,
+) -> TransformationJob:
+    """Rewrite the chosen dialogues (a split and/or external ids) MI-style with ``model``.
+
+    One item per source dialogue with at least one round; the new dialogues go to
+    ``output_split`` as ``<source id>-mi-v<prompt version>`` (``-j<job>`` added if a dialogue of
+    that name exists). With ``judge_model`` each accepted rewrite is also scored on the CPsyCoun
+    rubric. Refuses (nothing created) an empty selection, a bad prompt or a model with fatal
+    problems. Chunks are enqueued on the model's queue after commit.
+    """
+    if chunk_size < 1:
+        raise ActionError(f"chunk_size must be at least 1, got {chunk_size}.")
+    if max_new_tokens < 1:
+        raise ActionError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if output_split not in Dialogue.Split.values:
+        raise ActionError(f"Unknown output split '{output_split}'; use one of {', '.join(Dialogue.Split.values)}.")
+    if not split and not external_ids:
+        raise ActionError("Pick the dialogues to rewrite: a split or a list of dialogue ids.")
+    prompt = prompt or default_prompt(PromptTemplate.Kind.TRANSFORM)
+    if prompt.kind != PromptTemplate.Kind.TRANSFORM:
+        raise ActionError(f"Prompt {prompt} is a {prompt.kind} prompt, not a rewrite prompt.")
+    _check_model(model, "rewrite dialogues")
+    if judge_model is not None:
+        _check_model(judge_model, "judge dialogues")
+        judge_prompt = judge_prompt or default_prompt(PromptTemplate.Kind.JUDGE)
+        if judge_prompt.kind != PromptTemplate.Kind.JUDGE:
+            raise ActionError(f"Prompt {judge_prompt} is a {judge_prompt.kind} prompt, not a judge prompt.")
+    sources = list(select_dialogues(study, split=split, external_ids=external_ids))
+    turns = turn_pairs(sources)
+    usable = [d for d in sources if transform.source_rounds(turns.get(d.pk, []))]
+    if not usable:
+        raise ActionError("None of the chosen dialogues has a round (a client turn answered by the counselor).")
+    with transaction.atomic():
+        job = Job.objects.create(
+            study=study, model=model, prompt=prompt, params=registry.params_snapshot(model),
+            max_new_tokens=max_new_tokens, judge_model=judge_model,
+            judge_prompt=judge_prompt if judge_model is not None else None,
+            judge_params=registry.params_snapshot(judge_model) if judge_model is not None else {},
+            selection={"split": split or "", "external_ids": list(external_ids or []), "dialogues": len(usable),
+                       "skipped_without_rounds": [d.external_id for d in sources if d not in usable][:100]},
+            output_split=output_split, suffix=f"mi-v{prompt.version}", chunk_size=chunk_size,
+            queue=registry.queue_for(model.backend), created_by=created_by,
+        )
+        names = [f"{d.external_id}-{job.suffix}" for d in usable]
+        if Dialogue.objects.filter(study=study, external_id__in=names).exists():
+            job.suffix = f"mi-v{prompt.version}-j{job.pk}"
+            job.save(update_fields=["suffix"])
+        Item.objects.bulk_create([Item(job=job, source=d) for d in usable], ignore_conflicts=True)
+        ids = list(job.items.order_by("source_id").values_list("id", flat=True))
+        _enqueue_after_commit(job, ids)
+    return job
+
+
+def _enqueue_after_commit(job: Job, item_ids: Sequence[int]) -> None:
+    if not item_ids:
+        return
+    chunks = [list(item_ids[i : i + job.chunk_size]) for i in range(0, len(item_ids), job.chunk_size)]
+    job_id, queue = job.pk, job.queue
+
+    def send() -> None:
+        from . import tasks
+
+        for chunk in chunks:
+            tasks.transform_chunk.apply_async(args=[job_id, chunk], queue=queue)
+
+    transaction.on_commit(send)
+
+
+def _open_items() -> Q:
+    stale = timezone.now() - timedelta(seconds=claim_stale_seconds())
+    return Q(status=Item.Status.PENDING) | Q(status=Item.Status.CLAIMED, claimed_at__lt=stale)
+
+
+def claim_transformation_items(job: Job, item_ids: Sequence[int], token: str) -> list[Item]:
+    """Claim the open items among ``item_ids`` with one conditional UPDATE; return those now ours
+    (items already holding ``token`` — a redelivered task — included). Marks the job running."""
+    now = timezone.now()
+    Item.objects.filter(job=job, id__in=item_ids).filter(
+        _open_items() | Q(status=Item.Status.CLAIMED, claim_token=token)
+    ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
+    mine = list(
+        Item.objects.filter(job=job, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED)
+        .select_related("source").order_by("source_id")
+    )
+    if mine:
+        Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
+        Job.objects.filter(pk=job.pk, started_at__isnull=True).update(started_at=now)
+    return mine
+
+
+def release_transformation_claims(token: str) -> int:
+    """Give our unfinished claims back (before a retry), so nobody waits for them to go stale."""
+    return Item.objects.filter(claim_token=token, status=Item.Status.CLAIMED).update(
+        status=Item.Status.PENDING, claimed_at=None
+    )
+
+
+@dataclass
+class TransformationOutcome:
+    """What a chunk produced for one item.
+
+    ``error`` set: the backend gave no output (the item fails). Otherwise ``check`` says whether
+    ``raw_output`` was accepted; ``judge_raw``/``judge`` hold the judge's answer for an accepted one.
+    """
+
+    raw_output: str = ""
+    error: str = ""
+    check: transform.TransformOutcome | None = None
+    finish_reason: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    latency_ms: float | None = None
+    judge_raw: str | None = None
+    judge: judge.JudgeOutcome | None = None
+    judge_error: str = ""
+
+
+_ITEM_FIELDS = [
+    "status", "raw_output", "reason_code", "reason", "result", "finish_reason", "prompt_tokens",
+    "completion_tokens", "latency_ms", "finished_at",
+]
+
+
+def _derived_metadata(job: Job, source: Dialogue) -> dict:
+    return {
+        "derived": {
+            "kind": "mi-rewrite",
+            "transformation_job": job.pk,
+            "prompt": job.prompt.name,
+            "prompt_version": job.prompt.version,
+            "prompt_id": job.prompt_id,
+            "model": job.model.name,
+            "model_id": job.model_id,
+            "source": source.external_id,
+        }
+    }
+
+
+def _store_dialogue(job: Job, source: Dialogue, turns: Sequence[tuple[str, str]]) -> Dialogue:
+    dialogue = Dialogue.objects.create(
+        study=job.study,
+        external_id=f"{source.external_id}-{job.suffix}"[:200],
+        source_dataset=source.source_dataset,
+        split=job.output_split,
+        topic=source.topic,
+        metadata=_derived_metadata(job, source),
+        content_hash=content_hash([ParsedTurn(s, t) for s, t in turns]),
+        derived_from=source,
+        round_count=len(turns) // 2,
+    )
+    Turn.objects.bulk_create(
+        [Turn(dialogue=dialogue, index=i, speaker=s, text=t) for i, (s, t) in enumerate(turns)]
+    )
+    return dialogue
+
+
+def _store_score(job: Job, dialogue: Dialogue, outcome: TransformationOutcome) -> None:
+    scores = outcome.judge.scores if outcome.judge is not None else None
+    values = scores.as_dict() if scores is not None else {}
+    error = outcome.judge_error or (outcome.judge.reason if outcome.judge is not None and not outcome.judge.ok else "")
+    QualityScore.objects.update_or_create(
+        dialogue=dialogue, judge_model=job.judge_model, prompt=job.judge_prompt,
+        defaults={
+            "job": job, "raw_output": outcome.judge_raw or "", "error": error,
+            **{name: values.get(name) for name in ("comprehensiveness", "professionalism", "authenticity",
+                                                   "safety", "total")},
+        },
+    )
+
+
+def store_transformation_results(job: Job, token: str, outcomes: Mapping[int, TransformationOutcome]) -> int:
+    """Write a chunk in one transaction, only to items still holding ``token``: accepted rewrites
+    become derived dialogues (with their judge scores), rejections keep output and reason, backend
+    errors fail the item. Returns the number of items written."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Item.objects.select_for_update()
+            .filter(id__in=list(outcomes), claim_token=token, status=Item.Status.CLAIMED)
+            .select_related("source").order_by("id")
+        )
+        for row in rows:
+            outcome = outcomes[row.pk]
+            row.raw_output = outcome.raw_output
+            row.finish_reason = (outcome.finish_reason or "")[:20]
+            row.prompt_tokens, row.completion_tokens = outcome.prompt_tokens, outcome.completion_tokens
+            row.latency_ms, row.finished_at, row.result = outcome.latency_ms, now, None
+            if outcome.error:
+                row.status, row.reason_code, row.reason = Item.Status.FAILED, "backend_error", outcome.error
+            elif outcome.check is None or not outcome.check.ok:
+                check = outcome.check or transform.TransformOutcome(False, code="empty", reason="no output")
+                row.status, row.reason_code, row.reason = Item.Status.REJECTED, check.code, check.reason
+            else:
+                try:
+                    with transaction.atomic():  # a savepoint: a name clash fails this item only
+                        row.result = _store_dialogue(job, row.source, outcome.check.turns)
+                        if job.judge_model_id:
+                            _store_score(job, row.result, outcome)
+                except IntegrityError as error:
+                    row.result = None
+                    row.status, row.reason_code = Item.Status.FAILED, "store_error"
+                    row.reason = f"could not store {row.source.external_id}-{job.suffix}: {error}"
+                else:
+                    row.status, row.reason_code, row.reason = Item.Status.ACCEPTED, "ok", ""
+        Item.objects.bulk_update(rows, _ITEM_FIELDS)
+    return len(rows)
+
+
+def finish_transformation_if_complete(job: Job | int) -> bool:
+    """Mark the job done when no item is pending or claimed (a cancelled job stays cancelled)."""
+    job_pk = job if isinstance(job, int) else job.pk
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job_pk)
+        if job.status in (Job.Status.DONE, Job.Status.CANCELLED):
+            return False
+        if Item.objects.filter(job=job, status__in=[Item.Status.PENDING, Item.Status.CLAIMED]).exists():
+            return False
+        job.status, job.finished_at = Job.Status.DONE, timezone.now()
+        job.save(update_fields=["status", "finished_at"])
+    return True
+
+
+def retry_transformation(job: Job, item_ids: Sequence[int] | None = None) -> int:
+    """Send rejected and failed items (all, or those in ``item_ids``) again; the job reopens.
+
+    Their previous output and reason are cleared. Returns the number of items enqueued.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(pk=job.pk)
+        qs = Item.objects.filter(job=job, status__in=[Item.Status.REJECTED, Item.Status.FAILED])
+        if item_ids is not None:
+            qs = qs.filter(id__in=item_ids)
+        ids = list(qs.order_by("source_id").values_list("id", flat=True))
+        if not ids:
+            return 0
+        Item.objects.filter(id__in=ids).update(
+            status=Item.Status.PENDING, claim_token="", claimed_at=None, raw_output="", reason="", reason_code=""
+        )
+        job.status, job.finished_at, job.error = Job.Status.QUEUED, None, ""
+        job.save(update_fields=["status", "finished_at", "error"])
+        _enqueue_after_commit(job, ids)
+    return len(ids)
+
+
+def cancel_transformation(job: Job) -> bool:
+    """Stop a queued or running job: chunks not yet started exit without work. False if finished."""
+    changed = Job.objects.filter(pk=job.pk, status__in=[Job.Status.QUEUED, Job.Status.RUNNING]).update(
+        status=Job.Status.CANCELLED, finished_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return changed == 1
+
+
+# --- training data --------------------------------------------------------------------------------
+
+
+def training_messages(turns: Sequence[tuple[str, str]], system_prompt: str | None) -> list[dict[str, str]]:
+    """A dialogue as one chat for SFT: the system prompt, then every round (user, assistant)."""
+    from inference.prompts import build_rounds
+
+    messages: list[dict[str, str]] = []
+    if system_prompt and system_prompt.strip():
+        messages.append({"role": "system", "content": system_prompt.strip()})
+    for round_ in build_rounds(turns):
+        messages.append({"role": "user", "content": round_.client})
+        messages.append({"role": "assistant", "content": round_.counselor})
+    return messages
+
+
+def export_training_data(
+    study: Study,
+    directory: Path,
+    *,
+    split: str = "train",
+    name: str = "mi",
+    system_prompt: str | None = None,
+    derived_only: bool = False,
+    min_judge_total: int | None = None,
+) -> export.ExportResult:
+    """Write the split's dialogues as LLaMA-Factory ShareGPT + Alpaca files and dataset_info.json."""
+    dialogues = list(
+        select_dialogues(study, split=split, derived_only=derived_only, min_judge_total=min_judge_total)
+    )
+    if not dialogues:
+        raise ActionError(f"Study '{study.slug}' has no dialogues to export in the '{split}' split with these filters.")
+    turns = turn_pairs(dialogues)
+    try:
+        return export.write_export(
+            Path(directory),
+            (export.ExportDialogue(d.external_id, turns.get(d.pk, [])) for d in dialogues),
+            name=name,
+            system=system_prompt or None,
+        )
+    except ValueError as error:
+        raise ActionError(str(error)) from None
+
+
+# --- fine-tuning jobs ------------------------------------------------------------------------------
+
+
+def _finetune_queue(queue: str | None) -> str:
+    return queue or getattr(settings, "MI_FINETUNE_QUEUE", None) or "gpu"
+
+
+def start_finetune(
+    study: Study,
+    base_model: RegisteredModel,
+    *,
+    output_name: str | None = None,
+    split: str = "train",
+    derived_only: bool = False,
+    min_judge_total: int | None = None,
+    hyperparameters: Mapping | None = None,
+    system_prompt: str | None = None,
+    queue: str | None = None,
+    created_by=None,
+) -> FineTuneJob:
+    """Queue LoRA SFT of ``base_model`` on the study's ``split`` (optionally only derived dialogues
+    and/or those judged at least ``min_judge_total``). The training set is fixed now.
+
+    ``system_prompt`` defaults to the base model's, and the fine-tuned model is registered with it,
+    so it is prompted at inference as it was trained. ``queue`` defaults to the setting
+    ``MI_FINETUNE_QUEUE`` or ``gpu``; pass ``cpu`` for the tiny demo model.
+    """
+    if base_model.backend == RegisteredModel.Backend.OPENAI:
+        raise ActionError(
+            f"Model '{base_model.name}' is served over HTTP: its weights are not here to train. "
+            "Register the base model's folder with the transformers or vllm backend."
+        )
+    if base_model.adapter_path:
+        raise ActionError(f"Model '{base_model.name}' is itself an adapter; fine-tune its base model instead.")
+    _check_model(base_model, "be fine-tuned")
+    try:
+        params = finetune.LoraHyperparameters.from_dict(dict(hyperparameters or {}))
+    except ValueError as error:
+        raise ActionError(f"Hyperparameters: {error}.") from None
+    name = (output_name or "").strip() or f"{base_model.name}-lora"
+    dialogues = list(select_dialogues(study, split=split, derived_only=derived_only, min_judge_total=min_judge_total))
+    turns = turn_pairs(dialogues)
+    usable = [d for d in dialogues if transform.source_rounds(turns.get(d.pk, []))]
+    if not usable:
+        raise ActionError(f"Study '{study.slug}' has no dialogue with a round in the '{split}' split with these filters.")
+    digest = hashlib.sha256("\n".join(sorted(d.content_hash or str(d.pk) for d in usable)).encode()).hexdigest()
+    with transaction.atomic():
+        job = FineTuneJob.objects.create(
+            study=study, base_model=base_model, output_name=name[:120], split=split, derived_only=derived_only,
+            min_judge_total=min_judge_total,
+            system_prompt=base_model.system_prompt if system_prompt is None else system_prompt,
+            hyperparameters={**params.as_dict(), "training_set_sha256": digest},
+            dialogue_ids=[d.pk for d in usable], dialogue_count=len(usable), queue=_finetune_queue(queue),
+            created_by=created_by,
+        )
+        job_id, job_queue = job.pk, job.queue
+
+        def send() -> None:
+            from . import tasks
+
+            tasks.finetune.apply_async(args=[job_id], queue=job_queue)
+
+        transaction.on_commit(send)
+    return job
+
+
+def request_finetune_stop(job: FineTuneJob) -> bool:
+    """Stop a job: a queued one stops at once; a running one after its current step (the
+    training loop reads the flag every step). False when it had already finished."""
+    now = timezone.now()
+    if FineTuneJob.objects.filter(pk=job.pk, status=FineTuneJob.Status.QUEUED).update(
+        status=FineTuneJob.Status.STOPPED, stop_requested=True, finished_at=now
+    ):
+        job.refresh_from_db()
+        return True
+    changed = FineTuneJob.objects.filter(pk=job.pk, status=FineTuneJob.Status.RUNNING).update(stop_requested=True)
+    job.refresh_from_db()
+    return changed == 1

@@ -1,0 +1,223 @@
+"""The long compute of the recipe, called by its Celery tasks (and by commands with ``--here``):
+one transformation chunk through a backend, and one fine-tuning job.
+
+State changes go through :mod:`inference.recipe.actions`; this module builds prompts, calls the
+backend or the trainer, and turns what comes back into outcomes to store.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F, Q, TextField, Value
+from django.db.models.functions import Concat
+from django.utils import timezone
+
+from annotation.models import Dialogue
+from inference import actions as inference_actions
+from inference import registry
+from inference.backends import get_backend
+from inference.recipe_models import FineTuneJob, FineTuneStep, TransformationItem, TransformationJob
+
+from . import actions, finetune, judge, transform
+
+log = logging.getLogger(__name__)
+
+Outcome = actions.TransformationOutcome
+
+
+# --- transformation chunks --------------------------------------------------------------------------
+
+
+def transformation_outcomes(job: TransformationJob, items: Sequence[TransformationItem]) -> dict[int, Outcome]:
+    """Rewrite the chunk's source dialogues in one backend call, check each output, and (when the job
+    has a judge) score the accepted ones in a second call. One outcome per item."""
+    outcomes: dict[int, Outcome] = {}
+    try:
+        backend = get_backend(registry.spec_from_snapshot(job.params, max_new_tokens=job.max_new_tokens))
+        budget = backend.prompt_budget()
+    except Exception as error:  # noqa: BLE001 - a backend that cannot start fails the chunk, visibly
+        message = f"backend could not start: {type(error).__name__}: {error}"
+        return {item.pk: Outcome(error=message) for item in items}
+
+    turns = actions.turn_pairs([item.source for item in items])
+    sources: dict[int, list[tuple[str, str]]] = {}
+    batch: list[list[dict[str, str]]] = []
+    batch_items: list[TransformationItem] = []
+    for item in items:
+        source = transform.source_rounds(turns.get(item.source_id, []))
+        sources[item.pk] = source
+        try:
+            messages = transform.build_transform_messages(job.prompt.text, source)
+            if budget is not None:
+                count = backend.count_prompt_tokens(messages)
+                if count > budget:
+                    outcomes[item.pk] = Outcome(
+                        prompt_tokens=count,
+                        error=f"prompt too long: {count} tokens, over the budget of {budget} (context "
+                        f"{backend.context_limit()} minus max_new_tokens {job.max_new_tokens})",
+                    )
+                    continue
+        except Exception as error:  # noqa: BLE001 - one bad prompt fails only its item
+            outcomes[item.pk] = Outcome(error=f"prompt could not be built: {error}")
+            continue
+        batch.append(messages)
+        batch_items.append(item)
+    if batch:
+        try:
+            results = backend.generate(batch)
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory: the chunk fails, visibly
+            results = None
+            for item in batch_items:
+                outcomes[item.pk] = Outcome(error=f"{type(error).__name__}: {error}")
+        for item, result in zip(batch_items, results or [], strict=False):
+            outcome = Outcome(
+                raw_output=result.text, error=result.error or "", finish_reason=result.finish_reason or "",
+                prompt_tokens=result.prompt_tokens or None,
+                completion_tokens=result.completion_tokens if result.ok else None,
+                latency_ms=round(result.latency_s * 1000, 3),
+            )
+            if result.ok:
+                outcome.check = transform.validate_transform_output(result.text, sources[item.pk])
+            outcomes[item.pk] = outcome
+    if job.judge_model_id:
+        _judge(job, [o for o in outcomes.values() if o.check is not None and o.check.ok])
+    return outcomes
+
+
+def _judge(job: TransformationJob, accepted: list[Outcome]) -> None:
+    if not accepted:
+        return
+    try:
+        backend = get_backend(registry.spec_from_snapshot(job.judge_params))
+        results = backend.generate([judge.build_judge_messages(job.judge_prompt.text, o.check.turns) for o in accepted])
+    except Exception as error:  # noqa: BLE001 - a judge failure never rejects a valid rewrite
+        for outcome in accepted:
+            outcome.judge_error = f"judge failed: {type(error).__name__}: {error}"
+        return
+    for outcome, result in zip(accepted, results, strict=True):
+        outcome.judge_raw = result.text
+        if result.ok:
+            outcome.judge = judge.parse_judge_output(result.text)
+        else:
+            outcome.judge_error = f"judge failed: {result.error}"
+
+
+# --- fine-tuning --------------------------------------------------------------------------------------
+
+
+def append_log(job_id: int, message: str) -> None:
+    """Add a timestamped line to the job's log (an UPDATE, so a failed job keeps what it said)."""
+    line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {message}\n"
+    FineTuneJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(line), output_field=TextField()))
+
+
+def adapter_dir(job: FineTuneJob) -> Path:
+    return Path(settings.MI_MODEL_STORE) / f"finetune-{job.pk}"
+
+
+def run_finetune(job_id: int, token: str) -> str:
+    """Train job ``job_id`` if this delivery can claim it; return the job's final status.
+
+    Claimed with one conditional UPDATE: a queued job, or a running one holding ``token`` (the
+    same task delivered again after its worker died: training restarts from the start). Anything
+    that goes wrong marks the job failed with the error; its log and logged steps are kept.
+    """
+    claimed = FineTuneJob.objects.filter(pk=job_id).filter(
+        Q(status=FineTuneJob.Status.QUEUED) | Q(status=FineTuneJob.Status.RUNNING, claim_token=token)
+    ).update(status=FineTuneJob.Status.RUNNING, claim_token=token, started_at=timezone.now(), current_step=0)
+    if not claimed:
+        status = FineTuneJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
+        return status or "missing"
+    job = FineTuneJob.objects.select_related("base_model", "study").get(pk=job_id)
+    if FineTuneStep.objects.filter(job=job).exists():
+        FineTuneStep.objects.filter(job=job).delete()
+        append_log(job.pk, "restarting: this job's previous worker stopped before it finished")
+    base = job.base_model
+    try:
+        chats = _training_chats(job)
+        hyper = {k: v for k, v in job.hyperparameters.items() if k != "training_set_sha256"}
+        params = finetune.LoraHyperparameters.from_dict(hyper)
+        append_log(job.pk, f"training {base.name} on {len(chats)} dialogues of split '{job.split}'")
+
+        def on_step(entry: finetune.StepLog) -> bool:
+            FineTuneStep.objects.bulk_create(
+                [FineTuneStep(job_id=job.pk, step=entry.step, loss=entry.loss, learning_rate=entry.learning_rate,
+                              epoch=entry.epoch, elapsed_s=entry.elapsed_s)],
+                ignore_conflicts=True,
+            )
+            FineTuneJob.objects.filter(pk=job.pk).update(current_step=entry.step, total_steps=entry.total_steps)
+            return FineTuneJob.objects.filter(pk=job.pk, stop_requested=True).exists()
+
+        result = finetune.train_lora(
+            base.base_model, chats, adapter_dir(job), params, chat_template=base.chat_template or None,
+            on_step=on_step, log=lambda message: append_log(job.pk, message),
+        )
+        if result.status == "stopped":
+            FineTuneJob.objects.filter(pk=job.pk).update(status=FineTuneJob.Status.STOPPED, finished_at=timezone.now())
+            return FineTuneJob.Status.STOPPED
+        model = _register(job, params, result)
+        FineTuneJob.objects.filter(pk=job.pk).update(
+            status=FineTuneJob.Status.DONE, finished_at=timezone.now(), adapter_path=str(result.adapter_dir),
+            result_model=model, error="",
+        )
+        append_log(job.pk, f"registered as model '{model.name}'")
+        return FineTuneJob.Status.DONE
+    except Exception as error:  # noqa: BLE001 - any failure ends the job visibly, log kept
+        log.exception("fine-tune job %s failed", job_id)
+        tail = "".join(traceback.format_exception(error)[-3:])
+        append_log(job.pk, f"failed: {type(error).__name__}: {error}\n{tail}")
+        FineTuneJob.objects.filter(pk=job.pk).update(
+            status=FineTuneJob.Status.FAILED, finished_at=timezone.now(), error=f"{type(error).__name__}: {error}"
+        )
+        return FineTuneJob.Status.FAILED
+
+
+def _training_chats(job: FineTuneJob) -> list[list[dict[str, str]]]:
+    dialogues = list(Dialogue.objects.filter(pk__in=job.dialogue_ids).order_by("id"))
+    if len(dialogues) != len(job.dialogue_ids):
+        raise ValueError(
+            f"{len(job.dialogue_ids) - len(dialogues)} of the job's {len(job.dialogue_ids)} training dialogues "
+            "were deleted after it was queued"
+        )
+    turns = actions.turn_pairs(dialogues)
+    return [actions.training_messages(turns.get(d.pk, []), job.system_prompt) for d in dialogues]
+
+
+def _register(job: FineTuneJob, params: finetune.LoraHyperparameters, result: finetune.TrainResult):
+    base = job.base_model
+    name = job.output_name
+    if type(base).objects.filter(name=name).exists():
+        name = f"{job.output_name}-{job.pk}"[:120]
+    provenance = {
+        "finetune_job": job.pk,
+        "study": job.study.slug,
+        "split": job.split,
+        "derived_only": job.derived_only,
+        "min_judge_total": job.min_judge_total,
+        "dialogue_count": job.dialogue_count,
+        "training_set_sha256": job.hyperparameters.get("training_set_sha256", ""),
+        "system_prompt": job.system_prompt,
+        "hyperparameters": params.as_dict(),
+        "base_model": {"id": base.pk, "name": base.name, "path": base.base_model},
+        "steps": result.steps,
+        "first_loss": round(result.losses[0], 6) if result.losses else None,
+        "final_loss": round(result.losses[-1], 6) if result.losses else None,
+        "examples": result.examples,
+        "skipped_examples": result.skipped,
+        "truncated_examples": result.truncated,
+        "supervised_tokens": result.supervised_tokens,
+        "seconds": round(result.seconds, 2),
+        "trained_at": timezone.now().isoformat(),
+    }
+    return inference_actions.register_model(
+        name=name, backend=base.backend, base_model=base.base_model, adapter_path=str(result.adapter_dir),
+        chat_template=base.chat_template, system_prompt=job.system_prompt, context_length=base.context_length,
+        temperature=base.temperature, top_p=base.top_p, top_k=base.top_k, max_new_tokens=base.max_new_tokens,
+        repetition_penalty=base.repetition_penalty, seed=base.seed, is_finetuned=True, base_of=base,
+        provenance=provenance, created_by=job.created_by,
+    )
