@@ -49,18 +49,24 @@
     } catch (e) { return "tab"; }
   })();
   var KEY = PREFIX + tabId;
-  var ORPHAN_AFTER_MS = 15000;  // an entry not refreshed for this long belongs to a closed tab
+  // An entry not refreshed for this long belongs to a closed tab. Browsers slow timers in hidden tabs
+  // to about one a minute, so anything shorter could take over the queue of a tab that is still open.
+  var ORPHAN_AFTER_MS = 3 * 60 * 1000;
 
   function readEntry(key) {
     try { return JSON.parse(localStorage.getItem(key) || "null"); } catch (e) { return null; }
   }
-  function persist() {
+  function persist(closing) {
     try {
       if (!queue.length && !stale.length) localStorage.removeItem(KEY);
-      else localStorage.setItem(KEY, JSON.stringify({version: state.version, ops: queue, stale: stale, seen: Date.now()}));
+      else localStorage.setItem(KEY, JSON.stringify(
+        {version: state.version, ops: queue, stale: stale, seen: Date.now(), closed: !!closing}));
     } catch (e) { /* storage full or disabled: the queue still lives in memory */ }
   }
   setInterval(function () { if (queue.length || stale.length) persist(); }, 5000);
+  // A tab that goes away marks its leftovers, so the next page for this assignment takes them over
+  // at once (a reload of this same tab finds them under its own key anyway).
+  window.addEventListener("pagehide", function () { if (queue.length || stale.length) persist(true); });
 
   // ---------------------------------------------------------------------------------------------
   // DOM helpers
@@ -146,8 +152,10 @@
     el.textContent = text;
   }
   function showAlert(html) {
+    // Server answers are the #coding-alert partial itself; an empty string just clears the box.
+    if (html) { swap(html); return; }
     var box = $("coding-alert");
-    if (box) box.innerHTML = html;
+    if (box) box.innerHTML = "";
   }
   function textAlert(text, actions) {
     var box = $("coding-alert");
@@ -275,7 +283,9 @@
         var key = localStorage.key(i);
         if (key && key.indexOf(PREFIX) === 0 && key !== KEY) {
           var entry = readEntry(key);
-          if (entry && Date.now() - (entry.seen || 0) > ORPHAN_AFTER_MS) entries.push({key: key, entry: entry});
+          if (entry && (entry.closed || Date.now() - (entry.seen || 0) > ORPHAN_AFTER_MS)) {
+            entries.push({key: key, entry: entry});
+          }
         }
       }
     } catch (e) { /* no storage */ }
