@@ -53,7 +53,7 @@ class RoundForm(forms.Form):
     )
     overlap_percent = forms.IntegerField(
         label=gettext_lazy("Double-coded share (%)"), min_value=0, max_value=100, initial=20,
-        help_text=gettext_lazy("20 % is the usual MITI reliability sample; 100 % double-codes every transcript."),
+        help_text=gettext_lazy("Usually 20 (the MITI reliability sample); 100 double-codes every transcript."),
     )
     per_overlap = forms.IntegerField(
         label=gettext_lazy("Coders per double-coded transcript"), min_value=2, initial=2,

@@ -384,3 +384,24 @@ def test_coder_cannot_reopen_or_create(client_for, coder, coder2, coding_round, 
 def test_another_studys_round_is_404(client_for, coordinator, coding_round, other_study):
     # The outsider's study: our coordinator is no member there.
     assert client_for(coordinator).get(f"/studies/other/rounds/{coding_round.pk}/").status_code == 404
+
+
+# --- Simplified Chinese ----------------------------------------------------------------------------
+
+
+def test_coordinator_pages_in_simplified_chinese(client_for, coordinator, coding_round, coder):
+    from django.conf import settings
+
+    assignment = coding_round.assignments.filter(coder=coder).order_by("position").first()
+    _code_all(assignment, code="CR", globals_value=4)
+    client = client_for(coordinator)
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+    body = client.get(f"/studies/smoking/rounds/{coding_round.pk}/").content.decode()
+    assert "编码轮次" in body and "进度" in body and "已提交" in body
+    body = client.get(f"/studies/smoking/rounds/{coding_round.pk}/assignments/{assignment.pk}/").content.decode()
+    # MITI names come from the pure instrument module through the catalogue.
+    for text in ("培养改变语句", "共情", "复杂反映百分比", "良好"):
+        assert text in body, text
+    assert "重新开放以便编辑" in body
+    body = client.get("/studies/smoking/transcripts/").content.decode()
+    assert "测试集有 4 段对话。" in body
