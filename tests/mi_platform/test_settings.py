@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_missing_secret_key_is_a_startup_error(tmp_path):
 def test_check_deploy_is_clean_with_readme_production_variables(tmp_path):
     result = run_manage(
         tmp_path, "check", "--deploy", "--fail-level", "WARNING",
-        SECRET_KEY="k9-Zr2Lq7xVb!pT4mW8sYc3Nd6Hf0Ju5Ea1Go+Ri(Xt)Pl%Qz",  ALLOWED_HOSTS="mi.example.org", SECURE_SSL_REDIRECT="1",
+        SECRET_KEY=secrets.token_urlsafe(50),  ALLOWED_HOSTS="mi.example.org", SECURE_SSL_REDIRECT="1",
         SESSION_COOKIE_SECURE="1", CSRF_COOKIE_SECURE="1", SECURE_HSTS_SECONDS="31536000",
         SECURE_HSTS_INCLUDE_SUBDOMAINS="1", SECURE_HSTS_PRELOAD="1",
     )
