@@ -14,5 +14,6 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
+    path("", include("inference.recipe.urls")),
     path("", include("evaluation.urls")),
 ]

@@ -1,0 +1,104 @@
+"""Forms of the recipe pages: input parsing only; the actions validate and act."""
+
+from __future__ import annotations
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from annotation.models import Dialogue
+from inference.models import RegisteredModel
+from inference.recipe.finetune import LoraHyperparameters
+from inference.recipe_models import PromptTemplate
+
+SPLITS = [(value, label) for value, label in Dialogue.Split.choices]
+_DEFAULTS = LoraHyperparameters()
+
+
+def _ids(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
+class TransformationForm(forms.Form):
+    model = forms.ModelChoiceField(RegisteredModel.objects.all(), label=_("Rewrite with model"))
+    prompt = forms.ModelChoiceField(
+        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.TRANSFORM), label=_("Prompt version"),
+        required=False, help_text=_("Empty: the shipped MI rewrite prompt (mi-rewrite v1)."),
+    )
+    split = forms.ChoiceField(choices=[("", "—")] + SPLITS, required=False, label=_("Dialogues of split"))
+    external_ids = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}), required=False, label=_("…or these dialogue ids"),
+        help_text=_("One per line or comma-separated; with a split, only ids in that split."),
+    )
+    output_split = forms.ChoiceField(choices=SPLITS, initial="train", label=_("Put the rewrites in split"))
+    judge_model = forms.ModelChoiceField(
+        RegisteredModel.objects.all(), required=False, label=_("Quality screen with judge model"),
+        help_text=_("Optional: scores each accepted rewrite on the CPsyCoun rubric (0–9)."),
+    )
+    judge_prompt = forms.ModelChoiceField(
+        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.JUDGE), required=False, label=_("Judge prompt"),
+    )
+    chunk_size = forms.IntegerField(min_value=1, max_value=256, initial=4)
+    max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=2048)
+
+    def clean_external_ids(self) -> list[str]:
+        return _ids(self.cleaned_data.get("external_ids") or "")
+
+
+class PromptForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=PromptTemplate.Kind.choices)
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100}),
+        help_text=_("Must contain {dialogue}; a rewrite prompt may also use {rounds} and {turns}."),
+    )
+    note = forms.CharField(max_length=300, required=False, label=_("What changed"))
+
+
+class ExportForm(forms.Form):
+    split = forms.ChoiceField(choices=SPLITS, initial="train")
+    name = forms.CharField(max_length=60, initial="mi", help_text=_("Dataset name in dataset_info.json."))
+    system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
+    min_judge_total = forms.IntegerField(min_value=0, max_value=9, required=False, label=_("Minimum judge total"))
+
+
+class FineTuneForm(forms.Form):
+    base_model = forms.ModelChoiceField(
+        RegisteredModel.objects.exclude(backend=RegisteredModel.Backend.OPENAI).filter(adapter_path=""),
+        label=_("Base model"),
+    )
+    output_name = forms.CharField(max_length=120, required=False, help_text=_("Empty: <base>-lora."))
+    split = forms.ChoiceField(choices=SPLITS, initial="train")
+    derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
+    min_judge_total = forms.IntegerField(min_value=0, max_value=9, required=False, label=_("Minimum judge total"))
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False,
+        help_text=_("Empty: the base model's system prompt. The fine-tuned model is registered with it."),
+    )
+    queue = forms.ChoiceField(
+        choices=[("gpu", "gpu"), ("cpu", "cpu")], initial="gpu", help_text=_("cpu only for tiny models.")
+    )
+    lora_rank = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_rank)
+    lora_alpha = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_alpha)
+    lora_dropout = forms.FloatField(min_value=0, max_value=0.99, initial=_DEFAULTS.lora_dropout)
+    lora_target = forms.CharField(initial=_DEFAULTS.lora_target, help_text=_("'all' = every linear layer."))
+    learning_rate = forms.FloatField(min_value=0, initial=_DEFAULTS.learning_rate)
+    num_epochs = forms.FloatField(min_value=0, initial=_DEFAULTS.num_epochs)
+    batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size)
+    gradient_accumulation_steps = forms.IntegerField(min_value=1, initial=_DEFAULTS.gradient_accumulation_steps)
+    cutoff_len = forms.IntegerField(min_value=1, initial=_DEFAULTS.cutoff_len)
+    lr_scheduler = forms.ChoiceField(
+        choices=[(v, v) for v in ("cosine", "linear", "constant", "constant_with_warmup")],
+        initial=_DEFAULTS.lr_scheduler,
+    )
+    warmup_ratio = forms.FloatField(min_value=0, max_value=0.99, initial=_DEFAULTS.warmup_ratio)
+    max_steps = forms.IntegerField(min_value=1, required=False, help_text=_("Optional cap on optimizer steps."))
+    seed = forms.IntegerField(initial=_DEFAULTS.seed)
+
+    HYPERPARAMETERS = (
+        "lora_rank", "lora_alpha", "lora_dropout", "lora_target", "learning_rate", "num_epochs", "batch_size",
+        "gradient_accumulation_steps", "cutoff_len", "lr_scheduler", "warmup_ratio", "max_steps", "seed",
+    )
+
+    def hyperparameters(self) -> dict:
+        return {name: self.cleaned_data.get(name) for name in self.HYPERPARAMETERS}
