@@ -74,8 +74,21 @@ class ApiView(generics.GenericAPIView):
     schema = ApiSchema()
     pagination_class = Pagination
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # PostgreSQL text cannot hold NUL; refuse it at the door instead of failing in the database.
+        for key, values in request.query_params.lists():
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise exceptions.ValidationError({key.replace("\x00", ""): ["Null characters are not allowed."]})
+        if any("\x00" in str(value) for value in kwargs.values()):
+            raise exceptions.NotFound("Not found.")
+
     def handle_exception(self, exc):
-        if isinstance(exc, actions.ActionError):
+        if isinstance(exc, exceptions.ValidationError) and not isinstance(exc.detail, list):
+            # Nested errors (list items, nested objects) become dotted keys: the error body keeps its one
+            # shape, {field: [messages]}, e.g. {"sources.3": ["A valid integer is required."]}.
+            exc = exceptions.ValidationError(flatten_errors(exc.detail))
+        elif isinstance(exc, actions.ActionError):
             exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
         elif isinstance(exc, parsers.ImportFormatError):
             # Same message as the import page shows (file, line/record and field named).
@@ -92,6 +105,23 @@ class ApiView(generics.GenericAPIView):
         serializer = serializer_class(data=self.request.data if data is None else data)
         serializer.is_valid(raise_exception=True)
         return serializer.validated_data
+
+
+def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF's nested validation errors as ``{"field.sub.0": [messages]}``."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
+    elif isinstance(detail, list) and all(not isinstance(item, dict | list) for item in detail):
+        flat[prefix or "non_field_errors"] = [str(item) for item in detail]
+    elif isinstance(detail, list):
+        for index, item in enumerate(detail):
+            if item:
+                flat.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
+    else:
+        flat[prefix or "non_field_errors"] = [str(detail)]
+    return flat
 
 
 class StudyScopedView(ApiView):

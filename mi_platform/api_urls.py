@@ -10,6 +10,8 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation import api as annotation_api
+from evaluation import api as evaluation_api
+from inference import api as inference_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -37,6 +39,27 @@ urlpatterns = [
          name="api-round-assignments"),
     path("studies/<slug:slug>/assignments/<int:pk>/reopen/", annotation_api.AssignmentReopenView.as_view(),
          name="api-assignment-reopen"),
+    # model registry and generation runs
+    path("models/", inference_api.ModelListView.as_view(), name="api-models"),
+    path("models/<int:pk>/", inference_api.ModelDetailView.as_view(), name="api-model"),
+    path("studies/<slug:slug>/runs/", inference_api.RunListView.as_view(), name="api-runs"),
+    path("studies/<slug:slug>/runs/<int:pk>/", inference_api.RunDetailView.as_view(), name="api-run"),
+    path("studies/<slug:slug>/runs/<int:pk>/cancel/", inference_api.RunCancelView.as_view(), name="api-run-cancel"),
+    path("studies/<slug:slug>/runs/<int:pk>/resume/", inference_api.RunResumeView.as_view(), name="api-run-resume"),
+    path("studies/<slug:slug>/runs/<int:pk>/items/", inference_api.RunItemsView.as_view(), name="api-run-items"),
+    path("studies/<slug:slug>/runs/<int:pk>/items/<int:item_id>/retry/", inference_api.ItemRetryView.as_view(),
+         name="api-item-retry"),
+    # results and exports (coordinators)
+    path("studies/<slug:slug>/progress/", evaluation_api.ProgressView.as_view(), name="api-progress"),
+    path("studies/<slug:slug>/summaries/", evaluation_api.SummaryListView.as_view(), name="api-summaries"),
+    path("studies/<slug:slug>/aggregates/", evaluation_api.AggregatesView.as_view(), name="api-aggregates"),
+    path("studies/<slug:slug>/reliability/", evaluation_api.ReliabilityView.as_view(), name="api-reliability"),
+    path("studies/<slug:slug>/metrics/", evaluation_api.MetricListView.as_view(), name="api-metrics"),
+    path("studies/<slug:slug>/runs/<int:pk>/metrics/", evaluation_api.RunMetricsView.as_view(), name="api-run-metrics"),
+    path("studies/<slug:slug>/exports/", evaluation_api.ExportListView.as_view(), name="api-exports"),
+    path("studies/<slug:slug>/exports/<int:pk>/", evaluation_api.ExportDetailView.as_view(), name="api-export"),
+    path("studies/<slug:slug>/exports/<int:pk>/download/", evaluation_api.ExportDownloadView.as_view(),
+         name="api-export-download"),
     # a coder's own queue and workspace (blinded)
     path("queue/", annotation_api.QueueView.as_view(), name="api-queue"),
     path("assignments/<int:pk>/", annotation_api.WorkspaceView.as_view(), name="api-assignment"),

@@ -20,6 +20,19 @@ CHECKPOINT_A = "/checkpoints/secret-alpha/adapter"
 CHECKPOINT_B = "/checkpoints/secret-beta/adapter"
 
 
+# Which object each path's {id} names (the last collection segment before it decides).
+ID_FOR_SEGMENT = {
+    "tokens": "token", "dialogues": "dialogue", "rounds": "round", "assignments": "assignment", "models": "model",
+    "runs": "run", "exports": "export",
+}
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # Personas are created with passwords in every test; PBKDF2's deliberate slowness buys nothing here.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(autouse=True)
 def _fresh_throttle_cache():
     # Throttle counters live in the cache: each test starts with a clean slate.
@@ -101,3 +114,35 @@ def make_runs(study, user):
         )
         runs.append(GenerationRun.objects.create(study=study, model=model, split="test", created_by=user))
     return runs
+
+
+@pytest.fixture
+def matrix_ids(world, coder, tokens, settings, tmp_path):
+    """The objects the matrix's paths name, made through the actions where there is one."""
+    from annotation.models import ApiToken, Assignment, Dialogue, Utterance
+    from evaluation.models import ExportJob
+    from inference.models import GenerationItem, RegisteredModel
+
+    study = world["study"]
+    assignment = Assignment.objects.filter(coder=coder).order_by("position").first()
+    run = world["runs"][0]
+    dialogue = Dialogue.objects.filter(study=study, split="test").order_by("id").first()
+    failed = GenerationItem.objects.create(run=run, dialogue=dialogue, round_index=0, status="failed", error="boom")
+    GenerationItem.objects.create(run=run, dialogue=dialogue, round_index=1, status="done", response="好的。",
+                                  reference="好。")
+    served = RegisteredModel.objects.create(name="served", backend="openai", base_model="m",
+                                            server_url="http://127.0.0.1:9/v1")
+    settings.MI_EXPORT_DIR = str(tmp_path)
+    export_file = tmp_path / "job-1" / "smoking-summaries.csv"
+    export_file.parent.mkdir()
+    export_file.write_text("assignment,coder\n")
+    export = ExportJob.objects.create(study=study, kind="summaries", format="csv", status="done", progress=1.0,
+                                      file_path=str(export_file))
+    return {
+        "slug": study.slug, "username": "coder2", "token": ApiToken.objects.filter(user=coder).get().pk,
+        "dialogue": dialogue.pk, "round": world["round"].pk, "assignment": assignment.pk,
+        "utterance": Utterance.objects.filter(volley__transcript=assignment.transcript).order_by("volley__index", "index")
+        .first().pk,
+        "model": run.model_id, "served_model": served.pk, "run": run.pk, "item_id": failed.pk, "export": export.pk,
+        "reference": world["reference"].pk,
+    }
