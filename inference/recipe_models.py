@@ -79,7 +79,9 @@ class TransformationJob(models.Model):
         PromptTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="judge_jobs"
     )
     judge_params = models.JSONField(default=dict, blank=True)
-    selection = models.JSONField(default=dict, blank=True, help_text=_("How the source dialogues were picked."))
+    selection = models.JSONField(
+        default=dict, blank=True, help_text=_("How the source dialogues were picked.")
+    )
     output_split = models.CharField(max_length=10, default="train")
     suffix = models.CharField(max_length=40, help_text=_("Appended to the source id: <source>-<suffix>."))
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.QUEUED)
@@ -168,9 +170,12 @@ class QualityScore(models.Model):
         ordering = ["dialogue_id", "-created_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["dialogue", "judge_model", "prompt"], name="one_quality_score_per_dialogue_judge_prompt"
+                fields=["dialogue", "judge_model", "prompt"],
+                name="one_quality_score_per_dialogue_judge_prompt",
             ),
-            models.CheckConstraint(condition=Q(comprehensiveness__lte=2), name="quality_comprehensiveness_0_2"),
+            models.CheckConstraint(
+                condition=Q(comprehensiveness__lte=2), name="quality_comprehensiveness_0_2"
+            ),
             models.CheckConstraint(condition=Q(professionalism__lte=3), name="quality_professionalism_0_3"),
             models.CheckConstraint(condition=Q(authenticity__lte=3), name="quality_authenticity_0_3"),
             models.CheckConstraint(condition=Q(safety__lte=1), name="quality_safety_0_1"),
@@ -191,7 +196,9 @@ class FineTuneJob(models.Model):
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="finetune_jobs")
     base_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="finetune_jobs")
-    output_name = models.CharField(max_length=120, help_text=_("Name the fine-tuned model is registered under."))
+    output_name = models.CharField(
+        max_length=120, help_text=_("Name the fine-tuned model is registered under.")
+    )
     split = models.CharField(max_length=10, default="train")
     derived_only = models.BooleanField(
         default=False, help_text=_("Train only on derived (e.g. MI-style rewritten) dialogues of the split.")
@@ -230,7 +237,9 @@ class FineTuneJob(models.Model):
                 condition=Q(status__in=["queued", "running", "stopped", "done", "failed"]),
                 name="finetune_status_valid",
             ),
-            models.CheckConstraint(condition=Q(split__in=["train", "test", "unused"]), name="finetune_split_valid"),
+            models.CheckConstraint(
+                condition=Q(split__in=["train", "test", "unused"]), name="finetune_split_valid"
+            ),
         ]
 
     def __str__(self) -> str:

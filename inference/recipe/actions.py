@@ -64,9 +64,16 @@ __all__ = [
 ]
 
 _DEFAULTS = {
-    PromptTemplate.Kind.TRANSFORM: (transform.DEFAULT_PROMPT_NAME, transform.DEFAULT_PROMPT_VERSION,
-                                    transform.DEFAULT_PROMPT_TEXT),
-    PromptTemplate.Kind.JUDGE: (judge.DEFAULT_JUDGE_NAME, judge.DEFAULT_JUDGE_VERSION, judge.DEFAULT_JUDGE_TEXT),
+    PromptTemplate.Kind.TRANSFORM: (
+        transform.DEFAULT_PROMPT_NAME,
+        transform.DEFAULT_PROMPT_VERSION,
+        transform.DEFAULT_PROMPT_TEXT,
+    ),
+    PromptTemplate.Kind.JUDGE: (
+        judge.DEFAULT_JUDGE_NAME,
+        judge.DEFAULT_JUDGE_VERSION,
+        judge.DEFAULT_JUDGE_TEXT,
+    ),
 }
 
 
@@ -86,7 +93,9 @@ def ensure_default_prompts() -> list[PromptTemplate]:
     return [default_prompt(kind) for kind in _DEFAULTS]
 
 
-def save_prompt_version(name: str, text: str, kind: str, *, note: str = "", created_by=None) -> PromptTemplate:
+def save_prompt_version(
+    name: str, text: str, kind: str, *, note: str = "", created_by=None
+) -> PromptTemplate:
     """Save ``text`` as the next version of prompt ``name`` (version 1 for a new name).
 
     Old versions are never changed: outputs name the version that made them. Refuses a template
@@ -96,15 +105,21 @@ def save_prompt_version(name: str, text: str, kind: str, *, note: str = "", crea
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", name):
         raise ActionError(f"Prompt name {name!r}: use letters, digits, '.', '-' or '_' (at most 100).")
     if kind not in PromptTemplate.Kind.values:
-        raise ActionError(f"Prompt kind must be one of {', '.join(PromptTemplate.Kind.values)}, got {kind!r}.")
+        raise ActionError(
+            f"Prompt kind must be one of {', '.join(PromptTemplate.Kind.values)}, got {kind!r}."
+        )
     problems = transform.check_template(text)
     if problems:
         raise ActionError(f"Prompt {name}: " + "; ".join(problems) + ".")
     with transaction.atomic():
         # Lock the name's versions so two editors saving at once get versions n+1 and n+2.
-        existing = list(PromptTemplate.objects.select_for_update().filter(name=name).values_list("kind", flat=True))
+        existing = list(
+            PromptTemplate.objects.select_for_update().filter(name=name).values_list("kind", flat=True)
+        )
         if existing and existing[0] != kind:
-            raise ActionError(f"Prompt {name} is a {existing[0]} prompt; pick another name for a {kind} prompt.")
+            raise ActionError(
+                f"Prompt {name} is a {existing[0]} prompt; pick another name for a {kind} prompt."
+            )
         latest = PromptTemplate.objects.filter(name=name).aggregate(v=Max("version"))["v"] or 0
         return PromptTemplate.objects.create(
             name=name, version=latest + 1, kind=kind, text=text, note=note[:300], created_by=created_by
@@ -149,9 +164,9 @@ def turn_pairs(dialogues: Iterable[Dialogue]) -> dict[int, list[tuple[str, str]]
     pairs: dict[int, list[tuple[str, str]]] = {}
     ids = [d.pk for d in dialogues]
     for dialogue_id, speaker, text in (
-        Turn.objects.filter(dialogue_id__in=ids).order_by("dialogue_id", "index").values_list(
-            "dialogue_id", "speaker", "text"
-        )
+        Turn.objects.filter(dialogue_id__in=ids)
+        .order_by("dialogue_id", "index")
+        .values_list("dialogue_id", "speaker", "text")
     ):
         pairs.setdefault(dialogue_id, []).append((speaker, text))
     return pairs
@@ -193,7 +208,9 @@ def start_transformation(
     if max_new_tokens < 1:
         raise ActionError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
     if output_split not in Dialogue.Split.values:
-        raise ActionError(f"Unknown output split '{output_split}'; use one of {', '.join(Dialogue.Split.values)}.")
+        raise ActionError(
+            f"Unknown output split '{output_split}'; use one of {', '.join(Dialogue.Split.values)}."
+        )
     if not split and not external_ids:
         raise ActionError("Pick the dialogues to rewrite: a split or a list of dialogue ids.")
     prompt = prompt or default_prompt(PromptTemplate.Kind.TRANSFORM)
@@ -209,17 +226,30 @@ def start_transformation(
     turns = turn_pairs(sources)
     usable = [d for d in sources if transform.source_rounds(turns.get(d.pk, []))]
     if not usable:
-        raise ActionError("None of the chosen dialogues has a round (a client turn answered by the counselor).")
+        raise ActionError(
+            "None of the chosen dialogues has a round (a client turn answered by the counselor)."
+        )
     with transaction.atomic():
         job = Job.objects.create(
-            study=study, model=model, prompt=prompt, params=registry.params_snapshot(model),
-            max_new_tokens=max_new_tokens, judge_model=judge_model,
+            study=study,
+            model=model,
+            prompt=prompt,
+            params=registry.params_snapshot(model),
+            max_new_tokens=max_new_tokens,
+            judge_model=judge_model,
             judge_prompt=judge_prompt if judge_model is not None else None,
             judge_params=registry.params_snapshot(judge_model) if judge_model is not None else {},
-            selection={"split": split or "", "external_ids": list(external_ids or []), "dialogues": len(usable),
-                       "skipped_without_rounds": [d.external_id for d in sources if d not in usable][:100]},
-            output_split=output_split, suffix=f"mi-v{prompt.version}", chunk_size=chunk_size,
-            queue=registry.queue_for(model.backend), created_by=created_by,
+            selection={
+                "split": split or "",
+                "external_ids": list(external_ids or []),
+                "dialogues": len(usable),
+                "skipped_without_rounds": [d.external_id for d in sources if d not in usable][:100],
+            },
+            output_split=output_split,
+            suffix=f"mi-v{prompt.version}",
+            chunk_size=chunk_size,
+            queue=registry.queue_for(model.backend),
+            created_by=created_by,
         )
         names = [f"{d.external_id}-{job.suffix}" for d in usable]
         if Dialogue.objects.filter(study=study, external_id__in=names).exists():
@@ -260,7 +290,8 @@ def claim_transformation_items(job: Job, item_ids: Sequence[int], token: str) ->
     ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
     mine = list(
         Item.objects.filter(job=job, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED)
-        .select_related("source").order_by("source_id")
+        .select_related("source")
+        .order_by("source_id")
     )
     if mine:
         Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
@@ -296,8 +327,16 @@ class TransformationOutcome:
 
 
 _ITEM_FIELDS = [
-    "status", "raw_output", "reason_code", "reason", "result", "finish_reason", "prompt_tokens",
-    "completion_tokens", "latency_ms", "finished_at",
+    "status",
+    "raw_output",
+    "reason_code",
+    "reason",
+    "result",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "latency_ms",
+    "finished_at",
 ]
 
 
@@ -337,13 +376,21 @@ def _store_dialogue(job: Job, source: Dialogue, turns: Sequence[tuple[str, str]]
 def _store_score(job: Job, dialogue: Dialogue, outcome: TransformationOutcome) -> None:
     scores = outcome.judge.scores if outcome.judge is not None else None
     values = scores.as_dict() if scores is not None else {}
-    error = outcome.judge_error or (outcome.judge.reason if outcome.judge is not None and not outcome.judge.ok else "")
+    error = outcome.judge_error or (
+        outcome.judge.reason if outcome.judge is not None and not outcome.judge.ok else ""
+    )
     QualityScore.objects.update_or_create(
-        dialogue=dialogue, judge_model=job.judge_model, prompt=job.judge_prompt,
+        dialogue=dialogue,
+        judge_model=job.judge_model,
+        prompt=job.judge_prompt,
         defaults={
-            "job": job, "raw_output": outcome.judge_raw or "", "error": error,
-            **{name: values.get(name) for name in ("comprehensiveness", "professionalism", "authenticity",
-                                                   "safety", "total")},
+            "job": job,
+            "raw_output": outcome.judge_raw or "",
+            "error": error,
+            **{
+                name: values.get(name)
+                for name in ("comprehensiveness", "professionalism", "authenticity", "safety", "total")
+            },
         },
     )
 
@@ -357,7 +404,8 @@ def store_transformation_results(job: Job, token: str, outcomes: Mapping[int, Tr
         rows = list(
             Item.objects.select_for_update()
             .filter(id__in=list(outcomes), claim_token=token, status=Item.Status.CLAIMED)
-            .select_related("source").order_by("id")
+            .select_related("source")
+            .order_by("id")
         )
         for row in rows:
             outcome = outcomes[row.pk]
@@ -414,7 +462,12 @@ def retry_transformation(job: Job, item_ids: Sequence[int] | None = None) -> int
         if not ids:
             return 0
         Item.objects.filter(id__in=ids).update(
-            status=Item.Status.PENDING, claim_token="", claimed_at=None, raw_output="", reason="", reason_code=""
+            status=Item.Status.PENDING,
+            claim_token="",
+            claimed_at=None,
+            raw_output="",
+            reason="",
+            reason_code="",
         )
         job.status, job.finished_at, job.error = Job.Status.QUEUED, None, ""
         job.save(update_fields=["status", "finished_at", "error"])
@@ -462,7 +515,9 @@ def export_training_data(
         select_dialogues(study, split=split, derived_only=derived_only, min_judge_total=min_judge_total)
     )
     if not dialogues:
-        raise ActionError(f"Study '{study.slug}' has no dialogues to export in the '{split}' split with these filters.")
+        raise ActionError(
+            f"Study '{study.slug}' has no dialogues to export in the '{split}' split with these filters."
+        )
     turns = turn_pairs(dialogues)
     try:
         return export.write_export(
@@ -508,26 +563,40 @@ def start_finetune(
             "Register the base model's folder with the transformers or vllm backend."
         )
     if base_model.adapter_path:
-        raise ActionError(f"Model '{base_model.name}' is itself an adapter; fine-tune its base model instead.")
+        raise ActionError(
+            f"Model '{base_model.name}' is itself an adapter; fine-tune its base model instead."
+        )
     _check_model(base_model, "be fine-tuned")
     try:
         params = finetune.LoraHyperparameters.from_dict(dict(hyperparameters or {}))
     except ValueError as error:
         raise ActionError(f"Hyperparameters: {error}.") from None
     name = (output_name or "").strip() or f"{base_model.name}-lora"
-    dialogues = list(select_dialogues(study, split=split, derived_only=derived_only, min_judge_total=min_judge_total))
+    dialogues = list(
+        select_dialogues(study, split=split, derived_only=derived_only, min_judge_total=min_judge_total)
+    )
     turns = turn_pairs(dialogues)
     usable = [d for d in dialogues if transform.source_rounds(turns.get(d.pk, []))]
     if not usable:
-        raise ActionError(f"Study '{study.slug}' has no dialogue with a round in the '{split}' split with these filters.")
-    digest = hashlib.sha256("\n".join(sorted(d.content_hash or str(d.pk) for d in usable)).encode()).hexdigest()
+        raise ActionError(
+            f"Study '{study.slug}' has no dialogue with a round in the '{split}' split with these filters."
+        )
+    digest = hashlib.sha256(
+        "\n".join(sorted(d.content_hash or str(d.pk) for d in usable)).encode()
+    ).hexdigest()
     with transaction.atomic():
         job = FineTuneJob.objects.create(
-            study=study, base_model=base_model, output_name=name[:120], split=split, derived_only=derived_only,
+            study=study,
+            base_model=base_model,
+            output_name=name[:120],
+            split=split,
+            derived_only=derived_only,
             min_judge_total=min_judge_total,
             system_prompt=base_model.system_prompt if system_prompt is None else system_prompt,
             hyperparameters={**params.as_dict(), "training_set_sha256": digest},
-            dialogue_ids=[d.pk for d in usable], dialogue_count=len(usable), queue=_finetune_queue(queue),
+            dialogue_ids=[d.pk for d in usable],
+            dialogue_count=len(usable),
+            queue=_finetune_queue(queue),
             created_by=created_by,
         )
         job_id, job_queue = job.pk, job.queue
@@ -550,6 +619,8 @@ def request_finetune_stop(job: FineTuneJob) -> bool:
     ):
         job.refresh_from_db()
         return True
-    changed = FineTuneJob.objects.filter(pk=job.pk, status=FineTuneJob.Status.RUNNING).update(stop_requested=True)
+    changed = FineTuneJob.objects.filter(pk=job.pk, status=FineTuneJob.Status.RUNNING).update(
+        stop_requested=True
+    )
     job.refresh_from_db()
     return changed == 1

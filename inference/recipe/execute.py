@@ -33,7 +33,9 @@ Outcome = actions.TransformationOutcome
 # --- transformation chunks --------------------------------------------------------------------------
 
 
-def transformation_outcomes(job: TransformationJob, items: Sequence[TransformationItem]) -> dict[int, Outcome]:
+def transformation_outcomes(
+    job: TransformationJob, items: Sequence[TransformationItem]
+) -> dict[int, Outcome]:
     """Rewrite the chunk's source dialogues in one backend call, check each output, and (when the job
     has a judge) score the accepted ones in a second call. One outcome per item."""
     outcomes: dict[int, Outcome] = {}
@@ -76,7 +78,9 @@ def transformation_outcomes(job: TransformationJob, items: Sequence[Transformati
                 outcomes[item.pk] = Outcome(error=f"{type(error).__name__}: {error}")
         for item, result in zip(batch_items, results or [], strict=False):
             outcome = Outcome(
-                raw_output=result.text, error=result.error or "", finish_reason=result.finish_reason or "",
+                raw_output=result.text,
+                error=result.error or "",
+                finish_reason=result.finish_reason or "",
                 prompt_tokens=result.prompt_tokens or None,
                 completion_tokens=result.completion_tokens if result.ok else None,
                 latency_ms=round(result.latency_s * 1000, 3),
@@ -94,7 +98,9 @@ def _judge(job: TransformationJob, accepted: list[Outcome]) -> None:
         return
     try:
         backend = get_backend(registry.spec_from_snapshot(job.judge_params))
-        results = backend.generate([judge.build_judge_messages(job.judge_prompt.text, o.check.turns) for o in accepted])
+        results = backend.generate(
+            [judge.build_judge_messages(job.judge_prompt.text, o.check.turns) for o in accepted]
+        )
     except Exception as error:  # noqa: BLE001 - a judge failure never rejects a valid rewrite
         for outcome in accepted:
             outcome.judge_error = f"judge failed: {type(error).__name__}: {error}"
@@ -127,9 +133,13 @@ def run_finetune(job_id: int, token: str) -> str:
     same task delivered again after its worker died: training restarts from the start). Anything
     that goes wrong marks the job failed with the error; its log and logged steps are kept.
     """
-    claimed = FineTuneJob.objects.filter(pk=job_id).filter(
-        Q(status=FineTuneJob.Status.QUEUED) | Q(status=FineTuneJob.Status.RUNNING, claim_token=token)
-    ).update(status=FineTuneJob.Status.RUNNING, claim_token=token, started_at=timezone.now(), current_step=0)
+    claimed = (
+        FineTuneJob.objects.filter(pk=job_id)
+        .filter(Q(status=FineTuneJob.Status.QUEUED) | Q(status=FineTuneJob.Status.RUNNING, claim_token=token))
+        .update(
+            status=FineTuneJob.Status.RUNNING, claim_token=token, started_at=timezone.now(), current_step=0
+        )
+    )
     if not claimed:
         status = FineTuneJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
         return status or "missing"
@@ -146,24 +156,44 @@ def run_finetune(job_id: int, token: str) -> str:
 
         def on_step(entry: finetune.StepLog) -> bool:
             FineTuneStep.objects.bulk_create(
-                [FineTuneStep(job_id=job.pk, step=entry.step, loss=entry.loss, learning_rate=entry.learning_rate,
-                              epoch=entry.epoch, elapsed_s=entry.elapsed_s)],
+                [
+                    FineTuneStep(
+                        job_id=job.pk,
+                        step=entry.step,
+                        loss=entry.loss,
+                        learning_rate=entry.learning_rate,
+                        epoch=entry.epoch,
+                        elapsed_s=entry.elapsed_s,
+                    )
+                ],
                 ignore_conflicts=True,
             )
-            FineTuneJob.objects.filter(pk=job.pk).update(current_step=entry.step, total_steps=entry.total_steps)
+            FineTuneJob.objects.filter(pk=job.pk).update(
+                current_step=entry.step, total_steps=entry.total_steps
+            )
             return FineTuneJob.objects.filter(pk=job.pk, stop_requested=True).exists()
 
         result = finetune.train_lora(
-            base.base_model, chats, adapter_dir(job), params, chat_template=base.chat_template or None,
-            on_step=on_step, log=lambda message: append_log(job.pk, message),
+            base.base_model,
+            chats,
+            adapter_dir(job),
+            params,
+            chat_template=base.chat_template or None,
+            on_step=on_step,
+            log=lambda message: append_log(job.pk, message),
         )
         if result.status == "stopped":
-            FineTuneJob.objects.filter(pk=job.pk).update(status=FineTuneJob.Status.STOPPED, finished_at=timezone.now())
+            FineTuneJob.objects.filter(pk=job.pk).update(
+                status=FineTuneJob.Status.STOPPED, finished_at=timezone.now()
+            )
             return FineTuneJob.Status.STOPPED
         model = _register(job, params, result)
         FineTuneJob.objects.filter(pk=job.pk).update(
-            status=FineTuneJob.Status.DONE, finished_at=timezone.now(), adapter_path=str(result.adapter_dir),
-            result_model=model, error="",
+            status=FineTuneJob.Status.DONE,
+            finished_at=timezone.now(),
+            adapter_path=str(result.adapter_dir),
+            result_model=model,
+            error="",
         )
         append_log(job.pk, f"registered as model '{model.name}'")
         return FineTuneJob.Status.DONE
@@ -172,7 +202,9 @@ def run_finetune(job_id: int, token: str) -> str:
         tail = "".join(traceback.format_exception(error)[-3:])
         append_log(job.pk, f"failed: {type(error).__name__}: {error}\n{tail}")
         FineTuneJob.objects.filter(pk=job.pk).update(
-            status=FineTuneJob.Status.FAILED, finished_at=timezone.now(), error=f"{type(error).__name__}: {error}"
+            status=FineTuneJob.Status.FAILED,
+            finished_at=timezone.now(),
+            error=f"{type(error).__name__}: {error}",
         )
         return FineTuneJob.Status.FAILED
 
@@ -215,9 +247,21 @@ def _register(job: FineTuneJob, params: finetune.LoraHyperparameters, result: fi
         "trained_at": timezone.now().isoformat(),
     }
     return inference_actions.register_model(
-        name=name, backend=base.backend, base_model=base.base_model, adapter_path=str(result.adapter_dir),
-        chat_template=base.chat_template, system_prompt=job.system_prompt, context_length=base.context_length,
-        temperature=base.temperature, top_p=base.top_p, top_k=base.top_k, max_new_tokens=base.max_new_tokens,
-        repetition_penalty=base.repetition_penalty, seed=base.seed, is_finetuned=True, base_of=base,
-        provenance=provenance, created_by=job.created_by,
+        name=name,
+        backend=base.backend,
+        base_model=base.base_model,
+        adapter_path=str(result.adapter_dir),
+        chat_template=base.chat_template,
+        system_prompt=job.system_prompt,
+        context_length=base.context_length,
+        temperature=base.temperature,
+        top_p=base.top_p,
+        top_k=base.top_k,
+        max_new_tokens=base.max_new_tokens,
+        repetition_penalty=base.repetition_penalty,
+        seed=base.seed,
+        is_finetuned=True,
+        base_of=base,
+        provenance=provenance,
+        created_by=job.created_by,
     )

@@ -70,7 +70,9 @@ class LoraHyperparameters:
         if self.max_steps is not None and self.max_steps < 1:
             out.append(f"max_steps must be at least 1 when set, got {self.max_steps}")
         if self.lr_scheduler not in ("cosine", "linear", "constant", "constant_with_warmup"):
-            out.append(f"lr_scheduler must be cosine, linear, constant or constant_with_warmup, got {self.lr_scheduler!r}")
+            out.append(
+                f"lr_scheduler must be cosine, linear, constant or constant_with_warmup, got {self.lr_scheduler!r}"
+            )
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             out.append(f"device must be auto, cpu or cuda[:N], got {self.device!r}")
         if not self.lora_target.strip():
@@ -131,9 +133,13 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def _render(tokenizer: Any, messages: Sequence[Message], chat_template: str | None, generation_prompt: bool) -> str:
+def _render(
+    tokenizer: Any, messages: Sequence[Message], chat_template: str | None, generation_prompt: bool
+) -> str:
     return tokenizer.apply_chat_template(
-        [dict(m) for m in messages], chat_template=chat_template, tokenize=False,
+        [dict(m) for m in messages],
+        chat_template=chat_template,
+        tokenize=False,
         add_generation_prompt=generation_prompt,
     )
 
@@ -252,7 +258,9 @@ def train_lora(
             f"({len(dialogues)} dialogues given)"
         )
     supervised = sum(sum(1 for label in labels if label != -100) for _, labels in examples)
-    say(f"{len(examples)} examples ({skipped} skipped, {truncated} truncated), {supervised} supervised tokens")
+    say(
+        f"{len(examples)} examples ({skipped} skipped, {truncated} truncated), {supervised} supervised tokens"
+    )
 
     device = _pick_device(params.device)
     dtype = torch.float32
@@ -265,8 +273,12 @@ def train_lora(
     else:
         target = [t.strip() for t in params.lora_target.split(",") if t.strip()]
     config = LoraConfig(
-        r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
-        target_modules=target, task_type="CAUSAL_LM", bias="none",
+        r=params.lora_rank,
+        lora_alpha=params.lora_alpha,
+        lora_dropout=params.lora_dropout,
+        target_modules=target,
+        task_type="CAUSAL_LM",
+        bias="none",
     )
     model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -275,10 +287,13 @@ def train_lora(
     batches_per_epoch = math.ceil(len(examples) / params.batch_size)
     steps_per_epoch = max(1, math.ceil(batches_per_epoch / params.gradient_accumulation_steps))
     total_steps = params.max_steps or max(1, math.ceil(steps_per_epoch * params.num_epochs))
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.learning_rate,
-                                  weight_decay=0.0)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=params.learning_rate, weight_decay=0.0
+    )
     scheduler = get_scheduler(
-        params.lr_scheduler, optimizer, num_warmup_steps=int(total_steps * params.warmup_ratio),
+        params.lr_scheduler,
+        optimizer,
+        num_warmup_steps=int(total_steps * params.warmup_ratio),
         num_training_steps=total_steps,
     )
 
@@ -325,14 +340,24 @@ def train_lora(
         optimizer.zero_grad(set_to_none=True)
         losses.append(step_loss)
         entry = StepLog(
-            step=step, total_steps=total_steps, loss=step_loss, learning_rate=learning_rate,
-            epoch=round(micro_done / batches_per_epoch, 4), elapsed_s=round(time.perf_counter() - started, 3),
+            step=step,
+            total_steps=total_steps,
+            loss=step_loss,
+            learning_rate=learning_rate,
+            epoch=round(micro_done / batches_per_epoch, 4),
+            elapsed_s=round(time.perf_counter() - started, 3),
         )
         if on_step is not None and on_step(entry):
             say(f"stop requested after step {step}; no adapter saved")
             return TrainResult(
-                status="stopped", steps=step, total_steps=total_steps, losses=losses,
-                examples=len(examples), skipped=skipped, truncated=truncated, supervised_tokens=supervised,
+                status="stopped",
+                steps=step,
+                total_steps=total_steps,
+                losses=losses,
+                examples=len(examples),
+                skipped=skipped,
+                truncated=truncated,
+                supervised_tokens=supervised,
                 seconds=time.perf_counter() - started,
             )
 
@@ -354,7 +379,14 @@ def train_lora(
     (out_dir / "training_log.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     say(f"adapter saved to {out_dir} after {total_steps} steps in {seconds:.1f}s")
     return TrainResult(
-        status="done", steps=total_steps, total_steps=total_steps, losses=losses, adapter_dir=out_dir,
-        examples=len(examples), skipped=skipped, truncated=truncated, supervised_tokens=supervised,
+        status="done",
+        steps=total_steps,
+        total_steps=total_steps,
+        losses=losses,
+        adapter_dir=out_dir,
+        examples=len(examples),
+        skipped=skipped,
+        truncated=truncated,
+        supervised_tokens=supervised,
         seconds=seconds,
     )

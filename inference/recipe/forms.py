@@ -21,21 +21,29 @@ def _ids(text: str) -> list[str]:
 class TransformationForm(forms.Form):
     model = forms.ModelChoiceField(RegisteredModel.objects.all(), label=_("Rewrite with model"))
     prompt = forms.ModelChoiceField(
-        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.TRANSFORM), label=_("Prompt version"),
-        required=False, help_text=_("Empty: the shipped MI rewrite prompt (mi-rewrite v1)."),
+        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.TRANSFORM),
+        label=_("Prompt version"),
+        required=False,
+        help_text=_("Empty: the shipped MI rewrite prompt (mi-rewrite v1)."),
     )
     split = forms.ChoiceField(choices=[("", "—")] + SPLITS, required=False, label=_("Dialogues of split"))
     external_ids = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 3}), required=False, label=_("…or these dialogue ids"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        required=False,
+        label=_("…or these dialogue ids"),
         help_text=_("One per line or comma-separated; with a split, only ids in that split."),
     )
     output_split = forms.ChoiceField(choices=SPLITS, initial="train", label=_("Put the rewrites in split"))
     judge_model = forms.ModelChoiceField(
-        RegisteredModel.objects.all(), required=False, label=_("Quality screen with judge model"),
+        RegisteredModel.objects.all(),
+        required=False,
+        label=_("Quality screen with judge model"),
         help_text=_("Optional: scores each accepted rewrite on the CPsyCoun rubric (0–9)."),
     )
     judge_prompt = forms.ModelChoiceField(
-        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.JUDGE), required=False, label=_("Judge prompt"),
+        PromptTemplate.objects.filter(kind=PromptTemplate.Kind.JUDGE),
+        required=False,
+        label=_("Judge prompt"),
     )
     chunk_size = forms.IntegerField(min_value=1, max_value=256, initial=4)
     max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=2048)
@@ -59,7 +67,9 @@ class ExportForm(forms.Form):
     name = forms.CharField(max_length=60, initial="mi", help_text=_("Dataset name in dataset_info.json."))
     system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
     derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
-    min_judge_total = forms.IntegerField(min_value=0, max_value=9, required=False, label=_("Minimum judge total"))
+    min_judge_total = forms.IntegerField(
+        min_value=0, max_value=9, required=False, label=_("Minimum judge total")
+    )
 
 
 class FineTuneForm(forms.Form):
@@ -70,9 +80,12 @@ class FineTuneForm(forms.Form):
     output_name = forms.CharField(max_length=120, required=False, help_text=_("Empty: <base>-lora."))
     split = forms.ChoiceField(choices=SPLITS, initial="train")
     derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
-    min_judge_total = forms.IntegerField(min_value=0, max_value=9, required=False, label=_("Minimum judge total"))
+    min_judge_total = forms.IntegerField(
+        min_value=0, max_value=9, required=False, label=_("Minimum judge total")
+    )
     system_prompt = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
         help_text=_("Empty: the base model's system prompt. The fine-tuned model is registered with it."),
     )
     queue = forms.ChoiceField(
@@ -85,19 +98,34 @@ class FineTuneForm(forms.Form):
     learning_rate = forms.FloatField(min_value=0, initial=_DEFAULTS.learning_rate)
     num_epochs = forms.FloatField(min_value=0, initial=_DEFAULTS.num_epochs)
     batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size)
-    gradient_accumulation_steps = forms.IntegerField(min_value=1, initial=_DEFAULTS.gradient_accumulation_steps)
+    gradient_accumulation_steps = forms.IntegerField(
+        min_value=1, initial=_DEFAULTS.gradient_accumulation_steps
+    )
     cutoff_len = forms.IntegerField(min_value=1, initial=_DEFAULTS.cutoff_len)
     lr_scheduler = forms.ChoiceField(
         choices=[(v, v) for v in ("cosine", "linear", "constant", "constant_with_warmup")],
         initial=_DEFAULTS.lr_scheduler,
     )
     warmup_ratio = forms.FloatField(min_value=0, max_value=0.99, initial=_DEFAULTS.warmup_ratio)
-    max_steps = forms.IntegerField(min_value=1, required=False, help_text=_("Optional cap on optimizer steps."))
+    max_steps = forms.IntegerField(
+        min_value=1, required=False, help_text=_("Optional cap on optimizer steps.")
+    )
     seed = forms.IntegerField(initial=_DEFAULTS.seed)
 
     HYPERPARAMETERS = (
-        "lora_rank", "lora_alpha", "lora_dropout", "lora_target", "learning_rate", "num_epochs", "batch_size",
-        "gradient_accumulation_steps", "cutoff_len", "lr_scheduler", "warmup_ratio", "max_steps", "seed",
+        "lora_rank",
+        "lora_alpha",
+        "lora_dropout",
+        "lora_target",
+        "learning_rate",
+        "num_epochs",
+        "batch_size",
+        "gradient_accumulation_steps",
+        "cutoff_len",
+        "lr_scheduler",
+        "warmup_ratio",
+        "max_steps",
+        "seed",
     )
 
     def hyperparameters(self) -> dict:

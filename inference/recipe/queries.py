@@ -101,14 +101,18 @@ def transformation_items(
 
 
 def scores_by_dialogue(job: TransformationJob, dialogue_ids) -> dict[int, QualityScore]:
-    return {s.dialogue_id: s for s in QualityScore.objects.filter(job=job, dialogue_id__in=list(dialogue_ids))}
+    return {
+        s.dialogue_id: s for s in QualityScore.objects.filter(job=job, dialogue_id__in=list(dialogue_ids))
+    }
 
 
 def rejection_summary(job: TransformationJob) -> list[tuple[str, int]]:
     """(reason code, count) over rejected and failed items, most frequent first."""
     rows = (
         Item.objects.filter(job=job, status__in=[Item.Status.REJECTED, Item.Status.FAILED])
-        .values("reason_code").annotate(n=Count("id")).order_by("-n", "reason_code")
+        .values("reason_code")
+        .annotate(n=Count("id"))
+        .order_by("-n", "reason_code")
     )
     return [(row["reason_code"], row["n"]) for row in rows]
 

@@ -27,7 +27,10 @@ def _backoff(task) -> int:
 
 
 @shared_task(
-    name="inference.recipe.tasks.transform_chunk", bind=True, acks_late=True, reject_on_worker_lost=True,
+    name="inference.recipe.tasks.transform_chunk",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
     max_retries=5,
 )
 def transform_chunk(self, job_id: int, item_ids: list[int], claim_token: str | None = None) -> dict[str, Any]:
@@ -35,7 +38,9 @@ def transform_chunk(self, job_id: int, item_ids: list[int], claim_token: str | N
     return execute_transform_chunk(self, job_id, item_ids, claim_token)
 
 
-def execute_transform_chunk(task, job_id: int, item_ids: list[int], claim_token: str | None = None) -> dict[str, Any]:
+def execute_transform_chunk(
+    task, job_id: int, item_ids: list[int], claim_token: str | None = None
+) -> dict[str, Any]:
     """The body of :func:`transform_chunk`; ``task`` is None when called directly (commands, tests)."""
     from inference.recipe_models import TransformationItem, TransformationJob
 
@@ -56,7 +61,10 @@ def execute_transform_chunk(task, job_id: int, item_ids: list[int], claim_token:
     if not items:
         first_claim = (
             TransformationItem.objects.filter(id__in=item_ids, status=TransformationItem.Status.CLAIMED)
-            .exclude(claim_token=token).order_by("claimed_at").values_list("claimed_at", flat=True).first()
+            .exclude(claim_token=token)
+            .order_by("claimed_at")
+            .values_list("claimed_at", flat=True)
+            .first()
         )
         if first_claim is not None and task is not None:
             # Another delivery holds these items: if its worker died, its claim goes stale and we take over.

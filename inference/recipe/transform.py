@@ -223,9 +223,13 @@ def parse_turns(raw: str) -> tuple[list[Turn] | None, str, str]:
     if items is None:
         items = _parse_prefixed(raw)
     if items is None:
-        return None, "unparseable", (
-            "the output is not parseable: expected a JSON list of {\"role\", \"content\"} objects "
-            f"(or lines starting with 来访者：/心理咨询师：), got: {_excerpt(raw, 60)!r}"
+        return (
+            None,
+            "unparseable",
+            (
+                'the output is not parseable: expected a JSON list of {"role", "content"} objects '
+                f"(or lines starting with 来访者：/心理咨询师：), got: {_excerpt(raw, 60)!r}"
+            ),
         )
     turns: list[Turn] = []
     for number, item in enumerate(items, start=1):
@@ -253,7 +257,9 @@ def validate_transform_output(raw: str, source: Sequence[Turn]) -> TransformOutc
     if turns is None:
         return TransformOutcome(False, code=code, reason=reason)
     if turns[0][0] != "client":
-        return TransformOutcome(False, code="wrong_start", reason="the dialogue must start with a client turn")
+        return TransformOutcome(
+            False, code="wrong_start", reason="the dialogue must start with a client turn"
+        )
     for number in range(1, len(turns)):
         if turns[number][0] == turns[number - 1][0]:
             return TransformOutcome(
@@ -273,7 +279,9 @@ def validate_transform_output(raw: str, source: Sequence[Turn]) -> TransformOutc
     for number in range(expected):
         counselor = turns[2 * number + 1][1]
         if not counselor.strip():
-            return TransformOutcome(False, code="empty_counselor", reason=f"the counselor turn of round {number + 1} is empty")
+            return TransformOutcome(
+                False, code="empty_counselor", reason=f"the counselor turn of round {number + 1} is empty"
+            )
     for number in range(expected):
         original, rewritten = source[2 * number][1], turns[2 * number][1]
         if _normalized(original) != _normalized(rewritten):

@@ -33,7 +33,9 @@ Item = TransformationItem
 @login_required
 def recipe_home(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for(request.user, slug)
-    transformations = [(j, queries.transformation_progress(j)) for j in queries.transformation_jobs(study)[:50]]
+    transformations = [
+        (j, queries.transformation_progress(j)) for j in queries.transformation_jobs(study)[:50]
+    ]
     context = {
         "study": study,
         "transformations": transformations,
@@ -57,10 +59,17 @@ def transform_start(request: HttpRequest, slug: str) -> HttpResponse:
             data = form.cleaned_data
             try:
                 job = actions.start_transformation(
-                    study, data["model"], prompt=data["prompt"], split=data["split"] or None,
-                    external_ids=data["external_ids"] or None, output_split=data["output_split"],
-                    judge_model=data["judge_model"], judge_prompt=data["judge_prompt"],
-                    chunk_size=data["chunk_size"], max_new_tokens=data["max_new_tokens"], created_by=request.user,
+                    study,
+                    data["model"],
+                    prompt=data["prompt"],
+                    split=data["split"] or None,
+                    external_ids=data["external_ids"] or None,
+                    output_split=data["output_split"],
+                    judge_model=data["judge_model"],
+                    judge_prompt=data["judge_prompt"],
+                    chunk_size=data["chunk_size"],
+                    max_new_tokens=data["max_new_tokens"],
+                    created_by=request.user,
                 )
             except actions.ActionError as exc:
                 form.add_error(None, str(exc))
@@ -68,7 +77,9 @@ def transform_start(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, _("Transformation started."))
                 return redirect("recipe-transform-detail", slug=slug, pk=job.pk)
         status = 400
-    return render(request, "inference/recipe/transform_form.html", {"study": study, "form": form}, status=status)
+    return render(
+        request, "inference/recipe/transform_form.html", {"study": study, "form": form}, status=status
+    )
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -82,7 +93,9 @@ def _int_or_none(value: str | None) -> int | None:
 def transform_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     job = queries.transformation_for(request.user, slug, pk)
     context = {
-        "study": job.study, "job": job, "progress": queries.transformation_progress(job),
+        "study": job.study,
+        "job": job,
+        "progress": queries.transformation_progress(job),
         "reasons": queries.rejection_summary(job),
     }
     if getattr(request, "htmx", False):
@@ -91,12 +104,20 @@ def transform_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     if status not in Item.Status.values:
         status = ""
     min_total = _int_or_none(request.GET.get("min_total"))
-    page = Paginator(queries.transformation_items(job, status or None, min_total), 100).get_page(request.GET.get("page"))
+    page = Paginator(queries.transformation_items(job, status or None, min_total), 100).get_page(
+        request.GET.get("page")
+    )
     scores = queries.scores_by_dialogue(job, [i.result_id for i in page if i.result_id])
-    context.update({
-        "page": page, "rows": [(item, scores.get(item.result_id)) for item in page], "status_filter": status,
-        "statuses": Item.Status.choices, "min_total": min_total, "judge_totals": range(10),
-    })
+    context.update(
+        {
+            "page": page,
+            "rows": [(item, scores.get(item.result_id)) for item in page],
+            "status_filter": status,
+            "statuses": Item.Status.choices,
+            "min_total": min_total,
+            "judge_totals": range(10),
+        }
+    )
     return render(request, "inference/recipe/transform_detail.html", context)
 
 
@@ -110,12 +131,14 @@ def transform_item(request: HttpRequest, slug: str, pk: int, item_pk: int) -> Ht
     derived = list(item.result.turns.order_by("index").values_list("speaker", "text")) if item.result else []
     rounds = []
     for number in range(len(source) // 2):
-        rounds.append({
-            "number": number + 1,
-            "client": source[2 * number][1],
-            "original": source[2 * number + 1][1],
-            "rewritten": derived[2 * number + 1][1] if len(derived) > 2 * number + 1 else None,
-        })
+        rounds.append(
+            {
+                "number": number + 1,
+                "client": source[2 * number][1],
+                "original": source[2 * number + 1][1],
+                "rewritten": derived[2 * number + 1][1] if len(derived) > 2 * number + 1 else None,
+            }
+        )
     score = queries.scores_by_dialogue(job, [item.result_id]).get(item.result_id) if item.result_id else None
     context = {"study": job.study, "job": job, "item": item, "rounds": rounds, "score": score}
     return render(request, "inference/recipe/transform_item.html", context)
@@ -149,7 +172,9 @@ def transform_retry(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
 def prompt_list(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for(request.user, slug)
     actions.ensure_default_prompts()
-    return render(request, "inference/recipe/prompt_list.html", {"study": study, "prompts": queries.prompts()})
+    return render(
+        request, "inference/recipe/prompt_list.html", {"study": study, "prompts": queries.prompts()}
+    )
 
 
 @login_required
@@ -158,15 +183,20 @@ def prompt_edit(request: HttpRequest, slug: str, pk: int | None = None) -> HttpR
     """Edit a prompt: saving always creates a new version (or version 1 of a new name)."""
     study = queries.study_for(request.user, slug)
     base = queries.prompt_for(pk) if pk is not None else None
-    initial = {"name": base.name, "kind": base.kind, "text": base.text} if base else {"kind": PromptTemplate.Kind.TRANSFORM}
+    initial = (
+        {"name": base.name, "kind": base.kind, "text": base.text}
+        if base
+        else {"kind": PromptTemplate.Kind.TRANSFORM}
+    )
     form = PromptForm(request.POST or None, initial=initial)
     status = 200
     if request.method == "POST":
         if form.is_valid():
             data = form.cleaned_data
             try:
-                prompt = actions.save_prompt_version(data["name"], data["text"], data["kind"], note=data["note"],
-                                                     created_by=request.user)
+                prompt = actions.save_prompt_version(
+                    data["name"], data["text"], data["kind"], note=data["note"], created_by=request.user
+                )
             except actions.ActionError as exc:
                 form.add_error(None, str(exc))
             else:
@@ -197,8 +227,12 @@ def export_training(request: HttpRequest, slug: str) -> HttpResponse:
             try:
                 with tempfile.TemporaryDirectory() as folder:
                     result = actions.export_training_data(
-                        study, Path(folder), split=data["split"], name=data["name"],
-                        system_prompt=data["system_prompt"], derived_only=data["derived_only"],
+                        study,
+                        Path(folder),
+                        split=data["split"],
+                        name=data["name"],
+                        system_prompt=data["system_prompt"],
+                        derived_only=data["derived_only"],
                         min_judge_total=data["min_judge_total"],
                     )
                     buffer = io.BytesIO()
@@ -231,10 +265,16 @@ def finetune_start(request: HttpRequest, slug: str) -> HttpResponse:
             data = form.cleaned_data
             try:
                 job = actions.start_finetune(
-                    study, data["base_model"], output_name=data["output_name"], split=data["split"],
-                    derived_only=data["derived_only"], min_judge_total=data["min_judge_total"],
-                    hyperparameters=form.hyperparameters(), system_prompt=data["system_prompt"] or None,
-                    queue=data["queue"], created_by=request.user,
+                    study,
+                    data["base_model"],
+                    output_name=data["output_name"],
+                    split=data["split"],
+                    derived_only=data["derived_only"],
+                    min_judge_total=data["min_judge_total"],
+                    hyperparameters=form.hyperparameters(),
+                    system_prompt=data["system_prompt"] or None,
+                    queue=data["queue"],
+                    created_by=request.user,
                 )
             except actions.ActionError as exc:
                 form.add_error(None, str(exc))
@@ -242,15 +282,21 @@ def finetune_start(request: HttpRequest, slug: str) -> HttpResponse:
                 messages.success(request, _("Fine-tuning queued."))
                 return redirect("recipe-finetune-detail", slug=slug, pk=job.pk)
         status = 400
-    return render(request, "inference/recipe/finetune_form.html", {"study": study, "form": form}, status=status)
+    return render(
+        request, "inference/recipe/finetune_form.html", {"study": study, "form": form}, status=status
+    )
 
 
 def _finetune_context(job: FineTuneJob) -> dict:
     points = list(job.steps.order_by("step").values_list("step", "loss"))
     return {
-        "study": job.study, "job": job, "chart": charts.loss_chart_svg(points),
-        "last_loss": points[-1][1] if points else None, "first_loss": points[0][1] if points else None,
-        "finished": job.status in (FineTuneJob.Status.DONE, FineTuneJob.Status.FAILED, FineTuneJob.Status.STOPPED),
+        "study": job.study,
+        "job": job,
+        "chart": charts.loss_chart_svg(points),
+        "last_loss": points[-1][1] if points else None,
+        "first_loss": points[0][1] if points else None,
+        "finished": job.status
+        in (FineTuneJob.Status.DONE, FineTuneJob.Status.FAILED, FineTuneJob.Status.STOPPED),
         "percent": 100.0 * job.current_step / job.total_steps if job.total_steps else 0.0,
     }
 
@@ -289,7 +335,8 @@ def model_provenance(request: HttpRequest, pk: int) -> HttpResponse:
         request.user.is_staff or annotation_queries.is_coordinator(request.user, job.study)
     )
     context = {
-        "model": model, "job": job if can_see_job else None,
+        "model": model,
+        "job": job if can_see_job else None,
         "hyperparameters": sorted((model.provenance or {}).get("hyperparameters", {}).items()),
         "provenance": sorted((k, v) for k, v in (model.provenance or {}).items() if k != "hyperparameters"),
     }

@@ -95,7 +95,10 @@ class FakeOpenAIServer:
 
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in server.model_ids]})
+                    self._send(
+                        200,
+                        {"object": "list", "data": [{"id": m, "object": "model"} for m in server.model_ids]},
+                    )
                 else:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -106,12 +109,25 @@ class FakeOpenAIServer:
                     return
                 server.requests.append(body)
                 text = server.answer(body["messages"][-1]["content"])
-                self._send(200, {
-                    "id": "cmpl-1", "object": "chat.completion", "model": body["model"],
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                 "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": len(body["messages"][-1]["content"]), "completion_tokens": len(text)},
-                })
+                self._send(
+                    200,
+                    {
+                        "id": "cmpl-1",
+                        "object": "chat.completion",
+                        "model": body["model"],
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(body["messages"][-1]["content"]),
+                            "completion_tokens": len(text),
+                        },
+                    },
+                )
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
@@ -120,7 +136,9 @@ class FakeOpenAIServer:
     def answer(self, prompt: str) -> str:
         if "'''" in prompt:
             return JUDGE_VERDICT
-        match = re.search(r"Dialogue:\s*(\[.*\])", prompt, re.DOTALL) or re.search(r"(\[\s*\{.*\])", prompt, re.DOTALL)
+        match = re.search(r"Dialogue:\s*(\[.*\])", prompt, re.DOTALL) or re.search(
+            r"(\[\s*\{.*\])", prompt, re.DOTALL
+        )
         turns = json.loads(match.group(1))
         rewritten = []
         for i, turn in enumerate(turns):

@@ -25,8 +25,15 @@ from tests.inference.recipe_support import (
 torch = pytest.importorskip("torch", reason="fine-tuning needs torch (pip install '.[cpu]')")
 
 # A few full-batch steps at a high rate: enough for the loss to fall on the tiny model, in seconds.
-QUICK = {"learning_rate": 1e-2, "batch_size": 8, "gradient_accumulation_steps": 1, "max_steps": 6,
-         "warmup_ratio": 0.0, "lr_scheduler": "constant", "cutoff_len": 512}
+QUICK = {
+    "learning_rate": 1e-2,
+    "batch_size": 8,
+    "gradient_accumulation_steps": 1,
+    "max_steps": 6,
+    "warmup_ratio": 0.0,
+    "lr_scheduler": "constant",
+    "cutoff_len": 512,
+}
 SYSTEM = "You are a counselor who uses motivational interviewing."
 
 
@@ -40,8 +47,11 @@ def model_store(settings, tmp_path):
 def base_model(tmp_path_factory):
     torch.set_num_threads(1)
     return inference_actions.register_model(
-        name="demo-tiny", backend="transformers", base_model=str(demo_model_dir(tmp_path_factory)),
-        system_prompt="base prompt", max_new_tokens=16,
+        name="demo-tiny",
+        backend="transformers",
+        base_model=str(demo_model_dir(tmp_path_factory)),
+        system_prompt="base prompt",
+        max_new_tokens=16,
     )
 
 
@@ -49,9 +59,13 @@ def test_loss_mask_covers_only_the_counselor_turns(tmp_path_factory):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(demo_model_dir(tmp_path_factory))
-    messages = [{"role": "system", "content": "s"}, {"role": "user", "content": "我想戒烟"},
-                {"role": "assistant", "content": "你想改变。"}, {"role": "user", "content": "是的"},
-                {"role": "assistant", "content": "说说看"}]
+    messages = [
+        {"role": "system", "content": "s"},
+        {"role": "user", "content": "我想戒烟"},
+        {"role": "assistant", "content": "你想改变。"},
+        {"role": "user", "content": "是的"},
+        {"role": "assistant", "content": "说说看"},
+    ]
     ids, labels, truncated = tokenize_dialogue(tokenizer, messages, cutoff_len=1024)
     full = tokenizer.apply_chat_template(messages, tokenize=False)
     assert ids == tokenizer(full, add_special_tokens=False)["input_ids"] and not truncated
@@ -64,7 +78,12 @@ def test_loss_mask_covers_only_the_counselor_turns(tmp_path_factory):
 
 def test_hyperparameters_default_to_the_recipe_and_name_bad_fields():
     params = LoraHyperparameters()
-    assert (params.lora_rank, params.lora_alpha, params.lora_dropout, params.lora_target) == (8, 16, 0.0, "all")
+    assert (params.lora_rank, params.lora_alpha, params.lora_dropout, params.lora_target) == (
+        8,
+        16,
+        0.0,
+        "all",
+    )
     assert LoraHyperparameters.from_dict({"learning_rate": "5e-5", "num_epochs": "2", "max_steps": ""}) == (
         LoraHyperparameters(learning_rate=5e-5, num_epochs=2.0)
     )
@@ -78,38 +97,74 @@ def test_hyperparameters_default_to_the_recipe_and_name_bad_fields():
 
 @pytest.mark.django_db
 def test_lora_job_trains_registers_and_generates(
-    study, coordinator, base_model, model_store, eager_celery, django_capture_on_commit_callbacks  # noqa: F811
+    study,
+    coordinator,
+    base_model,
+    model_store,
+    eager_celery,  # noqa: F811 - the fixture imported above
+    django_capture_on_commit_callbacks,
 ):
     import_demo_dialogues(study, split="train")
     annotation_actions.split_by_ids(study, split="test", external_ids=["demo-zh-1", "demo-en-1"])
     with django_capture_on_commit_callbacks(execute=True):
-        job = actions.start_finetune(study, base_model, output_name="demo-tiny-mi", hyperparameters=QUICK,
-                                     system_prompt=SYSTEM, queue="cpu", created_by=coordinator)
+        job = actions.start_finetune(
+            study,
+            base_model,
+            output_name="demo-tiny-mi",
+            hyperparameters=QUICK,
+            system_prompt=SYSTEM,
+            queue="cpu",
+            created_by=coordinator,
+        )
     job.refresh_from_db()
     assert job.status == FineTuneJob.Status.DONE, job.log
     assert (job.dialogue_count, job.queue, job.current_step, job.total_steps) == (6, "cpu", 6, 6)
     losses = list(job.steps.order_by("step").values_list("loss", flat=True))
     assert len(losses) == 6
     assert losses[-1] < losses[0] * 0.9, losses
-    assert "6 examples (0 skipped, 0 truncated)" in job.log and "registered as model 'demo-tiny-mi'" in job.log
+    assert (
+        "6 examples (0 skipped, 0 truncated)" in job.log and "registered as model 'demo-tiny-mi'" in job.log
+    )
 
     adapter = Path(job.adapter_path)
     assert adapter == model_store / f"finetune-{job.pk}"
-    assert {"adapter_config.json", "adapter_model.safetensors", "training_log.json"} <= {p.name for p in adapter.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "training_log.json"} <= {
+        p.name for p in adapter.iterdir()
+    }
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert (config["r"], config["lora_alpha"], config["lora_dropout"]) == (8, 16, 0.0)
-    assert set(config["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert set(config["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
 
     model = job.result_model
     assert (model.name, model.is_finetuned, model.base_of, model.adapter_path) == (
-        "demo-tiny-mi", True, base_model, str(adapter))
-    assert (model.backend, model.base_model, model.system_prompt) == ("transformers", base_model.base_model, SYSTEM)
+        "demo-tiny-mi",
+        True,
+        base_model,
+        str(adapter),
+    )
+    assert (model.backend, model.base_model, model.system_prompt) == (
+        "transformers",
+        base_model.base_model,
+        SYSTEM,
+    )
     provenance = model.provenance
     assert provenance["finetune_job"] == job.pk and provenance["study"] == "smoking"
     assert (provenance["split"], provenance["dialogue_count"], provenance["steps"]) == ("train", 6, 6)
     assert provenance["hyperparameters"]["learning_rate"] == 0.01
     assert provenance["hyperparameters"]["lora_rank"] == 8
-    assert provenance["base_model"] == {"id": base_model.pk, "name": "demo-tiny", "path": base_model.base_model}
+    assert provenance["base_model"] == {
+        "id": base_model.pk,
+        "name": "demo-tiny",
+        "path": base_model.base_model,
+    }
     assert provenance["final_loss"] == pytest.approx(losses[-1], abs=1e-5)
     assert len(provenance["training_set_sha256"]) == 64
 
@@ -120,7 +175,8 @@ def test_lora_job_trains_registers_and_generates(
     items = list(GenerationItem.objects.filter(run=run))
     assert len(items) == 8  # demo-zh-1 and demo-en-1 have 4 rounds each
     assert all(item.status == GenerationItem.Status.DONE and item.response.strip() for item in items), [
-        (i.status, i.error) for i in items]
+        (i.status, i.error) for i in items
+    ]
     assert items[0].messages[0] == {"role": "system", "content": SYSTEM}
     assert run.status == GenerationRun.Status.DONE, run.error
 
@@ -128,8 +184,9 @@ def test_lora_job_trains_registers_and_generates(
 @pytest.mark.django_db
 def test_refusals(study, base_model):
     import_demo_dialogues(study, split="train")
-    server_model = inference_actions.register_model(name="remote", backend="openai", base_model="x",
-                                                    server_url="http://127.0.0.1:9/v1")
+    server_model = inference_actions.register_model(
+        name="remote", backend="openai", base_model="x", server_url="http://127.0.0.1:9/v1"
+    )
     with pytest.raises(actions.ActionError, match="served over HTTP"):
         actions.start_finetune(study, server_model)
     with pytest.raises(actions.ActionError, match="Hyperparameters: lora_rank must be at least 1"):
@@ -140,11 +197,18 @@ def test_refusals(study, base_model):
 
 
 @pytest.mark.django_db
-def test_failed_job_keeps_its_log(study, base_model, model_store, eager_celery,  # noqa: F811
-                                  django_capture_on_commit_callbacks):
+def test_failed_job_keeps_its_log(
+    study,
+    base_model,
+    model_store,
+    eager_celery,  # noqa: F811 - the fixture imported above
+    django_capture_on_commit_callbacks,
+):
     import_demo_dialogues(study, split="train")
     with django_capture_on_commit_callbacks(execute=True):
-        job = actions.start_finetune(study, base_model, hyperparameters={**QUICK, "cutoff_len": 4}, queue="cpu")
+        job = actions.start_finetune(
+            study, base_model, hyperparameters={**QUICK, "cutoff_len": 4}, queue="cpu"
+        )
     job.refresh_from_db()
     assert job.status == FineTuneJob.Status.FAILED
     assert job.error.startswith("ValueError: no training example has a counselor token within cutoff_len=4")

@@ -30,7 +30,10 @@ def tiny_model(tmp_path_factory):
     torch = pytest.importorskip("torch", reason="the tiny model needs torch (pip install '.[cpu]')")
     torch.set_num_threads(1)
     return inference_actions.register_model(
-        name="demo-tiny", backend="transformers", base_model=str(demo_model_dir(tmp_path_factory)), max_new_tokens=48
+        name="demo-tiny",
+        backend="transformers",
+        base_model=str(demo_model_dir(tmp_path_factory)),
+        max_new_tokens=48,
     )
 
 
@@ -42,14 +45,16 @@ def server():
 
 @pytest.fixture
 def writer(server):
-    return inference_actions.register_model(name="mi-writer", backend="openai", base_model="mi-writer",
-                                            server_url=server.url)
+    return inference_actions.register_model(
+        name="mi-writer", backend="openai", base_model="mi-writer", server_url=server.url
+    )
 
 
 @pytest.fixture
 def judge_model(server):
-    return inference_actions.register_model(name="mi-judge", backend="openai", base_model="mi-judge",
-                                            server_url=server.url)
+    return inference_actions.register_model(
+        name="mi-judge", backend="openai", base_model="mi-judge", server_url=server.url
+    )
 
 
 def _turns(dialogue: Dialogue) -> list[tuple[str, str]]:
@@ -57,13 +62,18 @@ def _turns(dialogue: Dialogue) -> list[tuple[str, str]]:
 
 
 def test_tiny_model_job_completes_and_keeps_every_rejection_with_its_reason(
-    study, coordinator, tiny_model, eager_celery, django_capture_on_commit_callbacks  # noqa: F811
+    study,
+    coordinator,
+    tiny_model,
+    eager_celery,  # noqa: F811 - the fixture imported above
+    django_capture_on_commit_callbacks,
 ):
     import_demo_dialogues(study)
     # The shipped prompt is longer than the tiny model's 1024-token context: items fail, saying so.
     with django_capture_on_commit_callbacks(execute=True):
-        long_job = actions.start_transformation(study, tiny_model, split="train", max_new_tokens=48,
-                                                created_by=coordinator)
+        long_job = actions.start_transformation(
+            study, tiny_model, split="train", max_new_tokens=48, created_by=coordinator
+        )
     long_job.refresh_from_db()
     assert long_job.status == TransformationJob.Status.DONE
     assert long_job.prompt.name == "mi-rewrite" and long_job.prompt.version == 1
@@ -75,10 +85,19 @@ def test_tiny_model_job_completes_and_keeps_every_rejection_with_its_reason(
         assert "over the budget of 976 (context 1024 minus max_new_tokens 48)" in item.reason
 
     # A coordinator's shorter prompt fits; the tiny model's output is (correctly) rejected.
-    short = actions.save_prompt_version("mi-short", "请用动机式访谈改写：{dialogue}", "transform", created_by=coordinator)
+    short = actions.save_prompt_version(
+        "mi-short", "请用动机式访谈改写：{dialogue}", "transform", created_by=coordinator
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        job = actions.start_transformation(study, tiny_model, prompt=short, split="train", max_new_tokens=48,
-                                           chunk_size=3, created_by=coordinator)
+        job = actions.start_transformation(
+            study,
+            tiny_model,
+            prompt=short,
+            split="train",
+            max_new_tokens=48,
+            chunk_size=3,
+            created_by=coordinator,
+        )
     job.refresh_from_db()
     assert job.status == TransformationJob.Status.DONE
     assert job.started_at is not None and job.finished_at is not None
@@ -94,7 +113,9 @@ def test_tiny_model_job_completes_and_keeps_every_rejection_with_its_reason(
         assert item.attempts == 1
         assert item.completion_tokens and item.completion_tokens <= 48
         # The raw output is kept and the stored reason is exactly what re-checking it says.
-        again = transform.validate_transform_output(item.raw_output, transform.source_rounds(_turns(item.source)))
+        again = transform.validate_transform_output(
+            item.raw_output, transform.source_rounds(_turns(item.source))
+        )
         assert (again.code, again.reason) == (item.reason_code, item.reason)
     assert Dialogue.objects.filter(study=study, derived_from__isnull=False).count() == 8 - len(rejected)
 
@@ -107,15 +128,26 @@ def test_tiny_model_job_completes_and_keeps_every_rejection_with_its_reason(
 
 
 def test_openai_server_job_stores_mi_dialogues_with_provenance_and_judge_scores(
-    study, coordinator, server, writer, judge_model, eager_celery, django_capture_on_commit_callbacks  # noqa: F811
+    study,
+    coordinator,
+    server,
+    writer,
+    judge_model,
+    eager_celery,  # noqa: F811 - the fixture imported above
+    django_capture_on_commit_callbacks,
 ):
     import_demo_dialogues(study)
     sources = {d.external_id: d for d in Dialogue.objects.filter(study=study)}
     server.change_client_when = "我抽烟快十年了"  # the writer alters demo-zh-1's client turn
     with django_capture_on_commit_callbacks(execute=True):
         job = actions.start_transformation(
-            study, writer, external_ids=["demo-zh-1", "demo-zh-2", "demo-en-1"], output_split="train",
-            judge_model=judge_model, chunk_size=2, created_by=coordinator,
+            study,
+            writer,
+            external_ids=["demo-zh-1", "demo-zh-2", "demo-en-1"],
+            output_split="train",
+            judge_model=judge_model,
+            chunk_size=2,
+            created_by=coordinator,
         )
     job.refresh_from_db()
     assert job.status == TransformationJob.Status.DONE
@@ -135,8 +167,14 @@ def test_openai_server_job_stores_mi_dialogues_with_provenance_and_judge_scores(
         assert derived.external_id == f"{external_id}-mi-v1"
         assert derived.derived_from_id == source.pk and derived.split == "train"
         assert derived.metadata["derived"] == {
-            "kind": "mi-rewrite", "transformation_job": job.pk, "prompt": "mi-rewrite", "prompt_version": 1,
-            "prompt_id": job.prompt_id, "model": "mi-writer", "model_id": writer.pk, "source": external_id,
+            "kind": "mi-rewrite",
+            "transformation_job": job.pk,
+            "prompt": "mi-rewrite",
+            "prompt_version": 1,
+            "prompt_id": job.prompt_id,
+            "model": "mi-writer",
+            "model_id": writer.pk,
+            "source": external_id,
         }
         rounds = transform.source_rounds(_turns(source))
         turns = _turns(derived)
@@ -144,8 +182,13 @@ def test_openai_server_job_stores_mi_dialogues_with_provenance_and_judge_scores(
         assert [t[1] for t in turns if t[0] == "counselor"] == MI_TURNS[: len(rounds) // 2]
         assert derived.round_count == len(rounds) // 2 and len(derived.content_hash) == 64
         score = QualityScore.objects.get(dialogue=derived)
-        assert (score.comprehensiveness, score.professionalism, score.authenticity, score.safety, score.total) == (
-            2, 3, 3, 1, 9)
+        assert (
+            score.comprehensiveness,
+            score.professionalism,
+            score.authenticity,
+            score.safety,
+            score.total,
+        ) == (2, 3, 3, 1, 9)
         assert score.judge_model == judge_model and score.prompt.name == "cpsycoun-judge" and score.job == job
         assert score.raw_output.endswith("[2, 3, 3, 1]") and score.error == ""
     # Requests: 3 rewrites and 2 judge calls, at the job's max_new_tokens, greedy.
@@ -168,19 +211,28 @@ def test_openai_server_job_stores_mi_dialogues_with_provenance_and_judge_scores(
 
     # A second job with the same prompt version does not clash with the first one's names.
     with django_capture_on_commit_callbacks(execute=True):
-        second = actions.start_transformation(study, writer, external_ids=["demo-zh-2"], output_split="unused")
+        second = actions.start_transformation(
+            study, writer, external_ids=["demo-zh-2"], output_split="unused"
+        )
     second.refresh_from_db()
     assert second.suffix == f"mi-v1-j{second.pk}"
     assert second.items.get().result.external_id == f"demo-zh-2-mi-v1-j{second.pk}"
 
 
-def test_export_action_writes_the_derived_training_split(study, server, writer, eager_celery,  # noqa: F811
-                                                         django_capture_on_commit_callbacks, tmp_path):
+def test_export_action_writes_the_derived_training_split(
+    study,
+    server,
+    writer,
+    eager_celery,  # noqa: F811 - the fixture imported above
+    django_capture_on_commit_callbacks,
+    tmp_path,
+):
     import_demo_dialogues(study, split="test")
     with django_capture_on_commit_callbacks(execute=True):
         actions.start_transformation(study, writer, split="test", output_split="train")
-    result = actions.export_training_data(study, tmp_path, split="train", derived_only=True, name="demo_mi",
-                                          system_prompt="You use MI.")
+    result = actions.export_training_data(
+        study, tmp_path, split="train", derived_only=True, name="demo_mi", system_prompt="You use MI."
+    )
     sharegpt = json.loads(result.sharegpt_path.read_text(encoding="utf-8"))
     alpaca = json.loads(result.alpaca_path.read_text(encoding="utf-8"))
     rounds = sum(d.round_count for d in Dialogue.objects.filter(study=study, derived_from__isnull=False))
@@ -195,7 +247,9 @@ def test_export_action_writes_the_derived_training_split(study, server, writer, 
 def test_prompt_versions_are_immutable_and_validated(coordinator):
     first = actions.default_prompt(PromptTemplate.Kind.TRANSFORM)
     assert (first.name, first.version, first.text) == ("mi-rewrite", 1, transform.DEFAULT_PROMPT_TEXT)
-    edited = actions.save_prompt_version("mi-rewrite", first.text + "\nBe brief.", "transform", created_by=coordinator)
+    edited = actions.save_prompt_version(
+        "mi-rewrite", first.text + "\nBe brief.", "transform", created_by=coordinator
+    )
     assert (edited.version, edited.created_by) == (2, coordinator)
     first.refresh_from_db()
     assert first.text == transform.DEFAULT_PROMPT_TEXT
@@ -230,7 +284,11 @@ def test_cancelled_job_chunks_do_nothing(study, writer, server, django_capture_o
     assert len(callbacks) == 1
     assert actions.cancel_transformation(job) is True
     ids = list(job.items.values_list("id", flat=True))
-    assert tasks.execute_transform_chunk(None, job.pk, ids) == {"job": job.pk, "claimed": 0, "skipped": "cancelled"}
+    assert tasks.execute_transform_chunk(None, job.pk, ids) == {
+        "job": job.pk,
+        "claimed": 0,
+        "skipped": "cancelled",
+    }
     assert server.requests == []
     assert set(job.items.values_list("status", flat=True)) == {"pending"}
     assert actions.cancel_transformation(job) is False
@@ -241,12 +299,17 @@ def test_a_redelivered_chunk_writes_nothing_twice(study, writer, server, django_
 
     import_demo_dialogues(study)
     with django_capture_on_commit_callbacks(execute=False):
-        job = actions.start_transformation(study, writer, external_ids=["demo-zh-1", "demo-en-2"], chunk_size=2)
+        job = actions.start_transformation(
+            study, writer, external_ids=["demo-zh-1", "demo-en-2"], chunk_size=2
+        )
     ids = list(job.items.values_list("id", flat=True))
     first = tasks.execute_transform_chunk(None, job.pk, ids, claim_token="task-1")
     assert first["claimed"] == 2 and first["written"] == 2
     # The same chunk again (another delivery): nothing is open, nothing is written or requested.
-    assert tasks.execute_transform_chunk(None, job.pk, ids, claim_token="task-2") == {"job": job.pk, "claimed": 0,
-                                                                                      "skipped": "done"}
+    assert tasks.execute_transform_chunk(None, job.pk, ids, claim_token="task-2") == {
+        "job": job.pk,
+        "claimed": 0,
+        "skipped": "done",
+    }
     assert len(server.requests) == 2
     assert Dialogue.objects.filter(study=study, derived_from__isnull=False).count() == 2

@@ -51,7 +51,14 @@ def test_request_fills_the_template_with_the_dialogue_and_counts():
 def test_default_prompt_is_usable_and_asks_for_the_mi_behaviours_and_format():
     assert transform.check_template(transform.DEFAULT_PROMPT_TEXT) == []
     text = transform.build_transform_messages(transform.DEFAULT_PROMPT_TEXT, ROUNDS)[0]["content"]
-    for phrase in ("reflections", "open", "affirmations", "autonomy", "2 rounds (4 turns)", '"role": "client"'):
+    for phrase in (
+        "reflections",
+        "open",
+        "affirmations",
+        "autonomy",
+        "2 rounds (4 turns)",
+        '"role": "client"',
+    ):
         assert phrase in text
     assert "{dialogue}" not in text
 
@@ -79,8 +86,15 @@ def test_valid_json_rewrite_is_accepted_with_the_source_client_text():
     [
         "```json\n" + json.dumps(MI_REWRITE, ensure_ascii=False) + "\n```",
         "Here is the rewrite:\n" + json.dumps(MI_REWRITE, ensure_ascii=False),
-        json.dumps({"dialogue": [{"role": "user" if t["role"] == "client" else "assistant", "content": t["content"]}
-                                 for t in MI_REWRITE]}, ensure_ascii=False),
+        json.dumps(
+            {
+                "dialogue": [
+                    {"role": "user" if t["role"] == "client" else "assistant", "content": t["content"]}
+                    for t in MI_REWRITE
+                ]
+            },
+            ensure_ascii=False,
+        ),
         "来访者：我抽烟快十年了，最近总是咳嗽。\n心理咨询师：咳嗽让你担心了。\n"
         "来访者：我知道，可是压力大的时候就想抽。\n戒了好几次都失败了。\n心理咨询师：你很在乎这件事。",
     ],
@@ -104,17 +118,35 @@ def _with(index: int, **change) -> str:
         ("", "empty", "the model returned an empty output"),
         ("[]", "empty", "the output is an empty list of turns"),
         ("我抽烟 smoking is bad", "unparseable", "the output is not parseable: expected a JSON list of"),
-        ('[{"role": "doctor", "content": "x"}]', "bad_turn", "turn 1: role must be client or counselor, got 'doctor'"),
+        (
+            '[{"role": "doctor", "content": "x"}]',
+            "bad_turn",
+            "turn 1: role must be client or counselor, got 'doctor'",
+        ),
         ('[{"role": "client", "content": 3}]', "bad_turn", "turn 1: content must be a string, got int"),
-        (json.dumps(MI_REWRITE[1:], ensure_ascii=False), "wrong_start", "the dialogue must start with a client turn"),
+        (
+            json.dumps(MI_REWRITE[1:], ensure_ascii=False),
+            "wrong_start",
+            "the dialogue must start with a client turn",
+        ),
         (_with(1, role="client"), "not_alternating", "roles do not alternate: turns 1 and 2 are both client"),
-        (json.dumps(MI_REWRITE[:2], ensure_ascii=False), "rounds_mismatch", "expected 2 rounds (4 turns), got 1 rounds"),
-        (json.dumps(MI_REWRITE[:3], ensure_ascii=False), "rounds_mismatch",
-         "expected 2 rounds (4 turns), got 1 rounds and a trailing client turn"),
+        (
+            json.dumps(MI_REWRITE[:2], ensure_ascii=False),
+            "rounds_mismatch",
+            "expected 2 rounds (4 turns), got 1 rounds",
+        ),
+        (
+            json.dumps(MI_REWRITE[:3], ensure_ascii=False),
+            "rounds_mismatch",
+            "expected 2 rounds (4 turns), got 1 rounds and a trailing client turn",
+        ),
         (_with(3, content="  "), "empty_counselor", "the counselor turn of round 2 is empty"),
-        (_with(2, content="我压力大的时候想抽烟。"), "client_changed",
-         "the client turn of round 2 differs from the source: source '我知道，可是压力大的时候就想抽。 戒了好几次都失败了。', "
-         "output '我压力大的时候想抽烟。'"),
+        (
+            _with(2, content="我压力大的时候想抽烟。"),
+            "client_changed",
+            "the client turn of round 2 differs from the source: source '我知道，可是压力大的时候就想抽。 戒了好几次都失败了。', "
+            "output '我压力大的时候想抽烟。'",
+        ),
     ],
 )
 def test_rejections_name_the_problem(raw, code, reason):
@@ -153,7 +185,13 @@ def test_judge_verdict_is_the_last_list_of_four_scores(raw, expected):
     outcome = judge.parse_judge_output(raw)
     assert outcome.ok
     scores = outcome.scores
-    assert (scores.comprehensiveness, scores.professionalism, scores.authenticity, scores.safety, scores.total) == expected
+    assert (
+        scores.comprehensiveness,
+        scores.professionalism,
+        scores.authenticity,
+        scores.safety,
+        scores.total,
+    ) == expected
     assert scores.as_dict()["total"] == expected[-1]
 
 
