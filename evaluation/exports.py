@@ -20,7 +20,7 @@ from typing import Any
 from annotation import miti
 from annotation.models import Assignment, CodingRound, Study, Utterance, UtteranceCode
 
-from .reliability_data import REFERENCE_BANDS, STATUS_TEXT
+from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
 from .services import check_export
 from .summaries import VALUE_LABELS
@@ -173,7 +173,9 @@ def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
 
 
 def _status(result) -> str:
-    return STATUS_TEXT.get(result.status, result.status) if result.status != "ok" else "ok"
+    # The machine-readable status ("ok", "undefined", "not_enough_data", "not_applicable"): "n/a" would
+    # be read back as a missing value by pandas and R.
+    return result.status
 
 
 def reliability_tables(results: Results) -> list[Table]:

@@ -173,7 +173,8 @@ def render_pdf(results: Results) -> bytes:
     story: list[Any] = [
         Paragraph(f"MITI report: {study.name}", h1),
         Paragraph(
-            f"{m['instrument']} · {m['language']} · change goal: {m['change_goal']} · scope: {m['scope']} · "
+            # " | ", not a middle dot: the CJK CID font used for Chinese labels has no glyph for U+00B7.
+            f"{m['instrument']} | {m['language']} | change goal: {m['change_goal']} | scope: {m['scope']} | "
             f"generated {timezone.localtime(timezone.now()):%Y-%m-%d %H:%M}",
             body,
         ),
