@@ -201,7 +201,8 @@ def start_transformation(
     ``output_split`` as ``<source id>-mi-v<prompt version>`` (``-j<job>`` added if a dialogue of
     that name exists). With ``judge_model`` each accepted rewrite is also scored on the CPsyCoun
     rubric. Refuses (nothing created) an empty selection, a bad prompt or a model with fatal
-    problems. Chunks are enqueued on the model's queue after commit.
+    problems. Chunks are enqueued after commit on ``gpu`` when the writer or the judge
+    is a vLLM model, else on ``cpu``.
     """
     if chunk_size < 1:
         raise ActionError(f"chunk_size must be at least 1, got {chunk_size}.")
@@ -248,7 +249,7 @@ def start_transformation(
             output_split=output_split,
             suffix=f"mi-v{prompt.version}",
             chunk_size=chunk_size,
-            queue=registry.queue_for(model.backend),
+            queue=_queue_for(model, judge_model),
             created_by=created_by,
         )
         names = [f"{d.external_id}-{job.suffix}" for d in usable]
@@ -259,6 +260,14 @@ def start_transformation(
         ids = list(job.items.order_by("source_id").values_list("id", flat=True))
         _enqueue_after_commit(job, ids)
     return job
+
+
+def _queue_for(model: RegisteredModel, judge_model: RegisteredModel | None) -> str:
+    """``gpu`` when the writer or the judge runs on vLLM (both are called from the same chunk)."""
+    queues = {registry.queue_for(model.backend)}
+    if judge_model is not None:
+        queues.add(registry.queue_for(judge_model.backend))
+    return "gpu" if "gpu" in queues else "cpu"
 
 
 def _enqueue_after_commit(job: Job, item_ids: Sequence[int]) -> None:

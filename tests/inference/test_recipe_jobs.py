@@ -313,3 +313,21 @@ def test_a_redelivered_chunk_writes_nothing_twice(study, writer, server, django_
     }
     assert len(server.requests) == 2
     assert Dialogue.objects.filter(study=study, derived_from__isnull=False).count() == 2
+
+
+def test_a_vllm_judge_sends_the_chunks_to_the_gpu_queue(
+    study, writer, tmp_path_factory, django_capture_on_commit_callbacks
+):
+    pytest.importorskip("torch", reason="the tiny model folder is built with torch")
+    import_demo_dialogues(study)
+    vllm_judge = inference_actions.register_model(
+        name="judge-vllm", backend="vllm", base_model=str(demo_model_dir(tmp_path_factory))
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        cpu_job = actions.start_transformation(study, writer, external_ids=["demo-zh-1"])
+        gpu_job = actions.start_transformation(
+            study, writer, external_ids=["demo-zh-1"], judge_model=vllm_judge
+        )
+    assert (cpu_job.queue, gpu_job.queue) == ("cpu", "gpu")
+    assert gpu_job.judge_prompt.name == "cpsycoun-judge" and gpu_job.judge_params["backend"] == "vllm"
+    assert len(callbacks) == 2
