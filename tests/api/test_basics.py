@@ -32,6 +32,11 @@ def test_mint_token_with_password(coder, api):
     body = response.json()
     assert body["name"] == "job" and body["token"].startswith(body["prefix"])
     assert ApiToken.objects.get(pk=body["id"]).digest == token_digest(body["token"])
+    # A stale token in the header does not get in the way of minting with a password.
+    stale = api("anonymous")
+    stale.credentials(HTTP_AUTHORIZATION="Bearer mip_revoked-or-mistyped")
+    assert stale.post("/api/tokens/", {"username": "coder", "password": PASSWORD}, format="json").status_code == 201
+    assert stale.get("/api/tokens/").status_code == 401
     wrong = api("anonymous").post("/api/tokens/", {"username": "coder", "password": "nope"}, format="json")
     assert wrong.status_code == 400
     assert wrong.json() == {"detail": "Invalid username or password.",
