@@ -5,7 +5,8 @@ uses the claim/store rules of :mod:`.actions`, so a duplicate or a redelivery af
 worker loses and duplicates nothing. A fine-tuning job is claimed by the delivery's task id: the
 same task delivered again restarts the training; any other delivery finds it taken and exits.
 
-The worker must import this module: ``inference.tasks`` (autodiscovered) imports it.
+Celery's autodiscovery imports only ``inference.tasks``; ``inference.recipe_models`` (loaded in
+every process with the models) imports this module so workers know these tasks.
 """
 
 from __future__ import annotations
