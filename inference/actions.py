@@ -86,13 +86,15 @@ def register_model(*, created_by=None, **fields: Any) -> RegisteredModel:
         setattr(model, key, (getattr(model, key) or "").strip())
     if model.name and RegisteredModel.objects.filter(name=model.name).exists():
         raise ActionError(f"A model named '{model.name}' is already registered.")
-    try:
-        model.full_clean(exclude=["created_by"])
-    except ValidationError as error:
-        raise ActionError(_validation_text(error)) from None
+    # The registry's checks first: they name the field and the rule (full_clean would only name
+    # a violated constraint).
     fatal = registry.fatal_messages(registry.problems_for(model, deep=False))
     if fatal:
         raise ActionError(f"Model '{model.name}' cannot be registered: " + "; ".join(fatal) + ".")
+    try:
+        model.full_clean(exclude=["created_by"])
+    except ValidationError as error:
+        raise ActionError(f"Model '{model.name}' cannot be registered: {_validation_text(error)}") from None
     model.save()
     return model
 

@@ -61,7 +61,10 @@ class RegisteredModelForm(forms.ModelForm):
         candidate = RegisteredModel(**{k: v for k, v in cleaned.items() if k in MODEL_FIELDS})
         for problem in registry.problems_for(candidate, deep=False):
             if problem.fatal:
-                self.add_error(_PROBLEM_FIELDS.get(problem.code), problem.message)
+                field = _PROBLEM_FIELDS.get(problem.code)
+                if problem.code == "inference.E006":  # a parameter rule: the message starts with its field
+                    field = problem.message.split()[0]
+                self.add_error(field if field in self.fields else None, problem.message)
         return cleaned
 
 

@@ -68,11 +68,14 @@ def spec_from_snapshot(snapshot: dict[str, Any], **overrides: Any) -> ModelSpec:
         seed=None if values["seed"] is None else int(values["seed"]),
     )
     api_key_env = snapshot.get("api_key_env") or ""
+    backend = str(snapshot.get("backend") or "")
+    # The openai backend serves adapters by name (base_model); the path is only warned about (W002).
+    adapter_path = None if backend == RegisteredModel.Backend.OPENAI else snapshot.get("adapter_path") or None
     return ModelSpec(
         name=str(snapshot.get("name") or ""),
-        backend=str(snapshot.get("backend") or ""),
+        backend=backend,
         base_model=str(snapshot.get("base_model") or ""),
-        adapter_path=snapshot.get("adapter_path") or None,
+        adapter_path=adapter_path,
         chat_template=snapshot.get("chat_template") or None,
         system_prompt=snapshot.get("system_prompt") or None,
         params=params,
@@ -193,12 +196,40 @@ def _openai_problems(model: RegisteredModel) -> list[Problem]:
     return problems
 
 
+def _parameter_problems(model: RegisteredModel) -> list[Problem]:
+    """Decoding parameters out of range, each naming its field (the database refuses them too)."""
+    checks = [
+        ("temperature", model.temperature is not None and model.temperature >= 0, "must be 0 or more"),
+        ("top_p", model.top_p is not None and 0 < model.top_p <= 1, "must be in (0, 1]"),
+        (
+            "max_new_tokens",
+            model.max_new_tokens is not None and model.max_new_tokens >= 1,
+            "must be 1 or more",
+        ),
+        (
+            "repetition_penalty",
+            model.repetition_penalty is not None and model.repetition_penalty > 0,
+            "must be more than 0",
+        ),
+        (
+            "context_length",
+            model.context_length is None or model.context_length > (model.max_new_tokens or 0),
+            "must be more than max_new_tokens (the prompt needs room)",
+        ),
+    ]
+    return [
+        Problem("inference.E006", f"{field} {rule}, got {getattr(model, field)!r}")
+        for field, ok, rule in checks
+        if not ok
+    ]
+
+
 def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:
     """Configuration problems of a (possibly unsaved) registered model, most basic first.
 
-    Shallow (``deep=False``): backend known, base/adapter folders exist, the tokenizer folder has a
-    chat template or the model overrides it, the openai backend has a server URL, the API key
-    variable is set. Deep: when nothing shallow is fatal, the backend's own :meth:`check` as well
+    Shallow (``deep=False``): backend known, decoding parameters in range, base/adapter folders
+    exist, the tokenizer folder has a chat template or the model overrides it, the openai backend
+    has a server URL, the API key variable is set. Deep: when nothing shallow is fatal, the backend's own :meth:`check` as well
     (tokenizer loaded and the template rendered on a sample; the server's model list fetched).
     """
     if model.backend not in RegisteredModel.Backend.values:
@@ -212,10 +243,11 @@ def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:
         return [
             Problem("inference.E001", "base_model is empty", "A local folder, a hub id or a served model id.")
         ]
+    problems = _parameter_problems(model)
     if model.backend == RegisteredModel.Backend.OPENAI:
-        problems = _openai_problems(model)
+        problems += _openai_problems(model)
     else:
-        problems = _local_problems(model)
+        problems += _local_problems(model)
     if model.api_key_env and model.api_key_env not in os.environ:
         problems.append(
             Problem(

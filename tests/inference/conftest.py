@@ -18,11 +18,16 @@ DEMO_TEST_ROUNDS = 15  # demo-zh-1: 4, demo-zh-2: 4, demo-en-1: 4, demo-en-2: 3
 
 @pytest.fixture(scope="session")
 def demo_model_dir(tmp_path_factory) -> Path:
-    """The tiny chat model, trained briefly (100 steps, a few seconds) once per test session."""
+    """The tiny chat model, trained briefly (100 steps, about 10 s) once per test session.
+
+    One torch thread: on a busy 2-core CI machine it trains several times faster than two.
+    """
     pytest.importorskip("torch", reason="the demo model needs torch (pip install '.[cpu]')")
     from inference.management.commands.build_demo_model import ensure_demo_model
 
-    folder, _ = ensure_demo_model(tmp_path_factory.mktemp("demo-model") / "demo-tiny", steps=100, seed=0)
+    folder, _ = ensure_demo_model(
+        tmp_path_factory.mktemp("demo-model") / "demo-tiny", steps=100, seed=0, num_threads=1
+    )
     return folder
 
 
@@ -54,7 +59,7 @@ def demo_model(demo_model_dir, coordinator):
 
 
 @pytest.fixture
-def fault_worker(request, monkeypatch):
+def fault_worker(request, monkeypatch, transactional_db):
     """``celery_worker_process`` started with the environment a test puts in ``request.param``."""
     for key, value in getattr(request, "param", {}).items():
         monkeypatch.setenv(key, str(value))

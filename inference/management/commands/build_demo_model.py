@@ -40,7 +40,7 @@ def model_is_built(out: Path) -> bool:
 
 
 def ensure_demo_model(
-    out: Path | None = None, *, steps: int = 300, seed: int = 0, force: bool = False
+    out: Path | None = None, *, steps: int = 300, seed: int = 0, force: bool = False, num_threads: int = 2
 ) -> tuple[Path, bool]:
     """Build the demo model into ``out`` unless it is already there; return (folder, built now)."""
     from inference.demo_model import build_demo_model
@@ -48,7 +48,7 @@ def ensure_demo_model(
     out = Path(out or default_model_dir()).resolve()
     if model_is_built(out) and not force:
         return out, False
-    build_demo_model(out, read_demo_dialogues(), steps=steps, seed=seed)
+    build_demo_model(out, read_demo_dialogues(), steps=steps, seed=seed, num_threads=num_threads)
     return out, True
 
 
