@@ -33,6 +33,11 @@ SCORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tally", TALLY_KEYS),
     ("summary", SUMMARY_SCORE_KEYS),
 )
+# Interval alpha is computed for globals and counts (METRICS.md §3) and for the summary scores that are
+# a global mean or a count. The ratios %CR and R:Q get ICC only: their many distinct values make the
+# krippendorff package's coincidence matrix quadratic in them (seconds on a large study) for a number
+# METRICS.md does not ask for.
+ALPHA_KEYS: frozenset[str] = frozenset((*GLOBAL_KEYS, *TALLY_KEYS, "technical", "relational", "mia", "mina"))
 # Scores whose drift over time is shown (the ones a paper reports per coder).
 DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
 
@@ -56,7 +61,7 @@ class ScoreReliability:
     label: str
     group: str  # global | tally | summary
     icc: irr.IccResult
-    alpha: irr.AlphaResult
+    alpha: irr.AlphaResult | None  # None: not computed for this score (see ALPHA_KEYS)
 
 
 @dataclass
@@ -155,15 +160,25 @@ def _drift(groups: dict[int, list[CodingSummary]], coders: dict[int, str]) -> li
 
 
 def utterance_reliability(
-    code_rows: list[tuple[int, int, str]], coder_of: dict[int, int], coder_names: dict[int, str]
+    code_rows: list[tuple[int, int, str]],
+    coder_of: dict[int, int],
+    coder_names: dict[int, str],
+    *,
+    per_code: bool = True,
 ) -> UtteranceReliability:
     """Agreement on utterance codes. ``code_rows``: (assignment id, utterance id, code) of the codings
-    on double-coded transcripts; ``coder_of`` maps assignment id to coder id."""
-    per_coder: dict[int, dict[int, str]] = {}
+    on double-coded transcripts; ``coder_of`` maps assignment id to coder id. ``per_code`` adds the
+    per-code (this code vs any other) alpha and Fleiss' kappa: 11 more passes over every utterance,
+    so the dashboard leaves it to the reliability page."""
+    # Codes as small integers: the statistics are nominal, so only equality matters, and numbers make
+    # scikit-learn and the krippendorff package several times faster than strings on 100,000+ units.
+    categories = (*miti.CODE_KEYS, miti.NO_CODE)
+    index_of = {code: i for i, code in enumerate(categories)}
+    per_coder: dict[int, dict[int, int]] = {}
     for assignment_id, utterance_id, code in code_rows:
         coder = coder_of.get(assignment_id)
         if coder is not None:
-            per_coder.setdefault(coder, {})[utterance_id] = code
+            per_coder.setdefault(coder, {})[utterance_id] = index_of[code]
     coder_ids = sorted(per_coder, key=lambda c: coder_names.get(c, str(c)))
     data = irr.reliability_matrix({c: per_coder[c] for c in coder_ids})
     rows = data.rows
@@ -174,14 +189,14 @@ def utterance_reliability(
         PairAgreement(str(p.coder_a), str(p.coder_b), p.result)
         for p in irr.cohen_kappa_pairs(rows, coders=names)
     ]
-    per_code: list[CodeAgreement] = []
+    codes: list[CodeAgreement] = []
     used = Counter(v for r in rows for v in r if v is not None)
-    for code in (*miti.CODE_KEYS, miti.NO_CODE):
-        if not used[code]:
+    for value, code in enumerate(categories if per_code else ()):
+        if not used[value]:
             continue
-        binary = [[None if v is None else v == code for v in r] for r in rows]
+        binary = [[None if v is None else v == value for v in r] for r in rows]
         n_coded = sum(1 for j in range(len(data.units)) if any(r[j] for r in binary))
-        per_code.append(
+        codes.append(
             CodeAgreement(
                 code,
                 irr.krippendorff_alpha(binary, level="nominal"),
@@ -189,11 +204,12 @@ def utterance_reliability(
                 n_coded,
             )
         )
-    return UtteranceReliability(len(data.units), alpha, fleiss, pairs, per_code)
+    return UtteranceReliability(len(data.units), alpha, fleiss, pairs, codes)
 
 
-def study_reliability(data: StudySummaries) -> StudyReliability:
-    """Every reliability number of the study (or round) that ``data`` holds."""
+def study_reliability(data: StudySummaries, *, per_code: bool = True) -> StudyReliability:
+    """Every reliability number of the study (or round) that ``data`` holds (see ``utterance_reliability``
+    for ``per_code``)."""
     groups = _double_coded(data)
     coders = data.coders
     involved = sorted({r.coder_id for rows in groups.values() for r in rows}, key=lambda c: coders[c])
@@ -221,14 +237,16 @@ def study_reliability(data: StudySummaries) -> StudyReliability:
             for transcript_id, rows in groups.items():
                 for r in rows:
                     per_coder[r.coder_id][transcript_id] = r.value(key)
-            alpha = irr.krippendorff_alpha(
-                irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval"
+            alpha = (
+                irr.krippendorff_alpha(irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval")
+                if key in ALPHA_KEYS
+                else None
             )
             scores.append(ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix), alpha))
 
     coder_of = {r.assignment_id: r.coder_id for rows in groups.values() for r in rows}
     utt = utterance_reliability(
-        [row for row in data.code_rows if row[0] in coder_of], coder_of, coders
+        [row for row in data.code_rows if row[0] in coder_of], coder_of, coders, per_code=per_code
     )
     return StudyReliability(
         n_transcripts=len(groups),

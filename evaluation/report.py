@@ -27,7 +27,8 @@ RELIABILITY_METHODS = (
     "ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979), with 95 % "
     "CIs (McGraw & Wong 1996), per score, never pooled across scores. Krippendorff's alpha: interval level "
     "for scores; nominal for utterance codes, each utterance a unit, \"no code\" a category, missing = not "
-    "coded. Cohen's kappa per coder pair on the utterances both coded; Fleiss' kappa when every utterance "
+    "coded; alpha is computed for globals and counts, the ratios %CR and R:Q get ICC only. Cohen's kappa "
+    "per coder pair on the utterances both coded; Fleiss' kappa when every utterance "
     "has the same number of coders. " + CICCHETTI_BANDS + "."
 )
 
@@ -239,7 +240,10 @@ def render_pdf(results: Results) -> bytes:
             icc1, icck = f"{i.icc2_1:.3f}{ci1}", f"{i.icc2_k:.3f}{cik}"
         else:
             icc1 = icck = STATUS_TEXT.get(i.status, i.status)
-        alpha = _value(s.alpha.alpha) if s.alpha.status == "ok" else STATUS_TEXT.get(s.alpha.status, "")
+        if s.alpha is None:
+            alpha = "—"
+        else:
+            alpha = _value(s.alpha.alpha) if s.alpha.status == "ok" else STATUS_TEXT.get(s.alpha.status, "")
         rows.append([s.label, str(i.n), icc1, i.band or "—", icck, alpha])
     story.append(table(rows))
     u = rel.utterances

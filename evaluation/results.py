@@ -68,12 +68,22 @@ class SourceRow:
 
 @dataclass
 class Results:
+    """Summaries and aggregates are computed up front; reliability and metrics on first use (a chart
+    or the MITI page needs neither)."""
+
     study: Study
     coding_round: CodingRound | None
     summaries: StudySummaries
     aggregates: StudyAggregates
-    reliability: StudyReliability
-    metrics: list[MetricRow]
+    per_code: bool = True
+
+    @cached_property
+    def reliability(self) -> StudyReliability:
+        return study_reliability(self.summaries, per_code=self.per_code)
+
+    @cached_property
+    def metrics(self) -> list[MetricRow]:
+        return metric_rows(self.study)
 
     @property
     def sources(self) -> list[SourceRow]:
@@ -163,15 +173,16 @@ def metric_rows(study: Study) -> list[MetricRow]:
     return rows
 
 
-def build_results(study: Study, coding_round: CodingRound | None = None) -> Results:
+def build_results(study: Study, coding_round: CodingRound | None = None, *, per_code: bool = True) -> Results:
+    """Summaries, aggregates, reliability and metrics of ``study`` (or one round). ``per_code=False``
+    skips the per-code utterance agreement, which the dashboard does not show."""
     summaries = load_summaries(study, coding_round)
     return Results(
         study=study,
         coding_round=coding_round,
         summaries=summaries,
         aggregates=study_aggregates(summaries),
-        reliability=study_reliability(summaries),
-        metrics=metric_rows(study),
+        per_code=per_code,
     )
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
+import numpy as np
+
 from annotation import miti
 from annotation.models import Assignment, CodingRound, GlobalRating, Study, TranscriptSource, UtteranceCode
 
@@ -139,6 +141,47 @@ def tally_codes(volleys: Iterable[Iterable[str]]) -> dict[str, int]:
     return totals
 
 
+# Each behaviour code as one bit, so a volley's set of codes is one integer (NONE sets no bit).
+_CODE_BITS: dict[str, int] = {key: 1 << i for i, key in enumerate(miti.CODE_KEYS)}
+
+
+@lru_cache(maxsize=4096)
+def _mask_tally(mask: int) -> tuple[tuple[str, int], ...]:
+    return _volley_tally(frozenset(key for key, bit in _CODE_BITS.items() if mask & bit))
+
+
+def _tally_rows(rows: list[tuple[int, int, int, str]]) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
+    """Per-assignment tallies and coded-utterance counts from (assignment, utterance, volley, code) rows.
+
+    Vectorised because a large study has hundreds of thousands of codes: the codes of each
+    (assignment, volley) are OR-ed into one bit mask with numpy, then each distinct mask is tallied
+    once by ``annotation.miti`` (see ``_volley_tally``) and multiplied by how often it occurs.
+    """
+    if not rows:
+        return {}, {}
+    n = len(rows)
+    assignment = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
+    volley = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
+    bits = np.fromiter((_CODE_BITS.get(r[3], 0) for r in rows), dtype=np.int64, count=n)
+    ids, n_per = np.unique(assignment, return_counts=True)
+    n_coded = dict(zip(ids.tolist(), n_per.tolist(), strict=True))
+    order = np.lexsort((volley, assignment))
+    assignment, volley, bits = assignment[order], volley[order], bits[order]
+    starts = np.flatnonzero(np.r_[True, (assignment[1:] != assignment[:-1]) | (volley[1:] != volley[:-1])])
+    masks = np.bitwise_or.reduceat(bits, starts)
+    span = 1 << len(_CODE_BITS)
+    pairs, times = np.unique(assignment[starts] * span + masks, return_counts=True)
+    totals: dict[int, dict[str, int]] = {}
+    for pair, k in zip(pairs.tolist(), times.tolist(), strict=True):
+        assignment_id, mask = divmod(pair, span)
+        counts = totals.get(assignment_id)
+        if counts is None:
+            counts = totals[assignment_id] = dict.fromkeys(miti.CODE_KEYS, 0)
+        for key, value in _mask_tally(mask):
+            counts[key] += value * k
+    return totals, n_coded
+
+
 def _assignment_filter(study: Study, coding_round: CodingRound | None) -> dict[str, object]:
     lookup: dict[str, object] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED}
     if coding_round is not None:
@@ -167,20 +210,14 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
     kept = {row[0]: row for row in latest.values()}
 
     code_flt = {f"assignment__{k}": v for k, v in flt.items()}
-    volley_codes: dict[int, dict[int, set[str]]] = defaultdict(lambda: defaultdict(set))
-    n_coded: Counter[int] = Counter()
-    code_rows: list[tuple[int, int, str]] = []
     coding_ids = {aid for aid, row in kept.items() if row[4] == CODING}
-    for assignment_id, utterance_id, volley_id, code in UtteranceCode.objects.filter(**code_flt).values_list(
-        "assignment_id", "utterance_id", "utterance__volley_id", "code"
-    ).iterator(chunk_size=20000):
-        if assignment_id not in kept:
-            continue
-        n_coded[assignment_id] += 1
-        if code != miti.NO_CODE:
-            volley_codes[assignment_id][volley_id].add(code)
-        if assignment_id in coding_ids:
-            code_rows.append((assignment_id, utterance_id, code))
+    rows_codes = list(
+        UtteranceCode.objects.filter(**code_flt).values_list("assignment_id", "utterance_id", "utterance__volley_id", "code")
+    )
+    if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
+        rows_codes = [r for r in rows_codes if r[0] in kept]
+    counts_by_assignment, n_coded = _tally_rows(rows_codes)
+    code_rows = [(a, u, c) for a, u, _v, c in rows_codes if a in coding_ids]
 
     ratings: dict[int, dict[str, int]] = defaultdict(dict)
     for assignment_id, scale, value in GlobalRating.objects.filter(**code_flt).values_list(
@@ -193,7 +230,7 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
     for aid, row in kept.items():
         (_, round_id, round_name, globals_rated, kind, transcript_id, blind_code, source_id, coder_id,
          coder, submitted_at) = row
-        counts = tally_codes(volley_codes.get(aid, {}).values())
+        counts = counts_by_assignment.get(aid) or dict.fromkeys(miti.CODE_KEYS, 0)
         given = ratings.get(aid, {})
         # Rounds built from imported labels (AnnoMI) have no globals: "not rated", never a default 3.
         globals_ = {key: (given.get(key) if globals_rated else None) for key in miti.GLOBAL_KEYS}
@@ -202,7 +239,7 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
             assignment_id=aid, round_id=round_id, round_name=round_name, kind=kind,
             transcript_id=transcript_id, blind_code=blind_code, source_id=source_id, coder_id=coder_id,
             coder=coder, submitted_at=submitted_at, globals_rated=globals_rated, counts=counts,
-            globals=globals_, scores=scores, n_coded=n_coded[aid],
+            globals=globals_, scores=scores, n_coded=n_coded.get(aid, 0),
         )
         (codings if kind == CODING else consensus).append(summary)
 

@@ -64,7 +64,7 @@ def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> d
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round)
+    results = build_results(study, coding_round, per_code=False)
     progress = queries.coding_progress(study, coding_round)
     context = _base_context(request, study, "eval-dashboard", coding_round) | {
         "results": results,
@@ -83,7 +83,7 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round)
+    results = build_results(study, coding_round, per_code=False)
     codings = sorted(
         [*results.summaries.codings, *results.summaries.consensus],
         key=lambda s: (s.source_id, s.blind_code, s.kind, s.coder),
@@ -147,7 +147,7 @@ def chart(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResponse:
     if name not in charts.CHARTS or fmt not in ("svg", "png"):
         raise Http404("No such chart.")
     coding_round = queries.round_for_results(study, request.GET.get("round"))
-    data = build_results(study, coding_round).chart(name, fmt)
+    data = build_results(study, coding_round, per_code=False).chart(name, fmt)
     response = HttpResponse(data, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if request.GET.get("download"):
         part = f"-round{coding_round.pk}" if coding_round is not None else ""
