@@ -253,3 +253,26 @@ def test_export_job_on_a_real_worker(celery_worker_process, coordinator, study, 
     assert job.status == "done", job.error
     assert job.rows == UtteranceCode.objects.count()
     assert Path(job.file_path).exists()
+
+
+def test_compute_run_metrics_task_is_registered_by_name_and_stores_the_report(coded) -> None:
+    from mi_platform.celery import app
+
+    app.loader.import_default_modules()
+    assert "evaluation.compute_run_metrics" in app.tasks  # inference sends it by this name
+    coded.run.metric_report.delete()
+    result = app.tasks["evaluation.compute_run_metrics"].apply(args=[coded.run.pk]).get()
+    assert result["ok"] is True and result["n_rounds"] == coded.run.items.count()
+    report = type(coded.run).objects.get(pk=coded.run.pk).metric_report
+    from evaluation import metrics
+
+    pairs, not_done = services.run_pairs(coded.run)
+    expected = metrics.score_rounds(pairs, "zh")
+    assert not_done == 0
+    assert report.pooled["bleu4"] == pytest.approx(expected.pooled.bleu4, abs=1e-9)
+    assert report.pooled["rougeL"] == pytest.approx(expected.pooled.rougeL, abs=1e-9)
+    assert report.language == "zh" and report.n_rounds == expected.n_rounds
+    assert len(report.per_round) == expected.n_rounds and len(report.per_dialogue) == expected.n_dialogues
+    assert report.extra["distinct_2"] == pytest.approx(expected.distinct_2)
+    # a run that no longer exists is reported, not raised
+    assert app.tasks["evaluation.compute_run_metrics"].apply(args=[999999]).get()["ok"] is False
