@@ -173,12 +173,14 @@ CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or _redis_url or "filesy
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (_redis_url or f"file://{VAR_DIR / 'celery-results'}")
 if CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker"
-    for _sub in ("in", "processed"):
+    for _sub in ("in", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "in"),
         "data_folder_out": str(_broker_dir / "in"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast/control messages (worker pings, revokes) default to ./control: keep them under var/.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 else:
