@@ -311,8 +311,11 @@ def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
         _open_items_filter() | Q(status=Item.Status.CLAIMED, claim_token=token)
     ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
     mine = list(Item.objects.filter(run=run, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED))
-    if mine:
+    # The run as loaded by the caller says whether this can be the first claim; the conditional
+    # updates keep it right when two chunks start at once.
+    if mine and run.status == Run.Status.QUEUED:
         Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(status=Run.Status.RUNNING)
+    if mine and run.started_at is None:
         Run.objects.filter(pk=run.pk, started_at__isnull=True).update(started_at=now)
     return sorted(mine, key=lambda item: (item.dialogue_id, item.round_index))
 
@@ -337,45 +340,32 @@ class ItemOutcome:
     error: str = ""
 
 
-_RESULT_FIELDS = [
-    "status",
-    "response",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-    "dropped_pairs",
-    "error",
-    "finished_at",
-]
-
-
 def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     """Write a chunk's results in one transaction, only to rows still holding ``token``; return count.
 
-    The rows are locked first: a worker taking over a stale claim at the same moment waits for
-    this commit and then finds them done, so each row is written once.
+    Each row is written by a conditional UPDATE (its id, our token, still claimed): the database
+    locks the row and re-checks the condition, so a worker taking over a stale claim at the same
+    moment either wins (and we write nothing to that row) or waits for this commit and finds it
+    done — each row is written once. (Per-row UPDATEs, not ``bulk_update``: its CASE expressions
+    cost more Python time than a chunk of the tiny model's generation.)
     """
     now = timezone.now()
+    written = 0
     with transaction.atomic():
-        rows = list(
-            Item.objects.select_for_update()
-            .filter(id__in=list(outcomes), claim_token=token, status=Item.Status.CLAIMED)
-            .order_by("id")
-        )
-        for row in rows:
-            outcome = outcomes[row.pk]
-            row.status = Item.Status.FAILED if outcome.error else Item.Status.DONE
-            row.response = "" if outcome.error else outcome.text
-            row.finish_reason = (outcome.finish_reason or "")[:20]
-            row.prompt_tokens = outcome.prompt_tokens
-            row.completion_tokens = outcome.completion_tokens
-            row.latency_ms = outcome.latency_ms
-            row.dropped_pairs = outcome.dropped_pairs
-            row.error = outcome.error
-            row.finished_at = now
-        Item.objects.bulk_update(rows, _RESULT_FIELDS)
-    return len(rows)
+        for pk in sorted(outcomes):  # a fixed order: two writers never lock rows crosswise
+            outcome = outcomes[pk]
+            written += Item.objects.filter(pk=pk, claim_token=token, status=Item.Status.CLAIMED).update(
+                status=Item.Status.FAILED if outcome.error else Item.Status.DONE,
+                response="" if outcome.error else outcome.text,
+                finish_reason=(outcome.finish_reason or "")[:20],
+                prompt_tokens=outcome.prompt_tokens,
+                completion_tokens=outcome.completion_tokens,
+                latency_ms=outcome.latency_ms,
+                dropped_pairs=outcome.dropped_pairs,
+                error=outcome.error,
+                finished_at=now,
+            )
+    return written
 
 
 def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:
@@ -385,13 +375,16 @@ def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:
     A cancelled run stays cancelled (``force`` closes it too: used by resume with nothing left).
     """
     run_pk = run if isinstance(run, int) else run.pk
+    open_statuses = [Item.Status.PENDING, Item.Status.CLAIMED]
+    if Item.objects.filter(run_id=run_pk, status__in=open_statuses).exists():
+        return False  # the common case after a chunk, answered without locking the run
     with transaction.atomic():
         run = Run.objects.select_for_update().select_related("model", "study").get(pk=run_pk)
         if run.status in FINISHED and not (force and run.status != Run.Status.DONE):
             return False
         counts = Item.objects.filter(run=run).aggregate(
             total=Count("id"),
-            open=Count("id", filter=Q(status__in=[Item.Status.PENDING, Item.Status.CLAIMED])),
+            open=Count("id", filter=Q(status__in=open_statuses)),
             failed=Count("id", filter=Q(status=Item.Status.FAILED)),
         )
         if counts["open"]:

@@ -53,6 +53,9 @@ def test_worker_killed_mid_run_then_restarted_finishes_every_round_once(fault_wo
     done_before = {row[0]: row for row in item_rows(run) if row[3] == "done"}
     assert run.items.filter(status="pending").count() > 0
 
+    # Let the killed delivery become overdue (visibility timeout 4 s), so the new worker's first
+    # poll restores it at once instead of at a later periodic scan.
+    time.sleep(5)
     fault_worker.start()
     run = wait_for_run(run, timeout=180)
 

@@ -1,0 +1,171 @@
+"""Benchmark: the platform's generation of the demo test split vs the same prompts on the bare backend.
+
+Not a test. In one command:
+
+1. builds the tiny demo model into a temporary folder (or uses ``--model-dir``);
+2. sets up a throw-away SQLite database (or ``--database-url``), migrates it, and through the real
+   actions creates a study, imports the demo dialogues (test split: 4 dialogues, 15 rounds) and
+   registers the model (transformers, greedy, seed 0);
+3. warms up: loads the engine and does one untimed platform run;
+4. alternates, ``--repeat`` times: (a) the platform — ``start_run`` and every chunk task, executed
+   in this process by Celery in eager mode (``CELERY_TASK_ALWAYS_EAGER``: the real task code —
+   claim, context fitting, one backend batch per chunk, the chunk's transaction, finishing the run
+   and creating its transcripts — minus the broker hop); (b) the bare backend — the very same
+   prompts, in the same chunks, through ``get_backend(spec).generate``;
+5. prints both throughputs (completion tokens/s and rounds/s), the overhead
+   (platform time / bare time - 1, median of the repeats) and PASS/FAIL against the 15 % CPU target.
+
+Run: .venv/bin/python bench/generation_overhead.py [--repeat 5] [--max-new-tokens 64] [--chunk-size 8]
+     [--threads 2] [--model-dir DIR] [--steps 300] [--database-url URL]
+Exit status: 0 on PASS, 1 on FAIL, 2 on a setup error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # run as a plain script from anywhere
+
+TARGET_OVERHEAD = 0.15
+
+
+def configure(workdir: Path, database_url: str | None) -> None:
+    """Environment for an isolated Django + eager Celery before django.setup()."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "mi_platform.settings"
+    os.environ["MI_VAR_DIR"] = str(workdir)
+    os.environ["DATABASE_URL"] = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        os.environ.pop(name, None)  # filesystem broker in the temp folder; eager tasks never use it
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
+    os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+    import django
+
+    django.setup()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="timed pairs of runs (default 5)")
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--chunk-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    parser.add_argument("--model-dir", type=Path, default=None, help="an already built demo model")
+    parser.add_argument("--steps", type=int, default=300, help="training steps when building the model")
+    parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="mi-bench-generation-"))
+    configure(workdir, args.database_url)
+
+    import torch
+    from django.core.management import call_command
+
+    from annotation import actions as annotation_actions
+    from inference import actions
+    from inference.backends import get_backend
+    from inference.management.commands.build_demo_model import DEMO_DIALOGUES, ensure_demo_model
+    from inference.models import GenerationRun
+    from inference.registry import spec_from_snapshot
+
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    model_dir, built = ensure_demo_model(args.model_dir or workdir / "demo-tiny", steps=args.steps)
+    print(
+        f"model         {model_dir} ({'built' if built else 'found'} in {time.perf_counter() - started:.1f} s)"
+    )
+    call_command("migrate", verbosity=0)
+    study = annotation_actions.create_study(name="Bench", slug="bench", change_goal="quit smoking")
+    annotation_actions.import_dialogues(study, path=str(DEMO_DIALOGUES))
+    model = actions.register_model(
+        name="demo-tiny",
+        backend="transformers",
+        base_model=str(model_dir),
+        temperature=0.0,
+        seed=0,
+        max_new_tokens=args.max_new_tokens,
+        system_prompt="You are a counselor who uses motivational interviewing.",
+    )
+
+    def platform_run() -> tuple[float, GenerationRun]:
+        begin = time.perf_counter()
+        run = actions.start_run(study, model, chunk_size=args.chunk_size)  # chunks run eagerly on commit
+        elapsed = time.perf_counter() - begin
+        run.refresh_from_db()
+        if run.status != GenerationRun.Status.DONE:
+            raise SystemExit(f"platform run {run.pk} ended {run.status}: {run.error}")
+        return elapsed, run
+
+    _, warm = platform_run()  # loads the engine, warms the database and imports
+    items = list(warm.items.order_by("dialogue_id", "round_index"))
+    chunks = [
+        [item.messages for item in items[i : i + args.chunk_size]]
+        for i in range(0, len(items), args.chunk_size)
+    ]
+    backend = get_backend(spec_from_snapshot(warm.params))
+
+    def bare_run() -> tuple[float, list]:
+        begin = time.perf_counter()
+        results = [result for chunk in chunks for result in backend.generate(chunk)]
+        return time.perf_counter() - begin, results
+
+    bare_run()  # warm the bare path the same way
+    platform_s, bare_s = [], []
+    platform_tokens = bare_tokens = 0
+    same_text = True
+    for repeat in range(max(1, args.repeat)):
+        # Alternate the order so that drift in machine load hits both sides alike.
+        order = ("platform", "bare") if repeat % 2 == 0 else ("bare", "platform")
+        for side in order:
+            if side == "platform":
+                seconds, run = platform_run()
+                platform_s.append(seconds)
+                platform_tokens = sum(i.completion_tokens for i in run.items.all())
+                platform_text = [i.response for i in run.items.order_by("dialogue_id", "round_index")]
+            else:
+                seconds, results = bare_run()
+                bare_s.append(seconds)
+                bare_tokens = sum(r.completion_tokens for r in results)
+                bare_text = [r.text for r in results]
+        same_text = same_text and platform_text == bare_text
+
+    rounds = len(items)
+    p_med, b_med = statistics.median(platform_s), statistics.median(bare_s)
+    overhead = p_med / b_med - 1
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(
+        f"rounds        {rounds} (demo test split), chunk size {args.chunk_size}, max_new_tokens "
+        f"{args.max_new_tokens}, torch threads {args.threads}"
+    )
+    print(f"database      {os.environ['DATABASE_URL'].split('://')[0]}; tasks: in-process (Celery eager)")
+    print(f"tokens        platform {platform_tokens}, bare {bare_tokens}; identical replies: {same_text}")
+    for name, seconds, tokens in (("platform", platform_s, platform_tokens), ("bare", bare_s, bare_tokens)):
+        med = statistics.median(seconds)
+        print(
+            f"{name:13} median {med:.3f} s  best {min(seconds):.3f} s  "
+            f"{tokens / med:,.1f} tokens/s  {rounds / med:.2f} rounds/s  (n={len(seconds)})"
+        )
+    # Each repeat measures both sides back to back, so a pair shares the machine's load of the moment.
+    paired = statistics.median(p / b for p, b in zip(platform_s, bare_s, strict=True)) - 1
+    extra_ms = statistics.median((p - b) * 1000 for p, b in zip(platform_s, bare_s, strict=True))
+    print(
+        f"overhead      {overhead * 100:+.1f} % (median platform / median bare - 1); "
+        f"median of paired ratios {paired * 100:+.1f} %; best-vs-best "
+        f"{(min(platform_s) / min(bare_s) - 1) * 100:+.1f} %"
+    )
+    print(f"extra time    {extra_ms:+.0f} ms per run (median of paired differences)")
+    print(f"load average  {load}")
+    passed = overhead < TARGET_OVERHEAD and same_text
+    print(f"{'PASS' if passed else 'FAIL'}          target < {TARGET_OVERHEAD * 100:.0f} % on CPU")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
