@@ -190,7 +190,7 @@ def utterance_reliability(
         for p in irr.cohen_kappa_pairs(rows, coders=names)
     ]
     codes: list[CodeAgreement] = []
-    used = Counter(v for r in rows for v in r if v is not None)
+    used = Counter(v for r in rows for v in r if v is not None) if per_code else Counter()
     for value, code in enumerate(categories if per_code else ()):
         if not used[value]:
             continue
@@ -245,9 +245,9 @@ def study_reliability(data: StudySummaries, *, per_code: bool = True) -> StudyRe
             scores.append(ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix), alpha))
 
     coder_of = {r.assignment_id: r.coder_id for rows in groups.values() for r in rows}
-    utt = utterance_reliability(
-        [row for row in data.code_rows if row[0] in coder_of], coder_of, coders, per_code=per_code
-    )
+    # code_rows holds every coding's codes; utterance_reliability keeps those of double-coded transcripts
+    # (the assignments in coder_of).
+    utt = utterance_reliability(data.code_rows, coder_of, coders, per_code=per_code)
     return StudyReliability(
         n_transcripts=len(groups),
         coders={c: coders[c] for c in involved},

@@ -8,6 +8,7 @@ urlpatterns = [
     path("studies/<slug:slug>/results/", views.dashboard, name="eval-dashboard"),
     path("studies/<slug:slug>/results/miti/", views.miti_results, name="eval-miti"),
     path("studies/<slug:slug>/results/reliability/", views.reliability, name="eval-reliability"),
+    path("studies/<slug:slug>/results/reliability/codes/", views.reliability_codes, name="eval-reliability-codes"),
     path("studies/<slug:slug>/results/metrics/", views.metrics, name="eval-metrics"),
     path("studies/<slug:slug>/results/metrics/<int:run_id>/compute/", views.compute_metrics,
          name="eval-metrics-compute"),

@@ -101,18 +101,35 @@ def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
     return _page(request, "evaluation/miti.html", context)
 
 
-@login_required
-@require_GET
-def reliability(request: HttpRequest, slug: str) -> HttpResponse:
+def _reliability_context(request: HttpRequest, slug: str, *, per_code: bool) -> tuple[str, dict]:
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round)
+    results = build_results(study, coding_round, per_code=per_code)
     context = _base_context(request, study, "eval-reliability", coding_round) | {
         "results": results,
         "rel": results.reliability,
         "reference_bands": REFERENCE_BANDS,
+        "per_code": per_code,
     }
-    return _page(request, "evaluation/reliability.html", context)
+    return "evaluation/reliability.html", context
+
+
+@login_required
+@require_GET
+def reliability(request: HttpRequest, slug: str) -> HttpResponse:
+    """Reliability; the per-code agreement (11 more passes over every utterance) loads separately."""
+    template, context = _reliability_context(request, slug, per_code=False)
+    return _page(request, template, context)
+
+
+@login_required
+@require_GET
+def reliability_codes(request: HttpRequest, slug: str) -> HttpResponse:
+    """Per-code agreement: the ``per_code`` partial for HTMX, else the whole reliability page with it."""
+    template, context = _reliability_context(request, slug, per_code=True)
+    if _is_panel_request(request):
+        return render(request, f"{template}#per_code", context)
+    return render(request, template, context)
 
 
 @login_required

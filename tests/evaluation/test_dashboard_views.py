@@ -19,6 +19,7 @@ PAGES = [
     "/studies/smoking/results/",
     "/studies/smoking/results/miti/",
     "/studies/smoking/results/reliability/",
+    "/studies/smoking/results/reliability/codes/",
     "/studies/smoking/results/metrics/",
     "/studies/smoking/results/charts/summary.svg",
     "/studies/smoking/results/charts/counts.png",
@@ -125,8 +126,19 @@ def test_reliability_page_numbers_match_the_computation(client_for, coordinator,
         assert f"{sr.icc.icc2_1:.3f}" in row
     else:
         assert "n/a" in row or "not enough data" in row
-    assert 'id="drift"' in html and 'id="per-code-reliability"' in html
+    assert 'id="drift"' in html
+    # per-code agreement (11 more passes over the utterances) loads on its own, with a no-JS link
+    assert 'id="per-code-reliability"' not in html and 'id="per-code-link"' in html
     _hx_check(html)
+    partial = client_for(coordinator).get(
+        "/studies/smoking/results/reliability/codes/", HTTP_HX_REQUEST="true"
+    ).content.decode()
+    assert partial.lstrip().startswith('<section id="per-code-section">')
+    sr_code = next(c for c in results.reliability.utterances.per_code if c.code == "SR")
+    row = re.search(r'<tr data-code="SR">(.*?)</tr>', partial, re.S).group(1)
+    assert f"{sr_code.alpha.alpha:.3f}" in row and f"{sr_code.fleiss.kappa:.3f}" in row
+    full = client_for(coordinator).get("/studies/smoking/results/reliability/codes/").content.decode()
+    assert "<html" in full and 'id="per-code-reliability"' in full and 'id="drift"' in full
 
 
 def test_htmx_request_gets_the_panel_partial_only(client_for, coordinator, coded) -> None:
