@@ -180,7 +180,8 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
 
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
-    return HttpResponse(report_module.render_html(build_results(study, coding_round)))
+    # Per-code agreement is left to the exported report (a task): on a large study it takes seconds.
+    return HttpResponse(report_module.render_html(build_results(study, coding_round, per_code=False)))
 
 
 @login_required

@@ -23,7 +23,11 @@ class Command(BaseCommand):
         parser.add_argument("--study", required=True, help="study slug")
         parser.add_argument("--kind", required=True, choices=sorted(services.EXPORT_FORMATS))
         parser.add_argument("--format", required=True, choices=["csv", "xlsx", "pdf", "html"], dest="fmt")
-        parser.add_argument("--out", required=True, help="file to write (folders are created)")
+        parser.add_argument(
+            "--out", required=True,
+            help="file to write (folders are created); several tables as CSV (aggregates, reliability, all) "
+                 "are written as a zip of CSV files",
+        )
         parser.add_argument("--round", type=int, default=None, help="coding round id (default: all rounds)")
         parser.add_argument("--blind", action="store_true", help="leave out source and model columns")
 
