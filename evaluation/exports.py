@@ -188,8 +188,7 @@ def reliability_tables(results: Results) -> list[Table]:
             s.group, s.key, s.label, i.n, i.k, i.n_dropped, i.icc2_1,
             i.ci95_2_1[0] if i.ci95_2_1 else None, i.ci95_2_1[1] if i.ci95_2_1 else None,
             i.icc2_k, i.ci95_2_k[0] if i.ci95_2_k else None, i.ci95_2_k[1] if i.ci95_2_k else None,
-            i.band, _status(i), a.alpha if a else None, a.n_units if a else None,
-            _status(a) if a else "not_computed",
+            i.band, _status(i), a.alpha, a.n_units, _status(a),
         ])
     u = rel.utterances
     utterance = [

@@ -38,6 +38,7 @@ SCORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # krippendorff package's coincidence matrix quadratic in them (seconds on a large study) for a number
 # METRICS.md does not ask for.
 ALPHA_KEYS: frozenset[str] = frozenset((*GLOBAL_KEYS, *TALLY_KEYS, "technical", "relational", "mia", "mina"))
+RATIO_ALPHA_REASON = "alpha is computed for globals and counts (METRICS.md §3); %CR and R:Q get ICC only"
 # Scores whose drift over time is shown (the ones a paper reports per coder).
 DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
 
@@ -61,7 +62,7 @@ class ScoreReliability:
     label: str
     group: str  # global | tally | summary
     icc: irr.IccResult
-    alpha: irr.AlphaResult | None  # None: not computed for this score (see ALPHA_KEYS)
+    alpha: irr.AlphaResult  # status "not_applicable" for the ratios (see ALPHA_KEYS)
 
 
 @dataclass
@@ -237,11 +238,12 @@ def study_reliability(data: StudySummaries, *, per_code: bool = True) -> StudyRe
             for transcript_id, rows in groups.items():
                 for r in rows:
                     per_coder[r.coder_id][transcript_id] = r.value(key)
-            alpha = (
-                irr.krippendorff_alpha(irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval")
-                if key in ALPHA_KEYS
-                else None
-            )
+            if key in ALPHA_KEYS:
+                alpha = irr.krippendorff_alpha(
+                    irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval"
+                )
+            else:
+                alpha = irr.AlphaResult(None, "interval", 0, len(involved), 0, "not_applicable", RATIO_ALPHA_REASON)
             scores.append(ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix), alpha))
 
     coder_of = {r.assignment_id: r.coder_id for rows in groups.values() for r in rows}

@@ -240,7 +240,7 @@ def render_pdf(results: Results) -> bytes:
             icc1, icck = f"{i.icc2_1:.3f}{ci1}", f"{i.icc2_k:.3f}{cik}"
         else:
             icc1 = icck = STATUS_TEXT.get(i.status, i.status)
-        if s.alpha is None:
+        if s.alpha.status == "not_applicable":
             alpha = "—"
         else:
             alpha = _value(s.alpha.alpha) if s.alpha.status == "ok" else STATUS_TEXT.get(s.alpha.status, "")

@@ -145,6 +145,14 @@ def test_reliability_matrices_from_the_database(study, coordinator, coder, coder
         if expected.status == "ok":
             assert score.icc.icc2_1 == pytest.approx(expected.icc2_1, abs=1e-12)
             assert score.icc.icc2_k == pytest.approx(expected.icc2_k, abs=1e-12)
+    # interval alpha for globals and counts; the ratios %CR and R:Q get ICC only
+    alpha = {score.key: score.alpha for score in rel.scores}
+    assert alpha["pct_cr"].status == alpha["r_to_q"].status == "not_applicable"
+    assert alpha["pct_cr"].alpha is None
+    sr_rows = [
+        [next(s.value("SR") for s in by_transcript[t] if s.coder_id == c) for t in order] for c in (coder.pk, coder2.pk)
+    ]
+    assert alpha["SR"].alpha == pytest.approx(irr.krippendorff_alpha(sr_rows, level="interval").alpha)
     # utterance level: every utterance of the 8 transcripts is a unit coded by both coders
     codes = {
         c.pk: dict(
