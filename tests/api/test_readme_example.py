@@ -1,4 +1,4 @@
-"""The "API in 5 minutes" example (docs/api.md, pasted into the README) runs as written.
+"""The README's "API in 5 minutes" example runs as written.
 
 A live server holds a demo study set up like ``manage.py demo`` (study ``mi-demo``, the demo
 dialogues, a model named ``demo-tiny``) with some submitted coding; the example's Python block is
@@ -19,9 +19,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def readme_python_block() -> str:
-    text = (REPO / "docs" / "api.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
-    assert len(blocks) == 1, "docs/api.md should hold exactly one Python example"
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text.split("## API in 5 minutes", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert len(blocks) == 1, "the README's 'API in 5 minutes' section should hold exactly one Python example"
     return blocks[0]
 
 
@@ -78,7 +79,7 @@ def test_readme_example_runs_as_written(demo_study, coordinator, live_server, tm
     monkeypatch.chdir(tmp_path)
 
     namespace: dict[str, object] = {"__name__": "readme_example"}
-    exec(compile(readme_python_block(), "docs/api.md", "exec"), namespace)  # noqa: S102 - our own doc
+    exec(compile(readme_python_block(), "README.md", "exec"), namespace)  # noqa: S102 - our own doc
     out = capsys.readouterr().out
 
     # The import went in as train dialogues.
