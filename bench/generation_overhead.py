@@ -5,7 +5,7 @@ Not a test. In one command:
 1. builds the tiny demo model into a temporary folder (or uses ``--model-dir``);
 2. sets up a throw-away SQLite database (or ``--database-url``), migrates it, and through the real
    actions creates a study, imports the demo dialogues (test split: 4 dialogues, 15 rounds) and
-   registers the model (transformers, greedy, seed 0);
+   registers the model (``--backend``: transformers by default, or vllm on a GPU host; greedy, seed 0);
 3. warms up: loads the engine and does one untimed platform run;
 4. alternates, ``--repeat`` times: (a) the platform — ``start_run`` and every chunk task, executed
    in this process by Celery in eager mode (``CELERY_TASK_ALWAYS_EAGER``: the real task code —
@@ -13,16 +13,18 @@ Not a test. In one command:
    and creating its transcripts — minus the broker hop); (b) the bare backend — the very same
    prompts, in the same chunks, through ``get_backend(spec).generate``;
 5. prints both throughputs (completion tokens/s and rounds/s), the overhead
-   (platform time / bare time - 1, median of the repeats) and PASS/FAIL against the 15 % CPU target.
+   (platform time / bare time - 1, median of the repeats) and PASS/FAIL against the target: 15 % on
+   CPU with transformers, 10 % against bare vLLM.
 
 Run: .venv/bin/python bench/generation_overhead.py [--repeat 5] [--max-new-tokens 64] [--chunk-size 8]
-     [--threads 2] [--model-dir DIR] [--steps 300] [--database-url URL]
+     [--threads 2] [--model-dir DIR] [--steps 300] [--database-url URL] [--backend transformers|vllm]
 Exit status: 0 on PASS, 1 on FAIL, 2 on a setup error.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import secrets
 import statistics
@@ -34,7 +36,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a plain script from anywhere
 
-TARGET_OVERHEAD = 0.15
+# The issue's targets: platform overhead under 15 % on CPU (transformers), under 10 % against bare vLLM.
+TARGETS = {"transformers": 0.15, "vllm": 0.10}
 
 
 def configure(workdir: Path, database_url: str | None) -> None:
@@ -60,8 +63,18 @@ def main() -> int:
     parser.add_argument("--model-dir", type=Path, default=None, help="an already built demo model")
     parser.add_argument("--steps", type=int, default=300, help="training steps when building the model")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary folder")
+    parser.add_argument(
+        "--backend",
+        choices=sorted(TARGETS),
+        default="transformers",
+        help="vllm needs a GPU and vLLM installed",
+    )
     args = parser.parse_args()
 
+    if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        print("--backend vllm needs vLLM (pip install '.[gpu]') and a GPU", file=sys.stderr)
+        return 2
+    target = TARGETS[args.backend]
     workdir = Path(tempfile.mkdtemp(prefix="mi-bench-generation-"))
     configure(workdir, args.database_url)
 
@@ -86,7 +99,7 @@ def main() -> int:
     annotation_actions.import_dialogues(study, path=str(DEMO_DIALOGUES))
     model = actions.register_model(
         name="demo-tiny",
-        backend="transformers",
+        backend=args.backend,
         base_model=str(model_dir),
         temperature=0.0,
         seed=0,
@@ -141,7 +154,7 @@ def main() -> int:
     overhead = p_med / b_med - 1
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(
-        f"rounds        {rounds} (demo test split), chunk size {args.chunk_size}, max_new_tokens "
+        f"rounds        {rounds} (demo test split), backend {args.backend}, chunk size {args.chunk_size}, max_new_tokens "
         f"{args.max_new_tokens}, torch threads {args.threads}"
     )
     print(f"database      {os.environ['DATABASE_URL'].split('://')[0]}; tasks: in-process (Celery eager)")
@@ -162,8 +175,8 @@ def main() -> int:
     )
     print(f"extra time    {extra_ms:+.0f} ms per run (median of paired differences)")
     print(f"load average  {load}")
-    passed = overhead < TARGET_OVERHEAD and same_text
-    print(f"{'PASS' if passed else 'FAIL'}          target < {TARGET_OVERHEAD * 100:.0f} % on CPU")
+    passed = overhead < target and same_text
+    print(f"{'PASS' if passed else 'FAIL'}          target < {target * 100:.0f} % ({args.backend})")
     return 0 if passed else 1
 
 

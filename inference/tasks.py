@@ -122,12 +122,13 @@ def generate_outcomes(run: GenerationRun, items: Sequence[GenerationItem]) -> di
         message = f"backend could not start: {type(error).__name__}: {error}"
         return {item.pk: actions.ItemOutcome(error=message) for item in items}
 
+    known_to_fit = _prefixes_known_to_fit(items, backend, budget) if budget is not None else set()
     batch: list[list[dict[str, str]]] = []
     batch_items: list[tuple[GenerationItem, int]] = []
     for item in items:
         messages, dropped = list(item.messages), 0
         try:
-            if budget is not None:
+            if budget is not None and item.pk not in known_to_fit:
                 fitted = prompts.fit_to_context(messages, backend.count_prompt_tokens, budget)
                 if not fitted.fits:
                     tokens = backend.count_prompt_tokens(fitted.messages)
@@ -169,6 +170,33 @@ def generate_outcomes(run: GenerationRun, items: Sequence[GenerationItem]) -> di
                     error=result.error or "",
                 )
     return outcomes
+
+
+# Tokens of slack when a prompt is judged by a longer prompt of the same dialogue: templates that
+# render the last turn differently can make a prefix a few tokens longer than its share.
+PREFIX_MARGIN_TOKENS = 16
+
+
+def _prefixes_known_to_fit(items: Sequence[GenerationItem], backend, budget: int) -> set[int]:
+    """Items whose prompt is a prefix of a longer prompt in the chunk that fits with room to spare.
+
+    Round j of a dialogue sees exactly the first messages of round i > j, so when the longest
+    round of a dialogue in the chunk fits, its earlier rounds need no token count of their own —
+    the same monotonicity :func:`inference.prompts.fit_to_context` relies on. One count per
+    dialogue instead of one per round; an item not covered is fitted on its own as usual.
+    """
+    longest: dict[int, GenerationItem] = {}
+    for item in items:
+        if item.dialogue_id not in longest or len(item.messages) > len(longest[item.dialogue_id].messages):
+            longest[item.dialogue_id] = item
+    fits: set[int] = set()
+    for head in longest.values():
+        if backend.count_prompt_tokens(head.messages) > budget - PREFIX_MARGIN_TOKENS:
+            continue
+        for item in items:
+            if item.messages == head.messages[: len(item.messages)]:  # the head itself included
+                fits.add(item.pk)
+    return fits
 
 
 def _seconds_until_foreign_claims_go_stale(item_ids: Sequence[int], token: str) -> int | None:

@@ -405,3 +405,25 @@ def test_generate_command_starts_a_run_and_refuses_bad_input(
         call_command("generate", "--study", "smoking", "--model", "demo-tiny", "--split", "dev")
     assert GenerationRun.objects.count() == 1
     assert json.loads(json.dumps(run.params))["name"] == "demo-tiny"
+
+
+def test_earlier_rounds_need_no_token_count_when_the_longest_round_of_their_dialogue_fits():
+    class CountingBackend:
+        def __init__(self) -> None:
+            self.counted: list[int] = []
+
+        def count_prompt_tokens(self, messages) -> int:
+            self.counted.append(len(messages))
+            return 10 * len(messages)
+
+    history = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(7)]
+    rounds = [GenerationItem(pk=i + 1, dialogue_id=1, messages=history[: 2 * i + 1]) for i in range(4)]
+    other = GenerationItem(pk=9, dialogue_id=2, messages=[{"role": "user", "content": "hello"}])
+    stranger = GenerationItem(pk=10, dialogue_id=1, messages=[{"role": "user", "content": "not a prefix"}])
+
+    backend = CountingBackend()
+    assert tasks._prefixes_known_to_fit([*rounds, other, stranger], backend, budget=200) == {1, 2, 3, 4, 9}
+    assert sorted(backend.counted) == [1, 7]  # one count per dialogue: its longest prompt
+    # The longest round is within the margin of the budget: nothing is taken for granted.
+    backend = CountingBackend()
+    assert tasks._prefixes_known_to_fit(rounds, backend, budget=70 + tasks.PREFIX_MARGIN_TOKENS - 1) == set()
