@@ -11,7 +11,6 @@ export CELERY_BROKER_URL=$REDIS_URL
 export CELERY_RESULT_BACKEND=$REDIS_URL
 export SECRET_KEY=${SECRET_KEY:-test-secret-key-not-for-production}
 export MI_VAR_DIR=${MI_VAR_DIR:-$PWD/var/test}
-export DJANGO_ALLOW_ASYNC_UNSAFE=true   # Playwright's sync API runs an event loop in the test thread
 mkdir -p "$MI_VAR_DIR"
 echo "== ruff"
 "$VENV/bin/ruff" check .

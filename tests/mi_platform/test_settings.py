@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-CONFIG_VARS = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "DEBUG")
+CONFIG_VARS = (
+    "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "SECRET_KEY", "DEBUG",
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
+)
 
 
 def run_manage(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -45,7 +48,7 @@ def test_embedded_default_uses_sqlite_and_a_serverless_broker(tmp_path):
     )
     result = run_manage(tmp_path, "shell", "-c", code, SECRET_KEY="k")
     assert result.returncode == 0, result.stderr
-    engine, broker, debug = result.stdout.split()
+    engine, broker, debug = result.stdout.split()[-3:]
     assert engine == "django.db.backends.sqlite3"
     assert broker == "filesystem://"
     assert debug == "False"
@@ -59,6 +62,6 @@ def test_database_and_redis_urls_switch_the_backends(tmp_path):
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/3",
     )
     assert result.returncode == 0, result.stderr
-    engine, broker = result.stdout.split()
+    engine, broker = result.stdout.split()[-2:]
     assert engine == "django.db.backends.postgresql"
     assert broker == "redis://127.0.0.1:6379/3"
