@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Count, F, OuterRef, Subquery, Value
+from django.db.models import Count, Exists, F, Func, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -77,26 +77,28 @@ def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int
     """
     if isinstance(version, bool) or not isinstance(version, int):
         raise ActionError(f"version must be a whole number, got {version!r}")
-    if (
-        CodingRound.objects.filter(pk=assignment.coding_round_id).values_list("status", flat=True).first()
-        != CodingRound.Status.OPEN
-    ):
-        raise AssignmentReadOnly("This coding round is closed; its work can no longer be changed.")
     now = timezone.now()
     changes: dict[str, object] = {"version": F("version") + 1, "updated_at": now}
     if submit:
         changes.update(status=Assignment.Status.SUBMITTED, submitted_at=now)
     else:
         changes.update(status=Assignment.Status.IN_PROGRESS, started_at=Coalesce(F("started_at"), Value(now)))
+    # One statement: the round check is a correlated EXISTS (no join, so Django keeps every condition in
+    # the UPDATE itself and PostgreSQL re-checks ``version`` on the locked row).
+    round_open = Exists(CodingRound.objects.filter(pk=OuterRef("coding_round_id"), status=CodingRound.Status.OPEN))
     updated = (
-        Assignment.objects.filter(pk=assignment.pk, version=version)
+        Assignment.objects.filter(round_open, pk=assignment.pk, version=version)
         .exclude(status=Assignment.Status.SUBMITTED)
         .update(**changes)
     )
     if updated != 1:
-        current = Assignment.objects.filter(pk=assignment.pk).values("version", "status").first()
+        current = (
+            Assignment.objects.filter(pk=assignment.pk).values("version", "status", "coding_round__status").first()
+        )
         if current is None:
             raise ActionError("This assignment no longer exists.")
+        if current["coding_round__status"] != CodingRound.Status.OPEN:
+            raise AssignmentReadOnly("This coding round is closed; its work can no longer be changed.")
         if current["status"] == Assignment.Status.SUBMITTED:
             raise AssignmentReadOnly(
                 "This assignment is submitted and read-only until a coordinator reopens it."
@@ -172,10 +174,14 @@ def _write_global(assignment: Assignment, scale: str, value: int | None) -> str:
     return old
 
 
-def _code_result(assignment: Assignment, utterance: Utterance, action: str, old: str, new: str) -> SaveResult:
+def _code_result(
+    assignment: Assignment, utterance: Utterance, action: str, old: str, new: str, *, tally: bool = True
+) -> SaveResult:
     return SaveResult(
         version=assignment.version, action=action, target=f"utterance:{utterance.pk}", old=old, new=new,
-        volley_id=utterance.volley_id, utterance_id=utterance.pk, tally=volley_tally(assignment, utterance.volley_id),
+        volley_id=utterance.volley_id, utterance_id=utterance.pk,
+        # The coding page re-reads the whole volley for its partial anyway: it asks for no tally here.
+        tally=volley_tally(assignment, utterance.volley_id) if tally else None,
     )
 
 
@@ -185,7 +191,9 @@ def _code_result(assignment: Assignment, utterance: Utterance, action: str, old:
 
 
 @transaction.atomic
-def save_code(assignment: Assignment, *, utterance_id: int, code: str, version: int, actor) -> SaveResult:
+def save_code(
+    assignment: Assignment, *, utterance_id: int, code: str, version: int, actor, tally: bool = True
+) -> SaveResult:
     """Record ``code`` (a MITI behaviour code key or ``"NONE"`` for "no code") for one utterance.
 
     Refused with ``ActionError`` for an unknown code or an utterance outside the assignment's
@@ -202,7 +210,7 @@ def save_code(assignment: Assignment, *, utterance_id: int, code: str, version: 
     old = _write_code(assignment, utterance, code)
     if old != code:
         _audit(assignment, actor, CODE, f"utterance:{utterance.pk}", old, code)
-    return _code_result(assignment, utterance, CODE, old, code)
+    return _code_result(assignment, utterance, CODE, old, code, tally=tally)
 
 
 @transaction.atomic
@@ -409,8 +417,26 @@ def progress_for(assignments: Iterable[Assignment]) -> dict[int, Progress]:
 
 
 def assignment_progress(assignment: Assignment) -> Progress:
-    """Coded utterances and rated globals of one assignment."""
-    return progress_for([assignment])[assignment.pk]
+    """Coded utterances and rated globals of one assignment, in one query (it follows every save)."""
+    def count(queryset) -> Subquery:
+        # Func, not Count: a plain COUNT in the subquery, with no GROUP BY added.
+        return Subquery(queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n"))
+
+    row = (
+        Assignment.objects.filter(pk=assignment.pk)
+        .annotate(
+            coded=Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
+            total=Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0),
+            n_globals=Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
+        )
+        .values("coded", "total", "n_globals")
+        .get()
+    )
+    rated = assignment.coding_round.globals_rated
+    return Progress(
+        coded=row["coded"], total=row["total"], globals_set=row["n_globals"] if rated else 0,
+        globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
+    )
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ def code_save(request: HttpRequest, pk: int) -> HttpResponse:
     def act():
         return coding_actions.save_code(
             assignment, utterance_id=_int_field(request, "utterance"), code=request.POST.get("code", ""),
-            version=_int_field(request, "version"), actor=request.user,
+            version=_int_field(request, "version"), actor=request.user, tally=False,
         )
 
     return _do(request, assignment, act)
