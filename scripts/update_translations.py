@@ -628,12 +628,13 @@ TRANSLATIONS.update({
     "No submitted codings yet.": "尚无已提交的编码。",
     "ICC raters": "ICC 评分者数",
     "ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss), 95 %% CI; "
-    "Krippendorff's alpha at interval level for scores and nominal for utterance codes (each utterance a "
-    "unit, “no code” a category, missing = not coded). “not enough data”: fewer than 2 usable units; “n/a”: "
-    "the statistic is undefined (no variation).":
+    "Krippendorff's alpha at interval level for globals and counts (the ratios %%CR and R:Q get ICC only) "
+    "and nominal for utterance codes (each utterance a unit, “no code” a category, missing = not coded). "
+    "“not enough data”: fewer than 2 usable units; “n/a”: the statistic is undefined (no variation).":
         "ICC(2,1) 与 ICC(2,k)：双向随机效应、绝对一致性（Shrout & Fleiss），95 %% 置信区间；"
-        "Krippendorff's alpha 对分数采用等距水平，对话语编码采用名义水平（每条话语为一个单位，“不编码”为一个类别，"
-        "缺失 = 未编码）。“数据不足”：可用单位少于 2 个；“无法计算”：该统计量无定义（没有变异）。",
+        "Krippendorff's alpha 对总体评分和计数采用等距水平（比率 %%CR 与 R:Q 只计算 ICC），对话语编码采用名义水平"
+        "（每条话语为一个单位，“不编码”为一个类别，缺失 = 未编码）。“数据不足”：可用单位少于 2 个；"
+        "“无法计算”：该统计量无定义（没有变异）。",
     "Scores per transcript": "各文本的分数",
     "Per code (this code vs any other)": "按编码（该编码 vs 其他任何编码）",
     "Code": "编码",
@@ -740,6 +741,126 @@ TRANSLATIONS.update({
     "becomes a set of blinded transcripts for coding when it is done.":
         "为该划分中每段对话的每一轮生成一条回复（模型看到的是标准对话历史）。完成后，该生成任务会成为一组供编码的盲化文本。",
     "No runs yet.": "尚无生成任务。",
+    # --- MI-LLM recipe: MI-style rewriting, LLM judge, training data export, LoRA fine-tuning ----------
+    "Rewrite with model": "改写所用模型",
+    "Prompt version": "提示词版本",
+    "Empty: the shipped MI rewrite prompt (mi-rewrite v1).": "留空：使用内置的 MI 改写提示词（mi-rewrite v1）。",
+    "Dialogues of split": "数据集划分中的对话",
+    "…or these dialogue ids": "…或以下对话 ID",
+    "One per line or comma-separated; with a split, only ids in that split.":
+        "每行一个或用逗号分隔；若同时选择了数据集划分，则只取该划分中的 ID。",
+    "Put the rewrites in split": "改写结果放入的数据集划分",
+    "Quality screen with judge model": "用评审模型进行质量筛查",
+    "Optional: scores each accepted rewrite on the CPsyCoun rubric (0–9).":
+        "可选：按 CPsyCoun 评分标准（0–9）为每条被接受的改写评分。",
+    "Judge prompt": "评审提示词",
+    "Must contain {dialogue}; a rewrite prompt may also use {rounds} and {turns}.":
+        "必须包含 {dialogue}；改写提示词还可以使用 {rounds} 和 {turns}。",
+    "What changed": "修改说明",
+    "Dataset name in dataset_info.json.": "dataset_info.json 中的数据集名称。",
+    "Only derived (rewritten) dialogues": "仅限派生（改写）对话",
+    "Minimum judge total": "评审总分下限",
+    "Empty: <base>-lora.": "留空：<base>-lora。",
+    "Empty: the base model's system prompt. The fine-tuned model is registered with it.":
+        "留空：使用基础模型的系统提示词。微调模型注册时会带上该系统提示词。",
+    "cpu only for tiny models.": "cpu 仅适用于很小的模型。",
+    "'all' = every linear layer.": "'all' = 所有线性层。",
+    "Optional cap on optimizer steps.": "可选：优化器步数上限。",
+    "Transformation started.": "改写任务已开始。",
+    "Job cancelled; chunks already running finish their dialogues.": "任务已取消；正在运行的分块会完成其对话。",
+    "The job has already finished.": "该任务已经完成。",
+    "%(count)d dialogue(s) sent again.": "已重新发送 %(count)d 段对话。",
+    "Saved %(prompt)s.": "已保存 %(prompt)s。",
+    "Fine-tuning queued.": "微调任务已排队。",
+    "Stop requested: training stops after the current step.": "已请求停止：训练将在当前步骤结束后停止。",
+    "MI-LLM recipe": "MI-LLM 流程",
+    "Per-code agreement (this code vs any other)": "各编码一致性（该编码 vs 其他任何编码）",
+    "Provenance (base model, training data, fine-tuning job)": "来源信息（基础模型、训练数据、微调任务）",
+    "Export training data": "导出训练数据",
+    "A zip with the split in LLaMA-Factory's ShareGPT format (one record per dialogue), in Alpaca format with "
+    "history (one record per round) and the matching dataset_info.json.":
+        "一个 zip 压缩包，内含该数据集划分的 LLaMA-Factory ShareGPT 格式（每段对话一条记录）、带历史的 Alpaca 格式"
+        "（每轮一条记录）以及对应的 dataset_info.json。",
+    "Fine-tuning": "微调",
+    "split": "数据集划分",
+    "derived only": "仅派生对话",
+    "judge total": "评审总分",
+    "dialogues": "段对话",
+    "queue": "队列",
+    "queued by": "提交人",
+    "step": "步骤",
+    "loss": "损失",
+    "Registered as": "已注册为",
+    "Stop": "停止",
+    "Log": "日志",
+    "Nothing logged yet.": "尚无日志。",
+    "Hyperparameters": "超参数",
+    "New LoRA fine-tuning": "新建 LoRA 微调",
+    "Supervised fine-tuning with transformers and peft on the split's dialogues, loss on the counselor turns "
+    "only, with the model's chat template. The adapter is registered as a new model linked to its base model "
+    "and training data.":
+        "使用 transformers 和 peft 在该数据集划分的对话上进行有监督微调，只在咨询师发言上计算损失，并使用模型的对话模板。"
+        "训练得到的适配器会注册为一个新模型，并关联其基础模型和训练数据。",
+    "Rewrite dialogues MI-style with a model, screen them with an LLM judge, export training data for "
+    "LLaMA-Factory, or fine-tune a LoRA adapter here.":
+        "在这里可以用模型将对话改写为 MI 风格、用 LLM 评审进行筛查、导出 LLaMA-Factory 训练数据，或微调 LoRA 适配器。",
+    "New MI-style transformation": "新建 MI 风格改写",
+    "Prompts": "提示词",
+    "Transformations": "改写任务",
+    "Job": "任务",
+    "Prompt": "提示词",
+    "No transformations yet.": "尚无改写任务。",
+    "Result": "结果",
+    "No fine-tuning jobs yet.": "尚无微调任务。",
+    "Provenance": "来源信息",
+    "Provenance of": "来源信息：",
+    "Trained by": "训练来源",
+    "fine-tuning job": "微调任务",
+    "This model was registered by hand; no provenance was recorded.": "此模型为手动注册，没有记录来源信息。",
+    "New version of %(name)s (from v%(version)s)": "%(name)s 的新版本（基于 v%(version)s）",
+    "New prompt": "新建提示词",
+    "Save as new version": "另存为新版本",
+    "Prompts are versioned: editing one saves a new version, and every rewritten dialogue and judge score "
+    "names the version that made it.":
+        "提示词有版本管理：编辑后会保存为新版本，每段改写对话和每个评审分数都会注明生成它的提示词版本。",
+    "Note": "备注",
+    "edit as new version": "编辑为新版本",
+    "Transformation": "改写任务",
+    "New dialogues": "新对话",
+    "in split": "放入数据集划分",
+    "judge": "评审",
+    "accepted": "已接受",
+    "rejected": "已拒绝",
+    "to do": "待处理",
+    "Why outputs were not kept": "输出未被保留的原因",
+    "Retry rejected and failed": "重试已拒绝和失败的项",
+    "Judge total at least": "评审总分不低于",
+    "Filter": "筛选",
+    "Result or reason": "结果或原因",
+    "comprehensiveness / professionalism / authenticity / safety": "全面性 / 专业性 / 真实性 / 安全性",
+    "Judge (C/P/A/S = total)": "评审（全/专/真/安 = 总分）",
+    "compare": "对比",
+    "No dialogues match.": "没有符合条件的对话。",
+    "Each chosen dialogue is sent to the model with the prompt; an output is kept as a new dialogue (linked "
+    "to its source, the prompt version and the model) only if it parses, starts with the client, alternates "
+    "roles, keeps every client turn and the number of rounds, and has no empty counselor turn. Other outputs "
+    "are kept with the reason and can be retried.":
+        "每段选中的对话会连同提示词一起发送给模型；只有当输出可以解析、以来访者开头、双方角色交替、保留了来访者的每一次发言"
+        "和轮数、且没有空的咨询师发言时，才会作为新对话保存（并关联其源对话、提示词版本和模型）。其他输出会连同原因一起保留，"
+        "并可重试。",
+    "See or edit the prompts": "查看或编辑提示词",
+    "attempts": "尝试次数",
+    "tokens": "词元",
+    "Judge": "评审",
+    "comprehensiveness": "全面性",
+    "professionalism": "专业性",
+    "authenticity": "真实性",
+    "safety": "安全性",
+    "total": "总分",
+    "Original counselor": "原咨询师回复",
+    "MI-style counselor": "MI 风格咨询师回复",
+    "The model's output": "模型的输出",
+    "Retry this dialogue": "重试此对话",
 })
 
 
