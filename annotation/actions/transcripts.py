@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Mapping, Sequence
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from .. import segmentation
 from ..models import Dialogue, Transcript, TranscriptSource, Turn, Utterance, Volley
@@ -43,29 +43,57 @@ def dialogue_rounds(turns: Iterable[Turn | tuple[str, str]]) -> list[tuple[str, 
     return rounds
 
 
-def _create_transcript(source: TranscriptSource, dialogue: Dialogue, volleys: Sequence[tuple[str, str]]) -> Transcript:
-    for _attempt in range(20):
-        try:
-            with transaction.atomic():
-                transcript = Transcript.objects.create(source=source, dialogue=dialogue, blind_code=new_blind_code())
-            break
-        except IntegrityError:
-            if Transcript.objects.filter(source=source, dialogue=dialogue).exists():
-                raise
-            continue  # blind code collision: draw another
-    else:  # pragma: no cover - 31^5 codes make this practically impossible
-        raise ActionError("Could not draw a unique blind code.")
-    volley_rows = Volley.objects.bulk_create(
-        [Volley(transcript=transcript, index=i, client_context=ctx, text=text) for i, (ctx, text) in enumerate(volleys)]
+def _unique_blind_codes(n: int) -> list[str]:
+    """``n`` fresh blind codes, distinct from each other and from every stored one (one query a draw)."""
+    codes: set[str] = set()
+    while len(codes) < n:
+        draw = {new_blind_code() for _ in range(n - len(codes))} - codes
+        taken = set(Transcript.objects.filter(blind_code__in=draw).values_list("blind_code", flat=True))
+        codes |= draw - taken
+    return list(codes)
+
+
+def _create_transcripts(
+    source: TranscriptSource, items: Sequence[tuple[Dialogue, Sequence[tuple[str, str]]]]
+) -> list[Transcript]:
+    """Transcripts with their volleys and fixed segmentation, in one insert per table.
+
+    Blind codes are drawn against the stored ones first; the unique constraint still guards a race with a
+    concurrent import (the whole action then rolls back and can simply be repeated).
+    """
+    transcripts = Transcript.objects.bulk_create(
+        [
+            Transcript(source=source, dialogue=dialogue, blind_code=code)
+            for (dialogue, _), code in zip(items, _unique_blind_codes(len(items)), strict=True)
+        ]
+    )
+    volleys = Volley.objects.bulk_create(
+        [
+            Volley(transcript=transcript, index=i, client_context=ctx, text=text)
+            for transcript, (_, rounds) in zip(transcripts, items, strict=True)
+            for i, (ctx, text) in enumerate(rounds)
+        ]
     )
     Utterance.objects.bulk_create(
         [
             Utterance(volley=v, index=j, text=part)
-            for v in volley_rows
+            for v in volleys
             for j, part in enumerate(segmentation.split_utterances(v.text) or [v.text])
         ]
     )
-    return transcript
+    return transcripts
+
+
+def _rounds_by_dialogue(dialogue_ids: Iterable[int]) -> dict[int, list[tuple[str, str]]]:
+    """Rounds of many dialogues from one query over their turns."""
+    turns: dict[int, list[tuple[str, str]]] = {}
+    for dialogue_id, speaker, text in (
+        Turn.objects.filter(dialogue_id__in=list(dialogue_ids))
+        .order_by("dialogue_id", "index")
+        .values_list("dialogue_id", "speaker", "text")
+    ):
+        turns.setdefault(dialogue_id, []).append((speaker, text))
+    return {dialogue_id: dialogue_rounds(items) for dialogue_id, items in turns.items()}
 
 
 @transaction.atomic
@@ -77,12 +105,9 @@ def ensure_reference_source(study, dialogues: Iterable[Dialogue] | None = None) 
     if dialogues is None:
         dialogues = Dialogue.objects.filter(study=study, split=Dialogue.Split.TEST)
     have = set(Transcript.objects.filter(source=source).values_list("dialogue_id", flat=True))
-    for dialogue in dialogues:
-        if dialogue.pk in have:
-            continue
-        rounds = dialogue_rounds(dialogue.turns.order_by("index"))
-        if rounds:
-            _create_transcript(source, dialogue, rounds)
+    todo = [d for d in dialogues if d.pk not in have]
+    rounds = _rounds_by_dialogue(d.pk for d in todo)
+    _create_transcripts(source, [(d, rounds[d.pk]) for d in todo if rounds.get(d.pk)])
     return source
 
 
@@ -105,16 +130,17 @@ def create_generated_source(
         study=study, kind=TranscriptSource.Kind.GENERATED, label=label, generation_run_id=run_id
     )
     dialogues = Dialogue.objects.in_bulk(list(responses))
+    rounds = _rounds_by_dialogue(dialogues)
+    items = []
     for dialogue_id, replies in responses.items():
         dialogue = dialogues.get(dialogue_id)
         if dialogue is None or dialogue.study_id != study.pk:
             raise ActionError(f"Dialogue {dialogue_id} is not in study {study.slug}.")
-        rounds = dialogue_rounds(dialogue.turns.order_by("index"))
-        if len(replies) != len(rounds):
-            raise ActionError(
-                f"Dialogue {dialogue.external_id}: {len(replies)} responses for {len(rounds)} rounds."
-            )
-        _create_transcript(source, dialogue, [(q, r) for (q, _gold), r in zip(rounds, replies, strict=True)])
+        gold = rounds.get(dialogue_id, [])
+        if len(replies) != len(gold):
+            raise ActionError(f"Dialogue {dialogue.external_id}: {len(replies)} responses for {len(gold)} rounds.")
+        items.append((dialogue, [(q, r) for (q, _gold), r in zip(gold, replies, strict=True)]))
+    _create_transcripts(source, items)
     return source
 
 
