@@ -155,6 +155,34 @@ class GenerationBackend(ABC):
         limit = self.context_limit()
         return None if limit is None else limit - self.spec.params.max_new_tokens
 
+    def encode_within_budget(
+        self, tokenizer: Any, batch: Sequence[Sequence[Message]]
+    ) -> tuple[list[GenerationResult | None], list[tuple[int, list[int]]]]:
+        """Render and tokenize each prompt; a bad or too-long prompt becomes that item's error.
+
+        Returns the per-position results (filled only for failed items) and ``(position, ids)`` of the
+        prompts to generate. Checking each item first keeps one bad prompt from failing the batch (vLLM
+        rejects a whole call when one prompt is too long).
+        """
+        results: list[GenerationResult | None] = [None] * len(batch)
+        budget = self.prompt_budget()
+        encoded: list[tuple[int, list[int]]] = []
+        for position, messages in enumerate(batch):
+            try:
+                ids = encode_prompt(tokenizer, messages, self.spec.chat_template)
+            except Exception as error:  # noqa: BLE001 - isolate a bad prompt from the batch
+                results[position] = GenerationResult(error=f"chat template failed: {error}")
+                continue
+            if budget is not None and len(ids) > budget:
+                results[position] = GenerationResult(
+                    prompt_tokens=len(ids),
+                    error=f"prompt has {len(ids)} tokens, over the budget of {budget} "
+                    f"(context {self.context_limit()} - max_new_tokens {self.spec.params.max_new_tokens})",
+                )
+                continue
+            encoded.append((position, ids))
+        return results, encoded
+
 
 # -- per-process engine cache ----------------------------------------------------------------
 _ENGINES: dict[tuple, Any] = {}

@@ -105,23 +105,7 @@ class TransformersBackend(GenerationBackend):
     def generate(self, batch: Sequence[Sequence[Message]]) -> list[GenerationResult]:
         engine = self.engine
         tokenizer = engine.tokenizer
-        results: list[GenerationResult | None] = [None] * len(batch)
-        budget = self.prompt_budget()
-        encoded: list[tuple[int, list[int]]] = []
-        for position, messages in enumerate(batch):
-            try:
-                ids = encode_prompt(tokenizer, messages, self.spec.chat_template)
-            except Exception as error:  # noqa: BLE001 - isolate a bad prompt from the batch
-                results[position] = GenerationResult(error=f"chat template failed: {error}")
-                continue
-            if budget is not None and len(ids) > budget:
-                results[position] = GenerationResult(
-                    prompt_tokens=len(ids),
-                    error=f"prompt has {len(ids)} tokens, over the budget of {budget} "
-                    f"(context {self.context_limit()} - max_new_tokens {self.spec.params.max_new_tokens})",
-                )
-                continue
-            encoded.append((position, ids))
+        results, encoded = self.encode_within_budget(tokenizer, batch)
 
         adapter = self._adapter_name(engine) if encoded else None
         batch_size = max(1, int(self.spec.options.get("batch_size", 8)))

@@ -149,24 +149,7 @@ class VLLMBackend(GenerationBackend):
         vllm = import_vllm()
         tokenizer = load_tokenizer(self.spec.base_model)
         params = self.spec.params
-        results: list[GenerationResult | None] = [None] * len(batch)
-        budget = self.prompt_budget()
-        ready: list[tuple[int, list[int]]] = []
-        for position, messages in enumerate(batch):
-            try:
-                ids = encode_prompt(tokenizer, messages, self.spec.chat_template)
-            except Exception as error:  # noqa: BLE001 - isolate a bad prompt from the batch
-                results[position] = GenerationResult(error=f"chat template failed: {error}")
-                continue
-            # vLLM rejects the whole call when one prompt is too long: check each item first.
-            if budget is not None and len(ids) > budget:
-                results[position] = GenerationResult(
-                    prompt_tokens=len(ids),
-                    error=f"prompt has {len(ids)} tokens, over the budget of {budget} "
-                    f"(context {self.context_limit()} - max_new_tokens {params.max_new_tokens})",
-                )
-                continue
-            ready.append((position, ids))
+        results, ready = self.encode_within_budget(tokenizer, batch)
         if ready:
             sampling = vllm.SamplingParams(
                 temperature=0.0 if params.greedy else params.temperature,
