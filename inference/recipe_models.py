@@ -259,8 +259,3 @@ class FineTuneStep(models.Model):
     class Meta:
         ordering = ["job", "step"]
         constraints = [models.UniqueConstraint(fields=["job", "step"], name="one_loss_per_job_step")]
-
-
-# Registers the recipe's Celery tasks in every process that loads the models (web and workers):
-# Celery's autodiscovery imports only ``inference.tasks``, and this module is always loaded.
-from inference.recipe import tasks as _recipe_tasks  # noqa: E402,F401

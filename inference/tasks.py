@@ -219,3 +219,8 @@ def _test_delay() -> None:
     delay = float(os.environ.get("INFERENCE_TEST_DELAY_SECONDS") or 0)
     if delay > 0:
         time.sleep(delay)
+
+
+# Celery's autodiscovery imports only ``inference.tasks``: importing the recipe's tasks here registers
+# them in every worker.
+from .recipe import tasks as recipe_tasks  # noqa: E402,F401
