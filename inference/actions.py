@@ -20,7 +20,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, Value
+from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -133,8 +133,7 @@ def test_model(model: RegisteredModel) -> list[str]:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def _dialogue_items(dialogue: Dialogue, turns: Sequence[Turn], system_prompt: str) -> list[Item]:
-    pairs = [(t.speaker, t.text) for t in turns]
+def _dialogue_items(dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system_prompt: str) -> list[Item]:
     rounds = prompts.build_rounds(pairs)
     # The transcript built when the run finishes counts rounds with annotation's rule; a dialogue
     # where the two disagree (e.g. a blank turn) would fail only at the end, so refuse it now.
@@ -155,12 +154,21 @@ def _dialogue_items(dialogue: Dialogue, turns: Sequence[Turn], system_prompt: st
     ]
 
 
-def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str) -> int:
-    """One item per round, idempotently: the unique (run, dialogue, round) constraint drops repeats."""
-    turns_by_dialogue: dict[int, list[Turn]] = {}
+def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *, new_run: bool = False) -> list[int]:
+    """One item per round, idempotently; return the run's item ids in round order.
+
+    The unique (run, dialogue, round) constraint drops repeats. For a run created in this same
+    transaction (``new_run``) there are none, so the insert returns the new ids (PostgreSQL, SQLite
+    >= 3.35) instead of a second query reading them back.
+    """
+    turns_by_dialogue: dict[int, list[tuple[str, str]]] = {}
     dialogues = list(dialogues)
-    for turn in Turn.objects.filter(dialogue__in=dialogues).order_by("dialogue_id", "index"):
-        turns_by_dialogue.setdefault(turn.dialogue_id, []).append(turn)
+    for dialogue_id, speaker, text in (
+        Turn.objects.filter(dialogue__in=dialogues)
+        .order_by("dialogue_id", "index")
+        .values_list("dialogue_id", "speaker", "text")
+    ):
+        turns_by_dialogue.setdefault(dialogue_id, []).append((speaker, text))
     rows = [
         item
         for dialogue in dialogues
@@ -168,8 +176,10 @@ def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str) -
     ]
     for row in rows:
         row.run = run
-    Item.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=True)
-    return len(rows)
+    created = Item.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=not new_run)
+    if new_run and all(item.pk is not None for item in created):
+        return [item.pk for item in sorted(created, key=lambda item: (item.dialogue_id, item.round_index))]
+    return list(run.items.order_by("dialogue_id", "round_index").values_list("id", flat=True))
 
 
 def start_run(
@@ -208,12 +218,12 @@ def start_run(
             queue=registry.queue_for(model.backend),
             created_by=created_by,
         )
-        if _create_items(run, dialogues, model.system_prompt) == 0:
+        ids = _create_items(run, dialogues, model.system_prompt, new_run=True)
+        if not ids:
             # Raising inside the atomic block rolls the run back: no half-created run survives.
             raise ActionError(
                 f"The '{split}' split of study '{study.slug}' has no complete rounds to generate."
             )
-        ids = list(run.items.order_by("dialogue_id", "round_index").values_list("id", flat=True))
         _enqueue_after_commit(run, ids)
     return run
 
@@ -305,20 +315,55 @@ def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
     """Claim the open items among ``item_ids`` with one conditional UPDATE; return those now ours.
 
     Items already holding ``token`` (a retried task keeps its token) are re-claimed too. Marks the
-    run running on its first claim.
+    run running on its first claim. The UPDATE returns the claimed rows (RETURNING, one round trip);
+    on a database without it they are read back by token.
     """
     now = timezone.now()
-    Item.objects.filter(run=run, id__in=item_ids).filter(
-        _open_items_filter() | Q(status=Item.Status.CLAIMED, claim_token=token)
-    ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
-    mine = list(Item.objects.filter(run=run, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED))
-    # The run as loaded by the caller says whether this can be the first claim since (re)start;
-    # the conditional update keeps it right when two chunks start at once.
-    if mine and run.status == Run.Status.QUEUED:
-        Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
-            status=Run.Status.RUNNING, started_at=Coalesce("started_at", Value(now))
-        )
+    with transaction.atomic():  # one commit for the claim and the run's first "running"
+        if _can_update_returning():
+            mine = list(Item.objects.raw(*_claim_sql(run, item_ids, token, now)))
+        else:
+            Item.objects.filter(run=run, id__in=item_ids).filter(
+                _open_items_filter() | Q(status=Item.Status.CLAIMED, claim_token=token)
+            ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
+            mine = list(
+                Item.objects.filter(run=run, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED)
+            )
+        # The run as loaded by the caller says whether this can be the first claim since (re)start;
+        # the conditional update keeps it right when two chunks start at once.
+        if mine and run.status == Run.Status.QUEUED:
+            Run.objects.filter(pk=run.pk, status=Run.Status.QUEUED).update(
+                status=Run.Status.RUNNING, started_at=Coalesce("started_at", Value(now))
+            )
     return sorted(mine, key=lambda item: (item.dialogue_id, item.round_index))
+
+
+def _can_update_returning() -> bool:
+    """UPDATE … RETURNING: PostgreSQL, SQLite >= 3.35 (the same databases that return ids on insert)."""
+    return connection.features.can_return_columns_from_insert
+
+
+def _claim_sql(run: Run, item_ids: Sequence[int], token: str, now) -> tuple[str, list[Any]]:
+    """``claim_items``'s UPDATE … RETURNING: the same condition as ``_open_items_filter`` or our token."""
+    qn = connection.ops.quote_name
+    opts = Item._meta
+    column = {field.name: qn(field.column) for field in opts.concrete_fields}
+    when = opts.get_field("claimed_at")
+    status, claimed_at, claim_token = column["status"], column["claimed_at"], column["claim_token"]
+    sql = (
+        f"UPDATE {qn(opts.db_table)} SET {status} = %s, {claim_token} = %s, {claimed_at} = %s, "
+        f"{column['attempts']} = {column['attempts']} + 1 "
+        f"WHERE {column['run']} = %s AND {column['id']} IN ({', '.join(['%s'] * len(item_ids))}) "
+        f"AND ({status} = %s OR ({status} = %s AND ({claimed_at} < %s OR {claim_token} = %s))) "
+        f"RETURNING {', '.join(column.values())}"
+    )
+    params = [
+        Item.Status.CLAIMED.value, token, when.get_db_prep_value(now, connection),
+        run.pk, *item_ids,
+        Item.Status.PENDING.value, Item.Status.CLAIMED.value,
+        when.get_db_prep_value(_stale_cutoff(), connection), token,
+    ]  # fmt: skip
+    return sql, params
 
 
 def release_claims(token: str) -> int:
@@ -409,27 +454,30 @@ def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:
         run = Run.objects.select_for_update().select_related("model", "study").get(pk=run_pk)
         if run.status in FINISHED and not (force and run.status != Run.Status.DONE):
             return False
-        counts = Item.objects.filter(run=run).aggregate(
-            total=Count("id"),
-            open=Count("id", filter=Q(status__in=open_statuses)),
-            failed=Count("id", filter=Q(status=Item.Status.FAILED)),
-        )
-        if counts["open"]:
+        # One read of the items gives the counts and, when all are done, the replies to hand over.
+        statuses: dict[str, int] = {}
+        responses: dict[int, list[str]] = {}
+        for dialogue_id, status, text in (
+            Item.objects.filter(run=run)
+            .order_by("dialogue_id", "round_index")
+            .values_list("dialogue_id", "status", "response")
+        ):
+            statuses[status] = statuses.get(status, 0) + 1
+            responses.setdefault(dialogue_id, []).append(text)
+        if any(statuses.get(status) for status in open_statuses):
             return False
         run.finished_at = timezone.now()
-        if counts["failed"]:
+        failed = statuses.get(Item.Status.FAILED, 0)
+        if failed:
             run.status = Run.Status.FAILED
-            run.error = f"{counts['failed']} of {counts['total']} items failed; retry them from the run page."
+            run.error = f"{failed} of {sum(statuses.values())} items failed; retry them from the run page."
         else:
             try:
-                # A savepoint: if the hand-over is refused, the run still closes, as failed, saying why.
-                with transaction.atomic():
-                    source = create_generated_source(
-                        run.study,
-                        run_id=run.pk,
-                        label=f"{run.model.name} · run {run.pk}",
-                        responses=_responses(run),
-                    )
+                # create_generated_source is atomic, so here a savepoint of its own: if the hand-over
+                # is refused, it rolls back alone and the run still closes, as failed, saying why.
+                source = create_generated_source(
+                    run.study, run_id=run.pk, label=f"{run.model.name} · run {run.pk}", responses=responses
+                )
             except ActionError as error:
                 run.status, run.error = Run.Status.FAILED, f"Transcripts could not be created: {error}"
             else:
@@ -438,17 +486,6 @@ def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:
         if run.status == Run.Status.DONE:
             transaction.on_commit(lambda: _send_evaluation(run_pk))
     return True
-
-
-def _responses(run: Run) -> dict[int, list[str]]:
-    responses: dict[int, list[str]] = {}
-    for dialogue_id, text in (
-        Item.objects.filter(run=run)
-        .order_by("dialogue_id", "round_index")
-        .values_list("dialogue_id", "response")
-    ):
-        responses.setdefault(dialogue_id, []).append(text)
-    return responses
 
 
 def _send_evaluation(run_id: int) -> None:

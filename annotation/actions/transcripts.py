@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
+from django.db.models import Q
 
 from .. import segmentation
 from ..models import Dialogue, Transcript, TranscriptSource, Turn, Utterance, Volley
@@ -54,17 +55,17 @@ def _unique_blind_codes(n: int) -> list[str]:
 
 
 def _create_transcripts(
-    source: TranscriptSource, items: Sequence[tuple[Dialogue, Sequence[tuple[str, str]]]]
+    source: TranscriptSource, items: Sequence[tuple[int, Sequence[tuple[str, str]]]]
 ) -> list[Transcript]:
-    """Transcripts with their volleys and fixed segmentation, in one insert per table.
+    """Transcripts (dialogue id, rounds) with their volleys and fixed segmentation, in one insert per table.
 
     Blind codes are drawn against the stored ones first; the unique constraint still guards a race with a
     concurrent import (the whole action then rolls back and can simply be repeated).
     """
     transcripts = Transcript.objects.bulk_create(
         [
-            Transcript(source=source, dialogue=dialogue, blind_code=code)
-            for (dialogue, _), code in zip(items, _unique_blind_codes(len(items)), strict=True)
+            Transcript(source=source, dialogue_id=dialogue_id, blind_code=code)
+            for (dialogue_id, _), code in zip(items, _unique_blind_codes(len(items)), strict=True)
         ]
     )
     volleys = Volley.objects.bulk_create(
@@ -107,7 +108,7 @@ def ensure_reference_source(study, dialogues: Iterable[Dialogue] | None = None) 
     have = set(Transcript.objects.filter(source=source).values_list("dialogue_id", flat=True))
     todo = [d for d in dialogues if d.pk not in have]
     rounds = _rounds_by_dialogue(d.pk for d in todo)
-    _create_transcripts(source, [(d, rounds[d.pk]) for d in todo if rounds.get(d.pk)])
+    _create_transcripts(source, [(d.pk, rounds[d.pk]) for d in todo if rounds.get(d.pk)])
     return source
 
 
@@ -120,26 +121,40 @@ def create_generated_source(
     ``responses`` maps a dialogue id to the generated counselor reply of each round, in round order;
     the client context is the gold client turn of that round. Idempotent per run.
     """
-    existing = TranscriptSource.objects.filter(generation_run_id=run_id).first()
-    if existing is not None:
-        return existing
-    base_label, n = label, 2
-    while TranscriptSource.objects.filter(study=study, label=label).exists():
+    # One read: this run's source if it exists already, and the labels the new one must not reuse.
+    base_label = label
+    known = list(
+        TranscriptSource.objects.filter(Q(generation_run_id=run_id) | Q(study=study, label__startswith=base_label))
+    )
+    for existing in known:
+        if existing.generation_run_id == run_id:
+            return existing
+    taken, n = {source.label for source in known}, 2
+    while label in taken:
         label, n = f"{base_label} ({n})", n + 1
+    # Validate everything before writing anything (one query over the turns of the study's dialogues).
+    turns: dict[int, list[tuple[str, str]]] = {}
+    external_ids: dict[int, str] = {}
+    for dialogue_id, external_id, speaker, text in (
+        Turn.objects.filter(dialogue_id__in=list(responses), dialogue__study=study)
+        .order_by("dialogue_id", "index")
+        .values_list("dialogue_id", "dialogue__external_id", "speaker", "text")
+    ):
+        turns.setdefault(dialogue_id, []).append((speaker, text))
+        external_ids[dialogue_id] = external_id
+    items = []
+    for dialogue_id, replies in responses.items():
+        if dialogue_id not in turns:
+            raise ActionError(f"Dialogue {dialogue_id} is not in study {study.slug} (or has no turns).")
+        gold = dialogue_rounds(turns[dialogue_id])
+        if len(replies) != len(gold):
+            raise ActionError(
+                f"Dialogue {external_ids[dialogue_id]}: {len(replies)} responses for {len(gold)} rounds."
+            )
+        items.append((dialogue_id, [(q, r) for (q, _gold), r in zip(gold, replies, strict=True)]))
     source = TranscriptSource.objects.create(
         study=study, kind=TranscriptSource.Kind.GENERATED, label=label, generation_run_id=run_id
     )
-    dialogues = Dialogue.objects.in_bulk(list(responses))
-    rounds = _rounds_by_dialogue(dialogues)
-    items = []
-    for dialogue_id, replies in responses.items():
-        dialogue = dialogues.get(dialogue_id)
-        if dialogue is None or dialogue.study_id != study.pk:
-            raise ActionError(f"Dialogue {dialogue_id} is not in study {study.slug}.")
-        gold = rounds.get(dialogue_id, [])
-        if len(replies) != len(gold):
-            raise ActionError(f"Dialogue {dialogue.external_id}: {len(replies)} responses for {len(gold)} rounds.")
-        items.append((dialogue, [(q, r) for (q, _gold), r in zip(gold, replies, strict=True)]))
     _create_transcripts(source, items)
     return source
 

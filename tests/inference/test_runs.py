@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from annotation.models import Dialogue, Transcript, TranscriptSource, Volley
 from inference import actions, tasks
@@ -182,6 +184,40 @@ def test_chunks_in_process_finish_the_run_and_hand_over_transcripts(demo_study, 
     # Finishing again changes nothing and creates no second source.
     assert actions.finish_run_if_complete(run) is False
     assert TranscriptSource.objects.filter(generation_run_id=run.pk).count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("returning", [True, False], ids=["update-returning", "update-then-select"])
+def test_claim_takes_open_and_stale_items_and_its_own_but_not_live_foreign_claims(
+    demo_study, demo_model, settings, returning, monkeypatch
+):
+    # Both SQL paths of claim_items: UPDATE ... RETURNING, and the fallback for databases without it.
+    monkeypatch.setattr(actions, "_can_update_returning", lambda: returning)
+    settings.INFERENCE_CLAIM_STALE_SECONDS = 60
+    run = actions.start_run(demo_study, demo_model, chunk_size=8)
+    a, b, c, d, e, *_ = run.items.order_by("dialogue_id", "round_index")
+    GenerationItem.objects.filter(pk=b.pk).update(status="claimed", claim_token="other", claimed_at=timezone.now())
+    GenerationItem.objects.filter(pk=c.pk).update(
+        status="claimed", claim_token="dead", claimed_at=timezone.now() - timedelta(minutes=5)
+    )
+    GenerationItem.objects.filter(pk=d.pk).update(status="done")
+    GenerationItem.objects.filter(pk=e.pk).update(status="claimed", claim_token="mine", claimed_at=timezone.now())
+
+    claimed = actions.claim_items(run, [e.pk, d.pk, c.pk, b.pk, a.pk], "mine")
+
+    assert [item.pk for item in claimed] == [a.pk, c.pk, e.pk]  # pending, stale, our own; in round order
+    assert all(item.status == "claimed" and item.claim_token == "mine" for item in claimed)
+    assert claimed[0].messages == a.messages  # full rows come back, JSON decoded
+    rows = {i.pk: (i.status, i.claim_token, i.attempts) for i in run.items.filter(pk__in=[a.pk, b.pk, c.pk, d.pk])}
+    assert rows == {
+        a.pk: ("claimed", "mine", 1),
+        b.pk: ("claimed", "other", 0),
+        c.pk: ("claimed", "mine", 1),
+        d.pk: ("done", "", 0),
+    }
+    run.refresh_from_db()
+    assert run.status == GenerationRun.Status.RUNNING and run.started_at is not None
+    assert actions.claim_items(run, [b.pk, d.pk], "mine") == []
 
 
 @pytest.mark.django_db(transaction=True)
