@@ -1,8 +1,22 @@
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from annotation.models import Dialogue, Study
 
 from . import models
+
+
+class AdminStartRunForm(forms.Form):
+    """The admin's "start a generation run" step: which study and split, and the chunk size."""
+
+    study = forms.ModelChoiceField(queryset=Study.objects.order_by("name"), label=_("Study"))
+    split = forms.ChoiceField(choices=Dialogue.Split.choices, initial=Dialogue.Split.TEST, label=_("Split"))
+    chunk_size = forms.IntegerField(min_value=1, max_value=512, initial=8, label=_("Chunk size"))
 
 
 @admin.register(models.RegisteredModel)
@@ -10,6 +24,46 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     list_display = ["name", "backend", "base_model", "adapter_path", "is_finetuned", "created_at"]
     list_filter = ["backend", "is_finetuned"]
     search_fields = ["name", "base_model"]
+    actions = ["start_generation_runs"]
+
+    @admin.action(description=_("Start a generation run with the selected models…"), permissions=["start"])
+    def start_generation_runs(self, request, queryset):
+        """Two steps, as Django's delete action: pick study/split/chunk size, then one run per model.
+
+        Each run goes through ``actions.start_run``, which refuses bad input with nothing created;
+        one refused model does not stop the others.
+        """
+        from . import actions as run_actions
+
+        form = AdminStartRunForm(request.POST if "apply" in request.POST else None)
+        if "apply" in request.POST and form.is_valid():
+            study, split = form.cleaned_data["study"], form.cleaned_data["split"]
+            for model in queryset.order_by("name"):
+                try:
+                    run = run_actions.start_run(
+                        study, model, split=split, chunk_size=form.cleaned_data["chunk_size"], created_by=request.user
+                    )
+                except run_actions.ActionError as error:
+                    self.message_user(request, f"{model.name}: {error}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request, f"{model.name}: run {run.pk} started on {study.slug} ({split}).", messages.SUCCESS
+                    )
+            return None  # back to the change list, with the messages
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Start a generation run"),
+            "opts": self.model._meta,
+            "models": queryset.order_by("name"),
+            "form": form,
+            "action_name": "start_generation_runs",
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/inference/start_run.html", context)
+
+    def has_start_permission(self, request) -> bool:
+        # Starting a run creates GenerationRun rows: the admin's "add generation run" permission.
+        return request.user.has_perm("inference.add_generationrun")
 
 
 @admin.register(models.GenerationRun)
