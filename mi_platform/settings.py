@@ -199,6 +199,17 @@ CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
+# --- Cache ---------------------------------------------------------------------------------
+# Holds the throttle counters (API token endpoints, failed sign-ins on the login page). With Redis every
+# web worker shares them; the embedded default counts in local memory, per process (so with two gunicorn
+# workers a client may fail up to twice the limit: acceptable for a demo, not for production).
+if _redis_url:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url, "KEY_PREFIX": "mi"}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # --- REST framework ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

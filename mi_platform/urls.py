@@ -6,10 +6,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from annotation.views.account import LoginView
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="study-list", permanent=False)),
     path("admin/", admin.site.urls),
     path("api/", include("mi_platform.api_urls")),
+    # Before Django's auth URLs: the same login page, with failed sign-ins throttled.
+    path("accounts/login/", LoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("annotation.urls")),

@@ -225,7 +225,7 @@ def main() -> int:
     for text in miti.user_visible_strings():
         # `{% translate variable %}` looks a value up with each % doubled (Django's Variable.resolve),
         # gettext() in Python with the text as is: a string with % needs both entries.
-        for variant in {text, text.replace("%", "%%")}:
+        for variant in dict.fromkeys((text, text.replace("%", "%%"))):  # ordered: a stable .po diff
             if (None, variant) not in known:
                 entries.append(Entry(comments=["#: annotation/miti.py (user_visible_strings)"], msgid=variant))
                 known.add((None, variant))
@@ -313,6 +313,7 @@ TRANSLATIONS.update({
     "%(n)d dialogues moved.": "已移动 %(n)d 段对话。",
     "No such token.": "没有这个令牌。",
     "Token revoked.": "令牌已吊销。",
+    "Too many failed sign-in attempts. Try again in %(minutes)d minute.": "登录失败次数过多，请 %(minutes)d 分钟后再试。",
     # --- coding workspace ---------------------------------------------------------------------------
     "Saving…": "正在保存…",
     "Saved": "已保存",
@@ -737,6 +738,12 @@ TRANSLATIONS.update({
     "No rounds.": "没有轮次。",
     "next": "下一页",
     "Start a run": "开始生成任务",
+    "Start a generation run with the selected models…": "用所选模型开始生成任务…",
+    "Start a generation run": "开始生成任务",
+    "Home": "首页",
+    "One generation run per model, over every round of the chosen split. The chunks are sent to the model's "
+    "queue; follow them on the study's Generation page.":
+        "每个模型一个生成任务，覆盖所选数据集划分的每一轮。各分块会发送到该模型的队列；请在研究的“生成”页面跟进。",
     "One response per round of every dialogue in the split (the model sees the gold history). The run "
     "becomes a set of blinded transcripts for coding when it is done.":
         "为该划分中每段对话的每一轮生成一条回复（模型看到的是标准对话历史）。完成后，该生成任务会成为一组供编码的盲化文本。",

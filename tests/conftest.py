@@ -29,6 +29,30 @@ def shared_data(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _local_memory_cache():
+    """Throttle counters in local memory for the whole run, whatever REDIS_URL says.
+
+    Django's ``RedisCache.clear()`` is a FLUSHDB, and the test Redis database is also the Celery broker's:
+    clearing counters between tests must not empty a queue. The live server runs in this process, so
+    browser tests share the same counters.
+    """
+    from django.test.utils import override_settings
+
+    with override_settings(CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(_local_memory_cache):
+    # Failed sign-ins and API throttle counts of one test must not refuse the next test's requests.
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, **extra):

@@ -1,10 +1,15 @@
-"""The user's own page: password change link, API tokens."""
+"""The user's own page (password change link, API tokens) and the throttled login page."""
 
 from __future__ import annotations
 
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import ngettext
+
+from .. import throttling
 
 
 def render_account(request: HttpRequest, *, new_token: str = "", status: int = 200) -> HttpResponse:
@@ -21,3 +26,39 @@ def render_account(request: HttpRequest, *, new_token: str = "", status: int = 2
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
     return render_account(request)
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login page, refusing sign-ins with 429 after too many failures (``annotation.throttling``).
+
+    GET is never refused. A refused POST is not authenticated at all, so a right password gets the
+    same answer as a wrong one until the window closes.
+    """
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        username = request.POST.get("username", "")
+        wait = throttling.retry_after(throttling.client_ident(request), username)
+        if wait is not None:
+            return self.refuse(username, wait)
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form: AuthenticationForm) -> HttpResponse:
+        throttling.record_success(form.get_user().get_username())
+        return super().form_valid(form)
+
+    def form_invalid(self, form: AuthenticationForm) -> HttpResponse:
+        throttling.record_failure(throttling.client_ident(self.request), self.request.POST.get("username", ""))
+        return super().form_invalid(form)
+
+    def refuse(self, username: str, wait: int) -> HttpResponse:
+        n = throttling.minutes(wait)
+        message = ngettext(
+            "Too many failed sign-in attempts. Try again in %(minutes)d minute.",
+            "Too many failed sign-in attempts. Try again in %(minutes)d minutes.",
+            n,
+        ) % {"minutes": n}
+        # An unbound form: a bound one would authenticate when the template asks for its errors.
+        form = self.get_form_class()(self.request, initial={"username": username})
+        response = self.render_to_response(self.get_context_data(form=form, throttled=message), status=429)
+        response["Retry-After"] = str(wait)
+        return response

@@ -44,24 +44,32 @@ def test_check_deploy_is_clean_with_readme_production_variables(tmp_path):
 def test_embedded_default_uses_sqlite_and_a_serverless_broker(tmp_path):
     code = (
         "from django.conf import settings as s;"
-        "print(s.DATABASES['default']['ENGINE']);print(s.CELERY_BROKER_URL);print(s.DEBUG)"
+        "print(s.DATABASES['default']['ENGINE']);print(s.CELERY_BROKER_URL);print(s.DEBUG);"
+        "print(s.CACHES['default']['BACKEND'])"
     )
     result = run_manage(tmp_path, "shell", "-c", code, SECRET_KEY="k")
     assert result.returncode == 0, result.stderr
-    engine, broker, debug = result.stdout.split()[-3:]
+    engine, broker, debug, cache = result.stdout.split()[-4:]
     assert engine == "django.db.backends.sqlite3"
     assert broker == "filesystem://"
     assert debug == "False"
+    assert cache == "django.core.cache.backends.locmem.LocMemCache"
     assert (tmp_path / "broker" / "in").is_dir()
 
 
 def test_database_and_redis_urls_switch_the_backends(tmp_path):
-    code = "from django.conf import settings as s;print(s.DATABASES['default']['ENGINE']);print(s.CELERY_BROKER_URL)"
+    code = (
+        "from django.conf import settings as s;print(s.DATABASES['default']['ENGINE']);print(s.CELERY_BROKER_URL);"
+        "print(s.CACHES['default']['BACKEND']);print(s.CACHES['default']['LOCATION'])"
+    )
     result = run_manage(
         tmp_path, "shell", "-c", code, SECRET_KEY="k",
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/x", REDIS_URL="redis://127.0.0.1:6379/3",
     )
     assert result.returncode == 0, result.stderr
-    engine, broker = result.stdout.split()[-2:]
+    engine, broker, cache, cache_location = result.stdout.split()[-4:]
     assert engine == "django.db.backends.postgresql"
     assert broker == "redis://127.0.0.1:6379/3"
+    # Throttle counters are shared by every web worker.
+    assert cache == "django.core.cache.backends.redis.RedisCache"
+    assert cache_location == "redis://127.0.0.1:6379/3"
