@@ -12,21 +12,21 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from . import actions, prompts, registry
 from .backends import get_backend
+from .chunks import (
+    MAX_RETRIES,
+    TRANSIENT_ERRORS,
+    ChunkSteps,
+    run_claimed_chunk,
+    seconds_until_foreign_claims_go_stale,
+)
 from .models import GenerationItem, GenerationRun
-
-# Connection-level failures that a later attempt can cure. builtin ConnectionError covers
-# refused/reset sockets (and redis-py's ConnectionError subclasses it).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OperationalError, InterfaceError)
-MAX_RETRIES = 5
 
 _TASK_OPTIONS: dict[str, Any] = {
     "bind": True,
@@ -60,54 +60,39 @@ def test_model(model_id: int) -> dict[str, Any]:
     return {"model": model_id, "ok": not problems, "problems": problems, "at": timezone.now().isoformat()}
 
 
-def _backoff(task) -> int:
-    retries = getattr(getattr(task, "request", None), "retries", 0) or 0
-    return min(60, 2 ** (retries + 1))
-
-
 def execute_chunk(
     task, run_id: int, item_ids: Sequence[int], claim_token: str | None = None
 ) -> dict[str, Any]:
     """Claim ``item_ids`` of run ``run_id``, generate the ones claimed in one backend call, store them.
 
     ``task`` is the bound Celery task (for retries) or None when called directly (benchmarks).
+    The claim/retry/store discipline is :func:`inference.chunks.run_claimed_chunk`'s.
     """
     run = GenerationRun.objects.filter(pk=run_id).first()
     if run is None:
         return {"run": run_id, "claimed": 0, "skipped": "no such run"}
     if run.status in (GenerationRun.Status.CANCELLED, GenerationRun.Status.DONE):
         return {"run": run_id, "claimed": 0, "skipped": run.status}
-    token = claim_token or actions.new_claim_token()
-    try:
-        items = actions.claim_items(run, item_ids, token)
-    except TRANSIENT_ERRORS as error:
-        if task is None:
-            raise
-        raise task.retry(exc=error, countdown=_backoff(task)) from error
-    if not items:
-        wait = _seconds_until_foreign_claims_go_stale(item_ids, token)
-        if wait is not None and task is not None:
-            # Another delivery holds these items. If it is alive it finishes them and our retry finds
-            # them done; if its worker was killed, by then its claim is stale and we take over.
-            raise task.retry(countdown=wait)
-        actions.finish_run_if_complete(run)
-        return {"run": run_id, "claimed": 0}
 
-    _test_delay()
-    try:
-        outcomes = generate_outcomes(run, items)
-        written = actions.store_results(token, outcomes)
-    except TRANSIENT_ERRORS as error:
-        try:
-            actions.release_claims(token)
-        except TRANSIENT_ERRORS:
-            pass  # the retry re-claims them with the same token
-        if task is None:
-            raise
-        raise task.retry(exc=error, countdown=_backoff(task), kwargs={"claim_token": token}) from error
-    actions.finish_run_if_complete(run)
-    failed = sum(1 for outcome in outcomes.values() if outcome.error)
-    return {"run": run_id, "claimed": len(items), "written": written, "failed": failed}
+    def compute(items: Sequence[GenerationItem]) -> dict[int, actions.ItemOutcome]:
+        _test_delay()
+        return generate_outcomes(run, items)
+
+    steps = ChunkSteps(
+        claim=lambda token: actions.claim_items(run, item_ids, token),
+        foreign_wait=lambda token: seconds_until_foreign_claims_go_stale(
+            GenerationItem, item_ids, token, actions.claim_stale_seconds()
+        ),
+        compute=compute,
+        store=actions.store_results,
+        release=actions.release_claims,
+        finish=lambda: actions.finish_run_if_complete(run),
+    )
+    result = run_claimed_chunk(task, claim_token or actions.new_claim_token(), steps)
+    if not result.items:
+        return {"run": run_id, "claimed": 0}
+    failed = sum(1 for outcome in result.outcomes.values() if outcome.error)
+    return {"run": run_id, "claimed": len(result.items), "written": result.written, "failed": failed}
 
 
 def generate_outcomes(run: GenerationRun, items: Sequence[GenerationItem]) -> dict[int, actions.ItemOutcome]:
@@ -197,21 +182,6 @@ def _prefixes_known_to_fit(items: Sequence[GenerationItem], backend, budget: int
             if item.messages == head.messages[: len(item.messages)]:  # the head itself included
                 fits.add(item.pk)
     return fits
-
-
-def _seconds_until_foreign_claims_go_stale(item_ids: Sequence[int], token: str) -> int | None:
-    """None when no other live claim holds any of ``item_ids``; else seconds until the first goes stale."""
-    claimed_at = (
-        GenerationItem.objects.filter(id__in=item_ids, status=GenerationItem.Status.CLAIMED)
-        .exclude(claim_token=token)
-        .order_by("claimed_at")
-        .values_list("claimed_at", flat=True)
-        .first()
-    )
-    if claimed_at is None:
-        return None
-    stale_at = claimed_at + timedelta(seconds=actions.claim_stale_seconds())
-    return max(1, int((stale_at - timezone.now()).total_seconds()) + 1)
 
 
 def _test_delay() -> None:

@@ -11,20 +11,11 @@ every process with the models) imports this module so workers know these tasks.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
-from django.utils import timezone
 
-# Connection-level failures a later attempt can cure; anything else is recorded on the item/job.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OperationalError, InterfaceError)
-
-
-def _backoff(task) -> int:
-    retries = getattr(getattr(task, "request", None), "retries", 0) or 0
-    return min(60, 2 ** (retries + 1))
+from inference.chunks import MAX_RETRIES, ChunkSteps, run_claimed_chunk, seconds_until_foreign_claims_go_stale
 
 
 @shared_task(
@@ -32,7 +23,7 @@ def _backoff(task) -> int:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=5,
+    max_retries=MAX_RETRIES,
 )
 def transform_chunk(self, job_id: int, item_ids: list[int], claim_token: str | None = None) -> dict[str, Any]:
     """Rewrite one chunk of a transformation job (queue ``cpu``, or ``gpu`` for vLLM models)."""
@@ -53,40 +44,21 @@ def execute_transform_chunk(
     if job.status in (TransformationJob.Status.CANCELLED, TransformationJob.Status.DONE):
         return {"job": job_id, "claimed": 0, "skipped": job.status}
     token = claim_token or (getattr(getattr(task, "request", None), "id", None) or actions.new_claim_token())
-    try:
-        items = actions.claim_transformation_items(job, item_ids, token)
-    except TRANSIENT_ERRORS as error:
-        if task is None:
-            raise
-        raise task.retry(exc=error, countdown=_backoff(task)) from error
-    if not items:
-        first_claim = (
-            TransformationItem.objects.filter(id__in=item_ids, status=TransformationItem.Status.CLAIMED)
-            .exclude(claim_token=token)
-            .order_by("claimed_at")
-            .values_list("claimed_at", flat=True)
-            .first()
-        )
-        if first_claim is not None and task is not None:
-            # Another delivery holds these items: if its worker died, its claim goes stale and we take over.
-            stale_at = first_claim + timedelta(seconds=actions.claim_stale_seconds())
-            raise task.retry(countdown=max(1, int((stale_at - timezone.now()).total_seconds()) + 1))
-        actions.finish_transformation_if_complete(job)
+    steps = ChunkSteps(
+        claim=lambda token: actions.claim_transformation_items(job, item_ids, token),
+        foreign_wait=lambda token: seconds_until_foreign_claims_go_stale(
+            TransformationItem, item_ids, token, actions.claim_stale_seconds()
+        ),
+        compute=lambda items: execute.transformation_outcomes(job, items),
+        store=lambda token, outcomes: actions.store_transformation_results(job, token, outcomes),
+        release=actions.release_transformation_claims,
+        finish=lambda: actions.finish_transformation_if_complete(job),
+    )
+    result = run_claimed_chunk(task, token, steps)
+    if not result.items:
         return {"job": job_id, "claimed": 0}
-    try:
-        outcomes = execute.transformation_outcomes(job, items)
-        written = actions.store_transformation_results(job, token, outcomes)
-    except TRANSIENT_ERRORS as error:
-        try:
-            actions.release_transformation_claims(token)
-        except TRANSIENT_ERRORS:
-            pass  # the retry re-claims them with the same token
-        if task is None:
-            raise
-        raise task.retry(exc=error, countdown=_backoff(task), kwargs={"claim_token": token}) from error
-    actions.finish_transformation_if_complete(job)
-    accepted = sum(1 for o in outcomes.values() if o.check is not None and o.check.ok and not o.error)
-    return {"job": job_id, "claimed": len(items), "written": written, "accepted": accepted}
+    accepted = sum(1 for o in result.outcomes.values() if o.check is not None and o.check.ok and not o.error)
+    return {"job": job_id, "claimed": len(result.items), "written": result.written, "accepted": accepted}
 
 
 @shared_task(name="inference.recipe.tasks.finetune", bind=True, acks_late=True, reject_on_worker_lost=True)
