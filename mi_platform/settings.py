@@ -222,6 +222,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "mi_platform.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("API_AUTH_THROTTLE", "20/min")},
+    # How many reverse proxies stand in front: the client address for throttling is taken that far
+    # from the right of X-Forwarded-For. 0 (direct) ignores the header, so a client cannot pick its own.
+    "NUM_PROXIES": envint("NUM_PROXIES", 0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "MI Platform API",

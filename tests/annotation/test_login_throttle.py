@@ -135,3 +135,19 @@ def test_the_refusal_is_translated(client, coder, auth_rate, settings):
     response = sign_in(client, "coder", PASSWORD)
     assert response.status_code == 429
     assert "登录失败次数过多，请 1 分钟后再试。" in response.content.decode()
+
+
+def test_a_client_cannot_dodge_the_address_limit_with_its_own_x_forwarded_for(client, auth_rate, settings):
+    auth_rate("2/min")
+    # Direct (NUM_PROXIES 0, the default): the header is ignored, the connection's address counts.
+    for i in range(2):
+        client.post(LOGIN, {"username": f"nobody{i}", "password": "x"}, REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR=f"1.2.3.{i}")
+    refused = client.post(LOGIN, {"username": "nobody9", "password": "x"}, REMOTE_ADDR="10.0.0.9", HTTP_X_FORWARDED_FOR="9.9.9.9")
+    assert refused.status_code == 429
+
+    # Behind one proxy (NUM_PROXIES 1): the address the proxy saw counts, so clients behind it are apart.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    for i in range(2):
+        client.post(LOGIN, {"username": f"other{i}", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="5.5.5.5")
+    assert client.post(LOGIN, {"username": "other9", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="5.5.5.5").status_code == 429
+    assert client.post(LOGIN, {"username": "other8", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="6.6.6.6").status_code == 200
