@@ -11,7 +11,7 @@ export CELERY_BROKER_URL=$REDIS_URL
 export CELERY_RESULT_BACKEND=$REDIS_URL
 export SECRET_KEY=${SECRET_KEY:-test-secret-key-not-for-production}
 export MI_VAR_DIR=${MI_VAR_DIR:-$PWD/var/test}
-mkdir -p "$MI_VAR_DIR"
+mkdir -p "$MI_VAR_DIR/staticfiles"  # whitenoise warns on every request when STATIC_ROOT is missing
 echo "== ruff"
 "$VENV/bin/ruff" check .
 echo "== django checks"
