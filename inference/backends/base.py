@@ -89,6 +89,16 @@ class GenerationResult:
         return self.error is None
 
 
+def cut_reply_text(text: str, finish_reason: str | None) -> str:
+    """A reply's text with whitespace trimmed and, when it was cut at max_new_tokens, without the
+    replacement characters a byte-level tokenizer leaves when the cut falls inside a multi-byte
+    character (common in Chinese: one character is often two or three byte tokens)."""
+    text = text.strip()
+    if finish_reason == "length":
+        text = text.rstrip("\ufffd").rstrip()
+    return text
+
+
 class GenerationBackend(ABC):
     """Contract: a backend turns chat prompts into responses for one :class:`ModelSpec`.
 

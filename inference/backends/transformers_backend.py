@@ -14,6 +14,7 @@ from inference.backends.base import (
     GenerationResult,
     Message,
     check_local_model,
+    cut_reply_text,
     encode_prompt,
     load_tokenizer,
     stop_token_ids,
@@ -194,7 +195,7 @@ class TransformersBackend(GenerationBackend):
                 kept, finish, count = tokens[:end], "stop", end + 1
             results.append(
                 GenerationResult(
-                    text=tokenizer.decode(kept, skip_special_tokens=True).strip(),
+                    text=cut_reply_text(tokenizer.decode(kept, skip_special_tokens=True), finish),
                     finish_reason=finish,
                     prompt_tokens=len(prompt),
                     completion_tokens=count,

@@ -17,6 +17,7 @@ from inference.backends.base import (
     GenerationResult,
     Message,
     check_local_model,
+    cut_reply_text,
     encode_prompt,
     load_tokenizer,
     stop_token_ids,
@@ -195,7 +196,7 @@ class VLLMBackend(GenerationBackend):
             completion = output.outputs[0]
             results.append(
                 GenerationResult(
-                    text=completion.text.strip(),
+                    text=cut_reply_text(completion.text, completion.finish_reason),
                     finish_reason=completion.finish_reason,
                     prompt_tokens=len(prompt),
                     completion_tokens=len(completion.token_ids),

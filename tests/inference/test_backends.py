@@ -19,6 +19,7 @@ from inference.backends import (
     close_all,
     get_backend,
 )
+from inference.backends.base import cut_reply_text
 from inference.backends.openai_backend import OpenAIBackend, api_root, estimate_prompt_tokens
 from inference.backends.transformers_backend import TransformersBackend
 from inference.backends.vllm_backend import VLLM_MISSING, VLLMBackend
@@ -178,10 +179,18 @@ def test_length_finish_reason_when_max_new_tokens_is_reached(demo_dir):
     results = TransformersBackend(spec).generate(PROMPTS)
     assert "length" in [r.finish_reason for r in results]
     for result in results:
+        assert "\ufffd" not in result.text  # a cut inside a multi-byte character leaves no debris
         if result.finish_reason == "length":
             assert result.completion_tokens == 2
         else:
             assert (result.finish_reason, result.completion_tokens <= 2) == ("stop", True)
+
+
+def test_a_reply_cut_at_max_new_tokens_loses_a_half_character_but_a_stopped_one_is_kept():
+    assert cut_reply_text(" 你好，我想\ufffd", "length") == "你好，我想"
+    assert cut_reply_text("cut here \ufffd\ufffd", "length") == "cut here"
+    assert cut_reply_text("kept \ufffd", "stop") == "kept \ufffd"  # the model wrote it: not ours to drop
+    assert cut_reply_text("  plain  ", None) == "plain"
 
 
 @needs_torch
