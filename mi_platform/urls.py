@@ -6,10 +6,12 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from annotation.views.account import LoginView
+from annotation.views.account import LoginView, admin_login
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="study-list", permanent=False)),
+    # Before the admin's URLs: its login page, with failed sign-ins throttled like ours.
+    path("admin/login/", admin_login),
     path("admin/", admin.site.urls),
     path("api/", include("mi_platform.api_urls")),
     # Before Django's auth URLs: the same login page, with failed sign-ins throttled.

@@ -151,3 +151,26 @@ def test_a_client_cannot_dodge_the_address_limit_with_its_own_x_forwarded_for(cl
         client.post(LOGIN, {"username": f"other{i}", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="5.5.5.5")
     assert client.post(LOGIN, {"username": "other9", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="5.5.5.5").status_code == 429
     assert client.post(LOGIN, {"username": "other8", "password": "x"}, REMOTE_ADDR="10.0.0.8", HTTP_X_FORWARDED_FOR="6.6.6.6").status_code == 200
+
+
+def test_the_admin_login_page_is_throttled_the_same_way(client, admin_user, admin2, auth_rate):
+    auth_rate("2/min")
+    admin_login = "/admin/login/"
+    assert client.get(admin_login).status_code == 200
+    for _ in range(2):
+        wrong = client.post(admin_login, {"username": "admin", "password": "wrong"}, REMOTE_ADDR="10.0.0.5")
+        assert wrong.status_code == 200 and "errornote" in wrong.content.decode()
+    refused = client.post(admin_login, {"username": "admin", "password": PASSWORD}, REMOTE_ADDR="10.0.0.5")
+    assert refused.status_code == 429
+    assert REFUSED in refused.content.decode() and refused["Retry-After"]
+    assert signed_in_as(client) is None
+    # Another address, another admin name: the page works as Django's, and lands on the admin index.
+    ok = client.post(admin_login + "?next=/admin/", {"username": "admin2", "password": PASSWORD}, REMOTE_ADDR="10.0.0.6")
+    assert ok.status_code == 302 and ok["Location"] == "/admin/"
+    assert signed_in_as(client) == "admin2"
+    assert client.get(admin_login).status_code == 302  # already staff: straight to the index
+
+
+@pytest.fixture
+def admin2(make_user):
+    return make_user("admin2", is_staff=True, is_superuser=True)
