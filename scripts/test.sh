@@ -15,6 +15,20 @@ mkdir -p "$MI_VAR_DIR/staticfiles"  # whitenoise warns on every request when STA
 echo "== ruff"
 "$VENV/bin/ruff" check .
 echo "== django checks"
+# makemigrations checks migration history against the database: make sure it exists (pytest itself
+# creates and drops its own test_ database).
+"$VENV/bin/python" - <<'PY'
+import os
+import psycopg
+from urllib.parse import urlparse
+url = urlparse(os.environ["DATABASE_URL"])
+name = url.path.lstrip("/")
+admin = url._replace(path="/postgres").geturl()
+with psycopg.connect(admin, autocommit=True) as conn:
+    if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+        conn.execute(f'CREATE DATABASE "{name}"')
+        print(f"created database {name}")
+PY
 "$VENV/bin/python" manage.py check
 "$VENV/bin/python" manage.py makemigrations --check --dry-run
 echo "== pytest"
