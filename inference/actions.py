@@ -318,6 +318,8 @@ def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
     run running on its first claim. The UPDATE returns the claimed rows (RETURNING, one round trip);
     on a database without it they are read back by token.
     """
+    if not item_ids:
+        return []
     now = timezone.now()
     with transaction.atomic():  # one commit for the claim and the run's first "running"
         if _can_update_returning():
