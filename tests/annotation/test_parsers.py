@@ -87,9 +87,9 @@ def test_content_duplicates_point_at_the_first_occurrence():
 def test_cpsycound_folder_merges_paragraphs_and_runs_and_flags_duplicates():
     result = parse_path(FIXTURES / "cpsycound")
     assert result.format == "cpsycound"
-    assert [d.external_id for d in result.dialogues] == ["case_1", "case_2", "case_10"]  # natural order
-    case_1 = result.dialogues[0]
-    assert turns_of(case_1) == [
+    assert [d.external_id for d in result.dialogues] == ["session_1", "session_2", "session_10"]  # natural order
+    session_1 = result.dialogues[0]
+    assert turns_of(session_1) == [
         ("client", "老师您好，我最近总是睡不着。"),
         ("counselor", "你好，谢谢你愿意来谈。能说说失眠大概从什么时候开始的吗？"),
         (
@@ -102,19 +102,19 @@ def test_cpsycound_folder_merges_paragraphs_and_runs_and_flags_duplicates():
         ),
         ("client", "好的，我愿意试试。"),
     ]
-    assert case_1.rounds == 2  # the trailing client turn is not a round
-    assert case_1.source_dataset == "CPsyCounD" and case_1.topic is None and case_1.split is None
-    # case_10 is case_2 saved with CRLF and trailing blank lines
+    assert session_1.rounds == 2  # the trailing client turn is not a round
+    assert session_1.source_dataset == "CPsyCounD" and session_1.topic is None and session_1.split is None
+    # session_10 is session_2 saved with CRLF and trailing blank lines
     assert result.dialogues[2].content_hash == result.dialogues[1].content_hash
-    assert find_content_duplicates(result.dialogues) == {"case_10": "case_2"}
+    assert find_content_duplicates(result.dialogues) == {"session_10": "session_2"}
     assert result.warnings == [
         f"{FIXTURES / 'cpsycound' / 'README.md'}: skipped (not .txt, .json, .jsonl, .csv)",
-        "dialogue 'case_10' has the same content as 'case_2'",
+        "dialogue 'session_10' has the same content as 'session_2'",
     ]
 
 
 def test_cpsycound_single_file_tolerates_bom_and_crlf():
-    result = parse_path(FIXTURES / "cpsycound" / "case_1.txt")
+    result = parse_path(FIXTURES / "cpsycound" / "session_1.txt")
     assert (result.format, len(result.dialogues)) == ("cpsycound", 1)
     assert result.dialogues[0].turns[0] == ParsedTurn("client", "老师您好，我最近总是睡不着。")
 
@@ -284,7 +284,7 @@ def test_annomi_labels_need_the_full_file():
         ("alpaca.jsonl", "alpaca"),
         ("dialogues.jsonl", "jsonl"),
         ("annomi_simple.csv", "annomi"),
-        ("cpsycound/case_2.txt", "cpsycound"),
+        ("cpsycound/session_2.txt", "cpsycound"),
     ],
 )
 def test_format_detected_from_content_without_extension(name, expected):
@@ -320,39 +320,39 @@ def test_zip_upload_of_cpsycound_files():
     folder = FIXTURES / "cpsycound"
     data = zip_bytes(
         {
-            "Data/case_10.txt": (folder / "case_10.txt").read_bytes(),
-            "Data/case_2.txt": (folder / "case_2.txt").read_bytes(),
-            "Data/case_1.txt": (folder / "case_1.txt").read_bytes(),
-            "__MACOSX/Data/._case_1.txt": b"\x00\x05junk",
+            "Data/session_10.txt": (folder / "session_10.txt").read_bytes(),
+            "Data/session_2.txt": (folder / "session_2.txt").read_bytes(),
+            "Data/session_1.txt": (folder / "session_1.txt").read_bytes(),
+            "__MACOSX/Data/._session_1.txt": b"\x00\x05junk",
             "Data/.DS_Store": b"\x00junk",
             "Data/notes.docx": b"not a dialogue",
         }
     )
     result = parse_bytes(data, "upload.zip")
     assert result.format == "cpsycound"
-    assert [d.external_id for d in result.dialogues] == ["case_1", "case_2", "case_10"]
+    assert [d.external_id for d in result.dialogues] == ["session_1", "session_2", "session_10"]
     assert sum(d.rounds for d in result.dialogues) == 6
     assert result.warnings == [
         "upload.zip/Data/notes.docx: skipped (not .txt, .json, .jsonl, .csv)",
-        "dialogue 'case_10' has the same content as 'case_2'",
+        "dialogue 'session_10' has the same content as 'session_2'",
     ]
-    assert result.dialogues[0].origin_file == "upload.zip/Data/case_1.txt"
+    assert result.dialogues[0].origin_file == "upload.zip/Data/session_1.txt"
 
 
 def test_zip_duplicate_external_id_across_folders():
-    case_2 = (FIXTURES / "cpsycound" / "case_2.txt").read_bytes()
+    session_2 = (FIXTURES / "cpsycound" / "session_2.txt").read_bytes()
     with pytest.raises(ImportFormatError) as info:
-        parse_bytes(zip_bytes({"a/case_2.txt": case_2, "b/case_2.txt": case_2}), "upload.zip")
+        parse_bytes(zip_bytes({"a/session_2.txt": session_2, "b/session_2.txt": session_2}), "upload.zip")
     assert str(info.value) == (
-        "upload.zip/b/case_2.txt, field 'external_id': duplicate external id 'case_2' "
-        "(first at upload.zip/a/case_2.txt)"
+        "upload.zip/b/session_2.txt, field 'external_id': duplicate external id 'session_2' "
+        "(first at upload.zip/a/session_2.txt)"
     )
 
 
 def test_zip_with_mixed_formats():
     data = zip_bytes(
         {
-            "case_2.txt": (FIXTURES / "cpsycound" / "case_2.txt").read_bytes(),
+            "dialogue_2.txt": (FIXTURES / "cpsycound" / "session_2.txt").read_bytes(),
             "psydt.json": (FIXTURES / "psydt.json").read_bytes(),
         }
     )
@@ -360,13 +360,13 @@ def test_zip_with_mixed_formats():
         parse_bytes(data, "upload.zip")
     assert str(info.value) == (
         "upload.zip/psydt.json, field 'fmt': mixed formats: this file is psydt, "
-        "upload.zip/case_2.txt is cpsycound; "
+        "upload.zip/dialogue_2.txt is cpsycound; "
         "import one format at a time"
     )
 
 
 def test_zip_limits_and_damage():
-    data = zip_bytes({"case_2.txt": (FIXTURES / "cpsycound" / "case_2.txt").read_bytes()})
+    data = zip_bytes({"session_2.txt": (FIXTURES / "cpsycound" / "session_2.txt").read_bytes()})
     with pytest.raises(
         ImportFormatError, match=r"^upload\.zip: archive unpacks to 211 bytes, over the limit of 100$"
     ):
