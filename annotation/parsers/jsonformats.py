@@ -9,6 +9,7 @@ See the package docstring for each format's fields.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any
 
@@ -211,12 +212,21 @@ def parse_jsonl(records: Records, filename: str, warnings: list[str]) -> list[Pa
     return dialogues
 
 
-def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
-    """PsyDTCorpus: {"id", "normalizedTag", "messages": [{"role": system|user|assistant, "content"}]}."""
+def _parse_records(
+    records: Records,
+    filename: str,
+    warnings: list[str],
+    turns: Callable[[dict, str], list[tuple[str, str]]],
+    *,
+    source_dataset: str,
+    topic_field: str,
+) -> list[ParsedDialogue]:
+    """The loop the record formats share: each record is an object with an ``id``, its turns as
+    ``turns(record, label)`` reads them, and an optional topic."""
     dialogues = []
     for label, value in records:
         record = _object(value, filename, label)
-        raw = _messages(record, "messages", PSYDT_ROLES, ("role", "content"), filename, label)
+        raw = turns(record, label)  # read before the id, as each format's errors always were
         dialogues.append(
             make_dialogue(
                 _id(record, "id", filename, label),
@@ -224,46 +234,45 @@ def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[Pa
                 file=filename,
                 record=label,
                 warnings=warnings,
-                source_dataset="PsyDTCorpus",
-                topic=_string(record, "normalizedTag", filename, label, required=False),
+                source_dataset=source_dataset,
+                topic=_string(record, topic_field, filename, label, required=False),
             )
         )
     return dialogues
+
+
+def _system_turn(record: dict, filename: str, label: str) -> list[tuple[str, str]]:
+    """LLaMA-Factory's optional top-level ``system`` prompt, as a system turn."""
+    system = _string(record, "system", filename, label, required=False)
+    return [(SYSTEM, system)] if system else []
+
+
+def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
+    """PsyDTCorpus: {"id", "normalizedTag", "messages": [{"role": system|user|assistant, "content"}]}."""
+
+    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+        return _messages(record, "messages", PSYDT_ROLES, ("role", "content"), filename, label)
+
+    return _parse_records(
+        records, filename, warnings, turns, source_dataset="PsyDTCorpus", topic_field="normalizedTag"
+    )
 
 
 def parse_sharegpt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
     """LLaMA-Factory ShareGPT: "conversations" of {"from", "value"}, optional top-level "system"."""
-    dialogues = []
-    for label, value in records:
-        record = _object(value, filename, label)
-        raw = []
-        system = _string(record, "system", filename, label, required=False)
-        if system:
-            raw.append((SYSTEM, system))
-        raw += _messages(record, "conversations", SHAREGPT_ROLES, ("from", "value"), filename, label)
-        dialogues.append(
-            make_dialogue(
-                _id(record, "id", filename, label),
-                raw,
-                file=filename,
-                record=label,
-                warnings=warnings,
-                source_dataset="sharegpt",
-                topic=_string(record, "topic", filename, label, required=False),
-            )
-        )
-    return dialogues
+
+    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+        system = _system_turn(record, filename, label)
+        return system + _messages(record, "conversations", SHAREGPT_ROLES, ("from", "value"), filename, label)
+
+    return _parse_records(records, filename, warnings, turns, source_dataset="sharegpt", topic_field="topic")
 
 
 def parse_alpaca(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
     """LLaMA-Factory Alpaca: history [[q, r], ...], then instruction(+input) -> output; optional system."""
-    dialogues = []
-    for label, value in records:
-        record = _object(value, filename, label)
-        raw = []
-        system = _string(record, "system", filename, label, required=False)
-        if system:
-            raw.append((SYSTEM, system))
+
+    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+        raw = _system_turn(record, filename, label)
         history = record.get("history") or []
         if not isinstance(history, list):
             raise ImportFormatError("must be a list of [query, response] pairs", filename, label, "history")
@@ -278,18 +287,9 @@ def parse_alpaca(records: Records, filename: str, warnings: list[str]) -> list[P
         # LLaMA-Factory's converter joins instruction and input with a newline.
         raw.append((CLIENT, f"{instruction}\n{extra}" if extra else instruction))
         raw.append((COUNSELOR, _string(record, "output", filename, label, required=True)))
-        dialogues.append(
-            make_dialogue(
-                _id(record, "id", filename, label),
-                raw,
-                file=filename,
-                record=label,
-                warnings=warnings,
-                source_dataset="alpaca",
-                topic=_string(record, "topic", filename, label, required=False),
-            )
-        )
-    return dialogues
+        return raw
+
+    return _parse_records(records, filename, warnings, turns, source_dataset="alpaca", topic_field="topic")
 
 
 PARSERS = {"jsonl": parse_jsonl, "psydt": parse_psydt, "sharegpt": parse_sharegpt, "alpaca": parse_alpaca}
