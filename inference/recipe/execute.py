@@ -8,6 +8,7 @@ backend or the trainer, and turns what comes back into outcomes to store.
 from __future__ import annotations
 
 import logging
+import shutil
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -122,16 +123,29 @@ def append_log(job_id: int, message: str) -> None:
     FineTuneJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(line), output_field=TextField()))
 
 
+# Optimizer steps between checkpoints of a running job (what a redelivery can lose at most).
+CHECKPOINT_EVERY = 50
+
+
 def adapter_dir(job: FineTuneJob) -> Path:
     return Path(settings.MI_MODEL_STORE) / f"finetune-{job.pk}"
+
+
+def checkpoint_dir(job: FineTuneJob) -> Path:
+    """Next to the adapter folder; removed when the job is done or stopped."""
+    return Path(settings.MI_MODEL_STORE) / f"finetune-{job.pk}.checkpoint"
 
 
 def run_finetune(job_id: int, token: str) -> str:
     """Train job ``job_id`` if this delivery can claim it; return the job's final status.
 
     Claimed with one conditional UPDATE: a queued job, or a running one holding ``token`` (the
-    same task delivered again after its worker died: training restarts from the start). Anything
-    that goes wrong marks the job failed with the error; its log and logged steps are kept.
+    same task delivered again after its worker died). A redelivery continues from the job's last
+    checkpoint (every :data:`CHECKPOINT_EVERY` steps, in :func:`checkpoint_dir`) when it matches
+    the job's training run, else starts over; logged steps after the point it continues from are
+    dropped, so the loss chart shows one curve. The checkpoint folder is removed when the job is
+    done or stopped (neither can run again); a failed job keeps it. Anything that goes wrong marks
+    the job failed with the error; its log and logged steps are kept.
     """
     claimed = (
         FineTuneJob.objects.filter(pk=job_id)
@@ -144,15 +158,20 @@ def run_finetune(job_id: int, token: str) -> str:
         status = FineTuneJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
         return status or "missing"
     job = FineTuneJob.objects.select_related("base_model", "study").get(pk=job_id)
-    if FineTuneStep.objects.filter(job=job).exists():
-        FineTuneStep.objects.filter(job=job).delete()
-        append_log(job.pk, "restarting: this job's previous worker stopped before it finished")
     base = job.base_model
+    checkpoints = checkpoint_dir(job)
     try:
         chats = _training_chats(job)
         hyper = {k: v for k, v in job.hyperparameters.items() if k != "training_set_sha256"}
         params = finetune.LoraHyperparameters.from_dict(hyper)
         append_log(job.pk, f"training {base.name} on {len(chats)} dialogues of split '{job.split}'")
+
+        def on_start(resumed_after: int) -> None:
+            # Steps a previous delivery logged past the checkpoint are trained again: drop them.
+            dropped, _ = FineTuneStep.objects.filter(job_id=job.pk, step__gt=resumed_after).delete()
+            FineTuneJob.objects.filter(pk=job.pk).update(current_step=resumed_after)
+            if dropped and not resumed_after:
+                append_log(job.pk, "restarting: this job's previous worker stopped before it finished")
 
         def on_step(entry: finetune.StepLog) -> bool:
             FineTuneStep.objects.bulk_create(
@@ -181,7 +200,11 @@ def run_finetune(job_id: int, token: str) -> str:
             chat_template=base.chat_template or None,
             on_step=on_step,
             log=lambda message: append_log(job.pk, message),
+            checkpoint_dir=checkpoints,
+            checkpoint_every=CHECKPOINT_EVERY,
+            on_start=on_start,
         )
+        shutil.rmtree(checkpoints, ignore_errors=True)
         if result.status == "stopped":
             FineTuneJob.objects.filter(pk=job.pk).update(
                 status=FineTuneJob.Status.STOPPED, finished_at=timezone.now()

@@ -12,13 +12,23 @@ peft are imported inside the functions, so importing this module is cheap for th
   layers, lr 1e-4, 3 epochs, batch 1 x 8 accumulation, cosine schedule, warmup 10 %, cutoff 2048.
 * ``on_step`` is called after every optimizer step with the loss; it returns True to stop (the
   job's stop flag). A stopped run saves nothing.
+* With a ``checkpoint_dir``, every ``checkpoint_every`` optimizer steps the run writes
+  ``checkpoint.pt`` there (atomically: a temporary file in the same folder, then ``os.replace``):
+  the trainable (LoRA) weights, optimizer and scheduler state, the step, the micro-batches consumed,
+  the losses so far and the torch/python RNG states, with a fingerprint of what decides the run
+  (base model, hyperparameters, chat template, training dialogues). A later call with the same
+  folder and the same fingerprint continues from the step after the checkpoint, replaying the
+  seeded batch order up to where it stopped; a checkpoint whose fingerprint differs is ignored.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 import random
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -205,12 +215,87 @@ def all_linear_modules(model: Any) -> list[str]:
     return sorted(names)
 
 
+CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+
+
+def run_fingerprint(
+    base_model: str,
+    dialogues: Sequence[Sequence[Message]],
+    params: LoraHyperparameters,
+    chat_template: str | None,
+) -> dict[str, Any]:
+    """What must be equal for a checkpoint to be continued: any difference means another run."""
+    data = json.dumps([[dict(m) for m in d] for d in dialogues], ensure_ascii=False, sort_keys=True)
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "base_model": base_model,
+        "hyperparameters": params.as_dict(),
+        "chat_template_sha256": hashlib.sha256((chat_template or "").encode("utf-8")).hexdigest(),
+        "dialogues_sha256": hashlib.sha256(data.encode("utf-8")).hexdigest(),
+    }
+
+
+def _fingerprint_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    out = []
+    for key in sorted(set(saved) | set(current)):
+        if key == "hyperparameters" and isinstance(saved.get(key), Mapping):
+            old, new = saved[key], current[key]
+            names = sorted(n for n in set(old) | set(new) if old.get(n) != new.get(n))
+            if names:
+                out.append(f"hyperparameters ({', '.join(names)})")
+        elif saved.get(key) != current.get(key):
+            out.append(key)
+    return out
+
+
+def _load_checkpoint(path: Path, fingerprint: Mapping[str, Any], say: Callable[[str], None]) -> dict | None:
+    """The checkpoint's contents when it belongs to this run, else None (and a log line saying why)."""
+    import torch
+
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # noqa: BLE001 - an unreadable checkpoint only costs the progress
+        say(f"checkpoint ignored: {path} could not be read ({type(error).__name__}: {error})")
+        return None
+    differences = _fingerprint_differences(state.get("fingerprint") or {}, fingerprint)
+    if differences:
+        say(f"checkpoint ignored: {', '.join(differences)} differ from this run's")
+        return None
+    return state
+
+
+def _save_checkpoint(path: Path, state: Mapping[str, Any]) -> None:
+    """Write ``state`` to ``path`` atomically: a reader sees the old checkpoint or the new one."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            torch.save(dict(state), out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
 def _pick_device(requested: str) -> str:
     import torch
 
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def _python_rng_state(saved: Any) -> tuple:
+    # torch.load gives back the tuple random.getstate() made, possibly with lists inside.
+    version, internal, gauss = saved
+    return (version, tuple(internal), gauss)
 
 
 def train_lora(
@@ -222,15 +307,25 @@ def train_lora(
     chat_template: str | None = None,
     on_step: Callable[[StepLog], bool] | None = None,
     log: Callable[[str], None] | None = None,
+    checkpoint_dir: Path | None = None,
+    checkpoint_every: int = 50,
+    on_start: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Train a LoRA adapter on ``dialogues`` (chat message lists ending with an assistant turn)
     and save it to ``out_dir`` (``adapter_config.json``, ``adapter_model.safetensors``,
-    ``training_log.json``). ``on_step`` gets every step's loss and returns True to stop."""
+    ``training_log.json``). ``on_step`` gets every step's loss and returns True to stop.
+
+    ``checkpoint_dir``: where a checkpoint is written every ``checkpoint_every`` steps and read at
+    the start (see the module's docstring). ``on_start`` is called once before the first step with
+    the step training resumes after (0 for a fresh start), so a caller can drop what it logged for
+    later steps. The folder is left as it is; the caller removes it when the run is over."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer, get_scheduler
 
     problems = params.problems()
+    if checkpoint_every < 1:
+        problems.append(f"checkpoint_every must be at least 1, got {checkpoint_every}")
     if problems:
         raise ValueError("; ".join(problems))
     say = log or (lambda _message: None)
@@ -320,11 +415,36 @@ def train_lora(
             mask[row, : len(ids)] = 1
         return input_ids.to(device), labels.to(device), mask.to(device)
 
+    checkpoint_path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
+    fingerprint = run_fingerprint(base_model, dialogues, params, chat_template)
+    trainable_names = [name for name, p in model.named_parameters() if p.requires_grad]
     model.train()
     stream = micro_batches()
     losses: list[float] = []
     micro_done = 0
-    for step in range(1, total_steps + 1):
+    first_step = 1
+    state = _load_checkpoint(checkpoint_path, fingerprint, say) if checkpoint_path is not None else None
+    if state is not None:
+        parameters = dict(model.named_parameters())
+        with torch.no_grad():
+            for name in trainable_names:
+                parameters[name].copy_(state["adapter"][name])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        for _ in range(state["micro_done"]):  # the seeded order, replayed up to where it stopped
+            next(stream)
+        micro_done = state["micro_done"]
+        losses = list(state["losses"])
+        first_step = state["step"] + 1
+        torch.set_rng_state(state["torch_rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        random.setstate(_python_rng_state(state["python_rng"]))
+        say(f"resumed from step {state['step']} (checkpoint in {checkpoint_dir})")
+        del state
+    if on_start is not None:
+        on_start(first_step - 1)
+    for step in range(first_step, total_steps + 1):
         step_loss = 0.0
         for _ in range(params.gradient_accumulation_steps):
             epoch, batch = next(stream)
@@ -359,6 +479,26 @@ def train_lora(
                 truncated=truncated,
                 supervised_tokens=supervised,
                 seconds=time.perf_counter() - started,
+            )
+        if checkpoint_path is not None and step % checkpoint_every == 0 and step < total_steps:
+            _save_checkpoint(
+                checkpoint_path,
+                {
+                    "fingerprint": fingerprint,
+                    "step": step,
+                    "micro_done": micro_done,
+                    "losses": list(losses),
+                    "adapter": {
+                        name: p.detach().to("cpu").clone()
+                        for name, p in model.named_parameters()
+                        if p.requires_grad
+                    },
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                    "python_rng": random.getstate(),
+                },
             )
 
     out_dir = Path(out_dir)

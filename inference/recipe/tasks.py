@@ -3,7 +3,8 @@
 Delivery is at least once (``acks_late``, ``reject_on_worker_lost``). A transformation chunk
 uses the claim/store rules of :mod:`.actions`, so a duplicate or a redelivery after a killed
 worker loses and duplicates nothing. A fine-tuning job is claimed by the delivery's task id: the
-same task delivered again restarts the training; any other delivery finds it taken and exits.
+same task delivered again continues the training from its last checkpoint (see
+:func:`.execute.run_finetune`); any other delivery finds it taken and exits.
 
 Celery's autodiscovery imports only ``inference.tasks``; ``inference.recipe_models`` (loaded in
 every process with the models) imports this module so workers know these tasks.

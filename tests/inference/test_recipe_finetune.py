@@ -254,3 +254,147 @@ def test_running_job_stops_after_the_current_step(study, base_model, model_store
     assert 2 <= steps < 400 and job.current_step == steps
     assert "stop requested after step" in job.log
     assert job.result_model is None and not (model_store / f"finetune-{job.pk}").exists()
+
+
+# --- checkpoints: a redelivered job continues where it stopped -------------------------------------
+
+
+class Killed(BaseException):
+    """What a worker's death looks like to the training loop: nothing after it runs."""
+
+
+def _dialogues() -> list[list[dict[str, str]]]:
+    chats = []
+    for number in range(5):
+        chats.append(
+            [
+                {"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"我想戒烟，第{number}次了"},
+                {"role": "assistant", "content": f"你已经试过{number}次，说明你很在乎。"},
+                {"role": "user", "content": "是的"},
+                {"role": "assistant", "content": "说说看，什么让你想再试一次？"},
+            ]
+        )
+    return chats
+
+
+# Two micro-batches of 2 per step over 5 examples: steps cross epoch boundaries mid-step, so resuming
+# must continue the shuffled order exactly where it was.
+RESUMABLE = LoraHyperparameters(
+    learning_rate=1e-2,
+    batch_size=2,
+    gradient_accumulation_steps=2,
+    max_steps=6,
+    warmup_ratio=0.2,
+    lr_scheduler="cosine",
+    cutoff_len=256,
+    device="cpu",
+)
+
+
+def _train(model_dir, out, params=RESUMABLE, *, checkpoints=None, kill_at=None, seen=None, lines=None):
+    from inference.recipe.finetune import train_lora
+
+    def on_step(entry) -> bool:
+        if seen is not None:
+            seen.append(entry.step)
+        if entry.step == kill_at:
+            raise Killed
+        return False
+
+    return train_lora(
+        str(model_dir),
+        _dialogues(),
+        out,
+        params,
+        on_step=on_step,
+        log=(lines.append if lines is not None else None),
+        checkpoint_dir=checkpoints,
+        checkpoint_every=2,
+    )
+
+
+def _adapter(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "adapter_model.safetensors"))
+
+
+def test_interrupted_training_resumes_from_its_checkpoint_exactly(tmp_path, tmp_path_factory):
+    torch.set_num_threads(1)
+    model_dir = demo_model_dir(tmp_path_factory)
+    straight = _train(model_dir, tmp_path / "straight")
+
+    checkpoints = tmp_path / "ckpt"
+    first: list[int] = []
+    with pytest.raises(Killed):
+        _train(model_dir, tmp_path / "resumed", checkpoints=checkpoints, kill_at=5, seen=first)
+    assert first == [1, 2, 3, 4, 5] and (checkpoints / "checkpoint.pt").exists()
+    assert not (tmp_path / "resumed").exists()
+
+    second: list[int] = []
+    lines: list[str] = []
+    resumed = _train(model_dir, tmp_path / "resumed", checkpoints=checkpoints, seen=second, lines=lines)
+    assert second == [5, 6]  # the checkpoint of step 4 is the last one before the kill
+    assert any(line.startswith("resumed from step 4") for line in lines), lines
+    assert resumed.status == "done" and resumed.steps == 6
+    # Same weights, optimizer moments, schedule, batch order and RNG: the run is bit-identical on CPU.
+    assert resumed.losses == straight.losses
+    expected, got = _adapter(tmp_path / "straight"), _adapter(tmp_path / "resumed")
+    assert expected.keys() == got.keys()
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_a_checkpoint_of_another_run_is_ignored(tmp_path, tmp_path_factory):
+    torch.set_num_threads(1)
+    model_dir = demo_model_dir(tmp_path_factory)
+    checkpoints = tmp_path / "ckpt"
+    with pytest.raises(Killed):
+        _train(model_dir, tmp_path / "a", checkpoints=checkpoints, kill_at=3)
+    assert (checkpoints / "checkpoint.pt").exists()
+
+    seen: list[int] = []
+    lines: list[str] = []
+    other = LoraHyperparameters(**{**RESUMABLE.as_dict(), "learning_rate": 5e-3, "max_steps": 2})
+    result = _train(model_dir, tmp_path / "b", other, checkpoints=checkpoints, seen=seen, lines=lines)
+    assert seen == [1, 2] and result.status == "done"
+    assert "checkpoint ignored: hyperparameters (learning_rate, max_steps) differ from this run's" in lines
+
+
+@pytest.mark.django_db
+def test_redelivered_job_continues_from_its_checkpoint(study, base_model, model_store, monkeypatch):
+    from inference.recipe import finetune
+
+    import_demo_dialogues(study, split="train")
+    job = actions.start_finetune(
+        study, base_model, queue="cpu", hyperparameters={**QUICK, "batch_size": 4, "max_steps": 5}
+    )
+    monkeypatch.setattr(execute, "CHECKPOINT_EVERY", 2)
+    train_lora = finetune.train_lora
+
+    def killed_at_step_3(*args, on_step, **kwargs):
+        def dying(entry):
+            stop = on_step(entry)  # the step is logged, then the worker dies before the next checkpoint
+            if entry.step == 3:
+                raise Killed
+            return stop
+
+        return train_lora(*args, on_step=dying, **kwargs)
+
+    monkeypatch.setattr(finetune, "train_lora", killed_at_step_3)
+    with pytest.raises(Killed):
+        execute.run_finetune(job.pk, "task-1")
+    job.refresh_from_db()
+    assert job.status == FineTuneJob.Status.RUNNING
+    assert list(job.steps.values_list("step", flat=True)) == [1, 2, 3]
+    assert (model_store / f"finetune-{job.pk}.checkpoint" / "checkpoint.pt").exists()
+
+    monkeypatch.setattr(finetune, "train_lora", train_lora)
+    assert execute.run_finetune(job.pk, "task-2") == "running"  # another delivery finds it taken
+    assert execute.run_finetune(job.pk, "task-1") == "done"  # the same task, redelivered
+    job.refresh_from_db()
+    assert list(job.steps.values_list("step", flat=True)) == [1, 2, 3, 4, 5]
+    assert job.current_step == 5 and job.status == FineTuneJob.Status.DONE
+    assert "resumed from step 2" in job.log and "restarting" not in job.log
+    assert job.result_model.provenance["steps"] == 5
+    assert not (model_store / f"finetune-{job.pk}.checkpoint").exists()
