@@ -36,7 +36,7 @@ from ..models import (
 )
 from .imports import _store
 from .studies import ActionError
-from .transcripts import new_blind_code
+from .transcripts import unique_blind_codes
 
 SOURCE_LABEL = "AnnoMI"
 USERNAME_TEMPLATE = "annomi-annotator-{}"
@@ -244,7 +244,7 @@ def _ensure_transcripts(
     todo = [ext for ext in base if ext not in existing]
     if not todo:
         return result
-    codes = _fresh_blind_codes(len(todo))
+    codes = unique_blind_codes(len(todo))
     transcripts = Transcript.objects.bulk_create(
         [
             Transcript(source=source, dialogue=dialogues[ext], blind_code=code, segmentation_locked=True)
@@ -291,16 +291,6 @@ def _ensure_transcripts(
     for ext, transcript in zip(todo, transcripts, strict=True):
         result[ext] = by_transcript[transcript.pk]
     return result
-
-
-def _fresh_blind_codes(n: int) -> list[str]:
-    """``n`` blind codes unused in the database (bulk creation cannot retry one collision)."""
-    codes: set[str] = set()
-    while len(codes) < n:
-        batch = {new_blind_code() for _ in range(n - len(codes))} - codes
-        taken = set(Transcript.objects.filter(blind_code__in=batch).values_list("blind_code", flat=True))
-        codes |= batch - taken
-    return list(codes)
 
 
 def _annotator_user(study: Study, annotator_id: int):

@@ -44,7 +44,7 @@ def dialogue_rounds(turns: Iterable[Turn | tuple[str, str]]) -> list[tuple[str, 
     return rounds
 
 
-def _unique_blind_codes(n: int) -> list[str]:
+def unique_blind_codes(n: int) -> list[str]:
     """``n`` fresh blind codes, distinct from each other and from every stored one (one query a draw)."""
     codes: set[str] = set()
     while len(codes) < n:
@@ -65,7 +65,7 @@ def _create_transcripts(
     transcripts = Transcript.objects.bulk_create(
         [
             Transcript(source=source, dialogue_id=dialogue_id, blind_code=code)
-            for (dialogue_id, _), code in zip(items, _unique_blind_codes(len(items)), strict=True)
+            for (dialogue_id, _), code in zip(items, unique_blind_codes(len(items)), strict=True)
         ]
     )
     volleys = Volley.objects.bulk_create(
