@@ -8,7 +8,6 @@ a fully double-coded round for ``coder`` and ``coder2``.
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
 
 PERSONAS = ("admin", "coordinator", "coder", "coder2", "outsider", "anonymous")
@@ -31,14 +30,6 @@ ID_FOR_SEGMENT = {
 def _fast_password_hashing(settings):
     # Personas are created with passwords in every test; PBKDF2's deliberate slowness buys nothing here.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_throttle_cache():
-    # Throttle counters live in the cache: each test starts with a clean slate.
-    cache.clear()
-    yield
-    cache.clear()
 
 
 @pytest.fixture
