@@ -51,7 +51,7 @@ def _catalogue() -> polib.POFile:
 def _require_gettext() -> None:
     # A failure, not a skip: without these tools nobody can update the catalogue.
     missing = [tool for tool in GETTEXT_TOOLS if shutil.which(tool) is None]
-    assert not missing, f"GNU gettext tools missing: {missing} (apt-get install gettext; scripts/ensure_services.sh does)"
+    assert not missing, f"GNU gettext tools missing: {missing} (apt-get install gettext)"
 
 
 def readme_makemessages_args() -> list[str]:
@@ -60,6 +60,30 @@ def readme_makemessages_args() -> list[str]:
     match = re.search(r"manage\.py makemessages((?:[^\n]*\\\n)*[^\n]*)", readme)
     assert match, "README.md: no `manage.py makemessages` command in the Translations section"
     return shlex.split(match.group(1).replace("\\\n", " "))
+
+
+def _copy_sources(destination: Path, ignored: list[str]) -> None:
+    """Copy the project's files to ``destination``.
+
+    In a git checkout: git's view of the tree (tracked and new files, minus .gitignore), so local
+    clutter such as var/ never counts as a source. Elsewhere: the tree minus what makemessages ignores
+    (the README's list and its defaults .*, *~, *.pyc).
+    """
+    listing = None
+    if shutil.which("git"):
+        listing = subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=REPO, capture_output=True, timeout=60,
+        )
+    if listing is None or listing.returncode != 0:
+        skip = shutil.ignore_patterns(*ignored, ".*", "*~", "*.pyc", "__pycache__")
+        shutil.copytree(REPO, destination, ignore=skip)
+        return
+    for name in filter(None, listing.stdout.decode().split("\0")):
+        source = REPO / name
+        if source.is_file():  # not a file deleted from the work tree but still in the index
+            (destination / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, destination / name)
 
 
 # --- the catalogue itself --------------------------------------------------------------------------
@@ -87,7 +111,8 @@ def test_placeholders_survive_translation():
 def test_msgfmt_check_passes():
     _require_gettext()
     result = subprocess.run(
-        ["msgfmt", "--check", "--output-file", os.devnull, str(PO)], capture_output=True, text=True, timeout=60
+        ["msgfmt", "--check", "--output-file", os.devnull, str(PO)],
+        capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""  # header warnings too
@@ -100,8 +125,7 @@ def test_catalogue_holds_exactly_what_the_sources_mark(tmp_path):
     assert "zh_Hans" in options and "--no-obsolete" in options
     ignored = [option.split("=", 1)[1] for option in options if option.startswith("--ignore=")]
     copy = tmp_path / "tree"
-    # Copy what makemessages would look at: the same ignore list plus its defaults (.*, *~, *.pyc).
-    shutil.copytree(REPO, copy, ignore=shutil.ignore_patterns(*ignored, ".*", "*~", "*.pyc", "__pycache__"))
+    _copy_sources(copy, ignored)
     env = {**os.environ, "SECRET_KEY": os.environ.get("SECRET_KEY") or "translations-test"}
     result = subprocess.run(
         [sys.executable, "manage.py", "makemessages", *options],
@@ -110,7 +134,7 @@ def test_catalogue_holds_exactly_what_the_sources_mark(tmp_path):
     assert result.returncode == 0, result.stderr
     extracted = {_key(e) for e in polib.pofile(str(copy / PO.relative_to(REPO)))}
     committed = {_key(e) for e in _catalogue()}
-    assert sorted(extracted - committed, key=str) == [], "in the sources, not in the catalogue: run makemessages"
+    assert sorted(extracted - committed, key=str) == [], "in the sources, not the catalogue: run makemessages"
     assert sorted(committed - extracted, key=str) == [], "in the catalogue, in no source: run makemessages"
 
 
@@ -175,8 +199,9 @@ def test_coding_page_shows_the_instrument_in_chinese(client_for, study, coordina
         by_volley.setdefault(utterance.volley_id, []).append(utterance)
     pair = next(us for us in by_volley.values() if len(us) >= 2)[:2]
     version = assignment.version
-    for utterance in pair:  # two questions in one volley: the page explains the merge
-        version = actions.save_code(assignment, utterance_id=utterance.pk, code="Q", version=version, actor=coder).version
+    for unit in pair:  # two questions in one volley: the page explains the merge
+        saved = actions.save_code(assignment, utterance_id=unit.pk, code="Q", version=version, actor=coder)
+        version = saved.version
 
     client = client_for(coder)
     client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
