@@ -5,8 +5,9 @@ Source: Moyers, Manuel & Ernst, *Motivational Interviewing Treatment Integrity C
 anchors) and everything a report computes (per-volley tally, summary scores, Fair/Good thresholds)
 comes from this one module, so the coding page, the API, the Celery exports and the tests agree.
 
-User-visible strings are plain English so the UI can wrap them in Django's gettext;
-``ZH_TRANSLATIONS`` carries the Simplified Chinese for each of them to seed the translation catalogue.
+User-visible strings are plain English marked with ``gettext_noop`` below, so Django's
+``makemessages`` extracts them into the translation catalogue (``locale/``, the one place their
+Simplified Chinese lives) and the pages translate them when they render them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,16 @@ ScaleGroup = Literal["technical", "relational"]
 ThresholdStatus = Literal["good", "fair", "below", "n/a"]
 
 
+def gettext_noop(message: str) -> str:
+    """Mark ``message`` for the translation catalogue; return it unchanged.
+
+    This module imports no Django, so it cannot translate. Django's ``makemessages`` runs xgettext with
+    ``--keyword=gettext_noop``, which extracts the literal argument of any call of this name; the pages
+    translate the English text at render time (``{% translate code.name %}``, ``gettext(template)``).
+    """
+    return message
+
+
 # --------------------------------------------------------------------------------------------------
 # Behaviour codes
 # --------------------------------------------------------------------------------------------------
@@ -43,32 +54,34 @@ class BehaviourCode:
 
 
 BEHAVIOUR_CODES: tuple[BehaviourCode, ...] = (
-    BehaviourCode("GI", "Giving Information",
-                  "Neutral information, education, feedback or professional opinion", None, "g"),
-    BehaviourCode("PERSUADE", "Persuade",
-                  "Overt attempt to change opinions or behaviour: arguments, advice or warnings "
-                  "without permission", "mina", "p"),
-    BehaviourCode("PERSUADE_WITH", "Persuade with Permission",
-                  "Persuasion after the client asked, after permission was sought, or framed so the "
-                  "client may discount it", None, "w"),
-    BehaviourCode("Q", "Question",
-                  "Any question (open and closed are not distinguished in MITI 4)", None, "q"),
-    BehaviourCode("SR", "Simple Reflection",
-                  "Conveys understanding and adds little or no meaning", None, "s"),
-    BehaviourCode("CR", "Complex Reflection",
-                  "Adds substantial meaning or emphasis, a deeper picture, or a directional summary",
-                  None, "c"),
-    BehaviourCode("AF", "Affirm",
-                  "Genuine statement about the client's strengths, efforts or worth", "mia", "a"),
+    BehaviourCode("GI", gettext_noop("Giving Information"),
+                  gettext_noop("Neutral information, education, feedback or professional opinion"),
+                  None, "g"),
+    BehaviourCode("PERSUADE", gettext_noop("Persuade"),
+                  gettext_noop("Overt attempt to change opinions or behaviour: arguments, advice or warnings "
+                               "without permission"), "mina", "p"),
+    BehaviourCode("PERSUADE_WITH", gettext_noop("Persuade with Permission"),
+                  gettext_noop("Persuasion after the client asked, after permission was sought, or framed so "
+                               "the client may discount it"), None, "w"),
+    BehaviourCode("Q", gettext_noop("Question"),
+                  gettext_noop("Any question (open and closed are not distinguished in MITI 4)"), None, "q"),
+    BehaviourCode("SR", gettext_noop("Simple Reflection"),
+                  gettext_noop("Conveys understanding and adds little or no meaning"), None, "s"),
+    BehaviourCode("CR", gettext_noop("Complex Reflection"),
+                  gettext_noop("Adds substantial meaning or emphasis, a deeper picture, or a directional "
+                               "summary"), None, "c"),
+    BehaviourCode("AF", gettext_noop("Affirm"),
+                  gettext_noop("Genuine statement about the client's strengths, efforts or worth"),
+                  "mia", "a"),
     # "l" for coLlaborate: "s" is taken by Simple Reflection.
-    BehaviourCode("SEEK", "Seeking Collaboration",
-                  "Explicitly shares power: asks permission, seeks consensus, asks the client's view "
-                  "of information", "mia", "l"),
-    BehaviourCode("EMPHASIZE", "Emphasizing Autonomy",
-                  "Places choice and control over change with the client", "mia", "e"),
-    BehaviourCode("CONFRONT", "Confront",
-                  "Disagrees, argues, corrects, shames, blames, warns or moralises with disapproval",
-                  "mina", "x"),
+    BehaviourCode("SEEK", gettext_noop("Seeking Collaboration"),
+                  gettext_noop("Explicitly shares power: asks permission, seeks consensus, asks the client's "
+                               "view of information"), "mia", "l"),
+    BehaviourCode("EMPHASIZE", gettext_noop("Emphasizing Autonomy"),
+                  gettext_noop("Places choice and control over change with the client"), "mia", "e"),
+    BehaviourCode("CONFRONT", gettext_noop("Confront"),
+                  gettext_noop("Disagrees, argues, corrects, shames, blames, warns or moralises with "
+                               "disapproval"), "mina", "x"),
 )
 
 CODE_KEYS: tuple[str, ...] = tuple(code.key for code in BEHAVIOUR_CODES)
@@ -76,9 +89,9 @@ CODE_BY_KEY: dict[str, BehaviourCode] = {code.key: code for code in BEHAVIOUR_CO
 
 # "No code" is a decision a coder records, so it gets a button and two keys like the real codes.
 NO_CODE_ENTRY = BehaviourCode(
-    NO_CODE, "No code",
-    "Greeting, structuring, facilitative \"okay\", support, plain self-disclosure, off-topic or "
-    "incomplete thought", None, "0",
+    NO_CODE, gettext_noop("No code"),
+    gettext_noop("Greeting, structuring, facilitative \"okay\", support, plain self-disclosure, off-topic "
+                 "or incomplete thought"), None, "0",
 )
 NO_CODE_HOTKEYS: tuple[str, ...] = ("0", "n")
 
@@ -89,7 +102,7 @@ RESERVED_KEYS: frozenset[str] = frozenset("jku?12345")
 HOTKEYS: dict[str, str] = {code.hotkey: code.key for code in BEHAVIOUR_CODES}
 HOTKEYS.update({key: NO_CODE for key in NO_CODE_HOTKEYS})
 
-GROUP_LABELS: dict[str, str] = {"mia": "MI-adherent", "mina": "MI non-adherent"}
+GROUP_LABELS: dict[str, str] = {"mia": gettext_noop("MI-adherent"), "mina": gettext_noop("MI non-adherent")}
 MIA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == "mia")
 MINA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == "mina")
 
@@ -127,23 +140,25 @@ class GlobalScale:
 
 
 GLOBAL_SCALES: tuple[GlobalScale, ...] = (
-    GlobalScale("CULTIVATING_CHANGE_TALK", "Cultivating Change Talk", "technical",
-                "No attention to the client's change talk",
-                "Marked, consistent effort to deepen and strengthen change talk"),
-    GlobalScale("SOFTENING_SUSTAIN_TALK", "Softening Sustain Talk", "technical",
-                "Consistently strengthens the status quo (sustain talk)",
-                "Marked, consistent effort to soften sustain talk",
-                note="A high score is possible when no sustain talk is present"),
-    GlobalScale("PARTNERSHIP", "Partnership", "relational",
-                "Keeps the expert role all session",
-                "Client input substantially shapes the session"),
-    GlobalScale("EMPATHY", "Empathy", "relational",
-                "No attention to the client's perspective",
-                "Deep understanding of the client's perspective, including what was not said"),
+    GlobalScale("CULTIVATING_CHANGE_TALK", gettext_noop("Cultivating Change Talk"), "technical",
+                gettext_noop("No attention to the client's change talk"),
+                gettext_noop("Marked, consistent effort to deepen and strengthen change talk")),
+    GlobalScale("SOFTENING_SUSTAIN_TALK", gettext_noop("Softening Sustain Talk"), "technical",
+                gettext_noop("Consistently strengthens the status quo (sustain talk)"),
+                gettext_noop("Marked, consistent effort to soften sustain talk"),
+                note=gettext_noop("A high score is possible when no sustain talk is present")),
+    GlobalScale("PARTNERSHIP", gettext_noop("Partnership"), "relational",
+                gettext_noop("Keeps the expert role all session"),
+                gettext_noop("Client input substantially shapes the session")),
+    GlobalScale("EMPATHY", gettext_noop("Empathy"), "relational",
+                gettext_noop("No attention to the client's perspective"),
+                gettext_noop("Deep understanding of the client's perspective, including what was not said")),
 )
 GLOBAL_KEYS: tuple[str, ...] = tuple(scale.key for scale in GLOBAL_SCALES)
 GLOBAL_BY_KEY: dict[str, GlobalScale] = {scale.key: scale for scale in GLOBAL_SCALES}
-SCALE_GROUP_LABELS: dict[str, str] = {"technical": "Technical", "relational": "Relational"}
+SCALE_GROUP_LABELS: dict[str, str] = {
+    "technical": gettext_noop("Technical"), "relational": gettext_noop("Relational"),
+}
 
 
 def validate_global(scale: object, value: object) -> int:
@@ -170,12 +185,14 @@ TALLY_SLOTS: tuple[tuple[str, ...], ...] = (
 
 # Message templates for merges, kept as templates (not only formatted text) so the UI can translate
 # the template with gettext and then fill in the numbers.
-MERGE_REFLECTIONS_CR = "{n} reflections in one volley count once: CR because at least one is complex"
-MERGE_REFLECTIONS_SR = "{n} reflections in one volley count once: SR because none is complex"
-MERGE_QUESTIONS = "{n} questions in one volley count as one Q"
-MERGE_PERSUADE_MIXED = ("{n} persuade codes in one volley (PERSUADE and PERSUADE_WITH) count once: "
-                        "PERSUADE_WITH because permission framed the volley")
-MERGE_REPEATED = "{n} × {code} in one volley count once"
+MERGE_REFLECTIONS_CR = gettext_noop(
+    "{n} reflections in one volley count once: CR because at least one is complex")
+MERGE_REFLECTIONS_SR = gettext_noop("{n} reflections in one volley count once: SR because none is complex")
+MERGE_QUESTIONS = gettext_noop("{n} questions in one volley count as one Q")
+MERGE_PERSUADE_MIXED = gettext_noop(
+    "{n} persuade codes in one volley (PERSUADE and PERSUADE_WITH) count once: "
+    "PERSUADE_WITH because permission framed the volley")
+MERGE_REPEATED = gettext_noop("{n} × {code} in one volley count once")
 MERGE_TEMPLATES: tuple[str, ...] = (
     MERGE_REFLECTIONS_CR, MERGE_REFLECTIONS_SR, MERGE_QUESTIONS, MERGE_PERSUADE_MIXED, MERGE_REPEATED,
 )
@@ -288,15 +305,15 @@ DERIVED_KEYS: tuple[str, ...] = ("mi_adherent_share",)
 ALL_SUMMARY_KEYS: tuple[str, ...] = SUMMARY_KEYS + RAW_COUNT_KEYS + DERIVED_KEYS
 
 SUMMARY_LABELS: dict[str, str] = {
-    "technical": "Technical global",
-    "relational": "Relational global",
-    "pct_cr": "% Complex Reflection",
-    "r_to_q": "Reflection-to-Question ratio",
-    "mia": "Total MI-Adherent",
-    "mina": "Total MI Non-Adherent",
-    "gi": "Giving Information (count)",
-    "persuade_with": "Persuade with Permission (count)",
-    "mi_adherent_share": "MI-adherent share (derived, not a MITI score)",
+    "technical": gettext_noop("Technical global"),
+    "relational": gettext_noop("Relational global"),
+    "pct_cr": gettext_noop("% Complex Reflection"),
+    "r_to_q": gettext_noop("Reflection-to-Question ratio"),
+    "mia": gettext_noop("Total MI-Adherent"),
+    "mina": gettext_noop("Total MI Non-Adherent"),
+    "gi": gettext_noop("Giving Information (count)"),
+    "persuade_with": gettext_noop("Persuade with Permission (count)"),
+    "mi_adherent_share": gettext_noop("MI-adherent share (derived, not a MITI score)"),
 }
 SUMMARY_FORMULAS: dict[str, str] = {
     "technical": "(CCT + SST) / 2",
@@ -326,7 +343,8 @@ THRESHOLDS: dict[str, Threshold] = {
     "r_to_q": Threshold(fair=1.0, good=2.0),
 }
 THRESHOLD_LABELS: dict[str, str] = {
-    "good": "Good", "fair": "Fair", "below": "Below threshold", "n/a": "n/a",
+    "good": gettext_noop("Good"), "fair": gettext_noop("Fair"), "below": gettext_noop("Below threshold"),
+    "n/a": gettext_noop("n/a"),
 }
 
 
@@ -432,30 +450,34 @@ class Hint:
 
 
 WHEN_IN_DOUBT: tuple[Hint, ...] = (
-    Hint("Simple over Complex Reflection (SR over CR)", ("SR", "CR")),
-    Hint("Giving Information over Persuade", ("GI", "PERSUADE")),
-    Hint("Giving Information over Persuade with Permission", ("GI", "PERSUADE_WITH")),
-    Hint("The other code over an MI-adherent code", MIA_CODES),
-    Hint("Among MI-adherent codes choose the lower in Emphasize > Seek > Affirm "
-         "(Seek over Emphasize, Affirm over Seek)", ("EMPHASIZE", "SEEK", "AF")),
-    Hint("Affirm over a reflection", ("AF", "SR", "CR")),
-    Hint("Unsure between Confront and a reflection: no code", ("CONFRONT", "SR", "CR", NO_CODE)),
-    Hint("Confront over Question", ("CONFRONT", "Q")),
-    Hint("Fewer parses over more", ()),
-    Hint("Affirm \"three strikes\": stop coding repeated affirmations after two or three", ("AF",)),
+    Hint(gettext_noop("Simple over Complex Reflection (SR over CR)"), ("SR", "CR")),
+    Hint(gettext_noop("Giving Information over Persuade"), ("GI", "PERSUADE")),
+    Hint(gettext_noop("Giving Information over Persuade with Permission"), ("GI", "PERSUADE_WITH")),
+    Hint(gettext_noop("The other code over an MI-adherent code"), MIA_CODES),
+    Hint(gettext_noop("Among MI-adherent codes choose the lower in Emphasize > Seek > Affirm "
+                      "(Seek over Emphasize, Affirm over Seek)"), ("EMPHASIZE", "SEEK", "AF")),
+    Hint(gettext_noop("Affirm over a reflection"), ("AF", "SR", "CR")),
+    Hint(gettext_noop("Unsure between Confront and a reflection: no code"),
+         ("CONFRONT", "SR", "CR", NO_CODE)),
+    Hint(gettext_noop("Confront over Question"), ("CONFRONT", "Q")),
+    Hint(gettext_noop("Fewer parses over more"), ()),
+    Hint(gettext_noop("Affirm \"three strikes\": stop coding repeated affirmations after two or three"),
+         ("AF",)),
 )
 
 # The per-volley and per-utterance rules, stated for the hints panel next to the live tally.
 VOLLEY_RULES: tuple[str, ...] = (
-    "A volley counts at most one of each: GI, Persuade or Persuade with Permission, Q, SR or CR, "
-    "AF, Seek, Emphasize, Confront",
-    "Several reflections in one volley count once: CR if any is complex, else SR",
-    "Several questions in one volley count as one Q",
-    "A reflection followed by \"is that right?\" counts as both the reflection and Q",
-    "Persuade and Persuade with Permission in the same utterance: code Persuade with Permission",
-    "Persuade and Persuade with Permission in one volley count once, as Persuade with Permission",
-    "Different MI-adherent codes in one volley all count (e.g. Affirm and Emphasize)",
-    "Only the counselor is coded; each utterance gets one code or No code",
+    gettext_noop("A volley counts at most one of each: GI, Persuade or Persuade with Permission, Q, "
+                 "SR or CR, AF, Seek, Emphasize, Confront"),
+    gettext_noop("Several reflections in one volley count once: CR if any is complex, else SR"),
+    gettext_noop("Several questions in one volley count as one Q"),
+    gettext_noop("A reflection followed by \"is that right?\" counts as both the reflection and Q"),
+    gettext_noop("Persuade and Persuade with Permission in the same utterance: "
+                 "code Persuade with Permission"),
+    gettext_noop("Persuade and Persuade with Permission in one volley count once, "
+                 "as Persuade with Permission"),
+    gettext_noop("Different MI-adherent codes in one volley all count (e.g. Affirm and Emphasize)"),
+    gettext_noop("Only the counselor is coded; each utterance gets one code or No code"),
 )
 
 
@@ -463,140 +485,3 @@ def hints_for(code: str) -> tuple[Hint, ...]:
     """The "when in doubt" hints that concern ``code``."""
     validate_code(code)
     return tuple(hint for hint in WHEN_IN_DOUBT if code in hint.codes)
-
-
-# --------------------------------------------------------------------------------------------------
-# Simplified Chinese
-# --------------------------------------------------------------------------------------------------
-
-ZH_TRANSLATIONS: dict[str, str] = {
-    # behaviour codes: names
-    "Giving Information": "提供信息",
-    "Persuade": "说服",
-    "Persuade with Permission": "经许可的说服",
-    "Question": "提问",
-    "Simple Reflection": "简单反映",
-    "Complex Reflection": "复杂反映",
-    "Affirm": "肯定",
-    "Seeking Collaboration": "寻求合作",
-    "Emphasizing Autonomy": "强调自主",
-    "Confront": "对质",
-    "No code": "不编码",
-    # behaviour codes: one-liners
-    "Neutral information, education, feedback or professional opinion": "中立的信息、教育、反馈或专业意见",
-    "Overt attempt to change opinions or behaviour: arguments, advice or warnings without permission":
-        "公开试图改变来访者的看法或行为：未经许可的论证、建议或警告",
-    "Persuasion after the client asked, after permission was sought, or framed so the client may "
-    "discount it": "在来访者提出请求或征得许可之后的说服，或以来访者可以不予采纳的方式表达的说服",
-    "Any question (open and closed are not distinguished in MITI 4)":
-        "任何提问（MITI 4 不区分开放式与封闭式提问）",
-    "Conveys understanding and adds little or no meaning": "传达理解，几乎不增加新的含义",
-    "Adds substantial meaning or emphasis, a deeper picture, or a directional summary":
-        "增加实质性的含义或强调，呈现更深层的图景，或作有方向性的总结",
-    "Genuine statement about the client's strengths, efforts or worth": "真诚地陈述来访者的优点、努力或价值",
-    "Explicitly shares power: asks permission, seeks consensus, asks the client's view of information":
-        "明确地分享主导权：征求许可、寻求共识、询问来访者对信息的看法",
-    "Places choice and control over change with the client": "把改变的选择权和控制权交给来访者",
-    "Disagrees, argues, corrects, shames, blames, warns or moralises with disapproval":
-        "带着否定态度表示不同意、争辩、纠正、羞辱、指责、警告或说教",
-    "Greeting, structuring, facilitative \"okay\", support, plain self-disclosure, off-topic or "
-    "incomplete thought": "问候、安排结构、促进性的“嗯/好的”、支持性话语、单纯的自我暴露、离题或不完整的想法",
-    # code groups
-    "MI-adherent": "符合 MI",
-    "MI non-adherent": "不符合 MI",
-    # global scales: names, groups, anchors, note
-    "Cultivating Change Talk": "培养改变语句",
-    "Softening Sustain Talk": "弱化维持语句",
-    "Partnership": "伙伴关系",
-    "Empathy": "共情",
-    "Technical": "技术性",
-    "Relational": "关系性",
-    "No attention to the client's change talk": "完全不关注来访者的改变语句",
-    "Marked, consistent effort to deepen and strengthen change talk": "明显且持续地努力深化和增强改变语句",
-    "Consistently strengthens the status quo (sustain talk)": "持续强化维持现状的倾向（维持语句）",
-    "Marked, consistent effort to soften sustain talk": "明显且持续地努力弱化维持语句",
-    "A high score is possible when no sustain talk is present": "即使没有出现维持语句，也可能得到高分",
-    "Keeps the expert role all session": "整个会谈都保持专家角色",
-    "Client input substantially shapes the session": "来访者的意见在很大程度上塑造了会谈",
-    "No attention to the client's perspective": "完全不关注来访者的视角",
-    "Deep understanding of the client's perspective, including what was not said":
-        "深刻理解来访者的视角，包括未说出口的部分",
-    # merge explanations (templates: keep the {placeholders})
-    MERGE_REFLECTIONS_CR: "同一话轮中的 {n} 个反映只计一次：因至少一个是复杂反映，计为 CR",
-    MERGE_REFLECTIONS_SR: "同一话轮中的 {n} 个反映只计一次：因没有复杂反映，计为 SR",
-    MERGE_QUESTIONS: "同一话轮中的 {n} 个提问只计为一个 Q",
-    MERGE_PERSUADE_MIXED: "同一话轮中的 {n} 个说服编码（PERSUADE 与 PERSUADE_WITH）只计一次："
-                          "因该话轮中已征得许可，计为 PERSUADE_WITH",
-    MERGE_REPEATED: "同一话轮中的 {n} 个 {code} 只计一次",
-    # summary scores and thresholds
-    "Technical global": "技术性总体评分",
-    "Relational global": "关系性总体评分",
-    "% Complex Reflection": "复杂反映百分比",
-    "Reflection-to-Question ratio": "反映与提问之比",
-    "Total MI-Adherent": "符合 MI 行为总数",
-    "Total MI Non-Adherent": "不符合 MI 行为总数",
-    "Giving Information (count)": "提供信息（次数）",
-    "Persuade with Permission (count)": "经许可的说服（次数）",
-    "MI-adherent share (derived, not a MITI score)": "符合 MI 行为占比（派生指标，非 MITI 手册评分）",
-    "Good": "良好",
-    "Fair": "尚可",
-    "Below threshold": "未达标",
-    "n/a": "无法计算",
-    # when-in-doubt hints
-    "Simple over Complex Reflection (SR over CR)": "简单反映优先于复杂反映（SR 优先于 CR）",
-    "Giving Information over Persuade": "提供信息优先于说服",
-    "Giving Information over Persuade with Permission": "提供信息优先于经许可的说服",
-    "The other code over an MI-adherent code": "其他编码优先于符合 MI 的编码",
-    "Among MI-adherent codes choose the lower in Emphasize > Seek > Affirm (Seek over Emphasize, "
-    "Affirm over Seek)":
-        "在符合 MI 的编码之间，按 强调自主 > 寻求合作 > 肯定 选较低者"
-        "（寻求合作优先于强调自主，肯定优先于寻求合作）",
-    "Affirm over a reflection": "肯定优先于反映",
-    "Unsure between Confront and a reflection: no code": "在对质与反映之间拿不准时：不编码",
-    "Confront over Question": "对质优先于提问",
-    "Fewer parses over more": "宁少切分，不多切分",
-    "Affirm \"three strikes\": stop coding repeated affirmations after two or three":
-        "肯定的“三振出局”：重复的肯定在两三次之后不再编码",
-    # volley rules
-    "A volley counts at most one of each: GI, Persuade or Persuade with Permission, Q, SR or CR, AF, "
-    "Seek, Emphasize, Confront":
-        "每个话轮每类最多计一次：GI、说服或经许可的说服、Q、SR 或 CR、AF、寻求合作、强调自主、对质",
-    "Several reflections in one volley count once: CR if any is complex, else SR":
-        "同一话轮中的多个反映只计一次：只要有一个是复杂反映即计 CR，否则计 SR",
-    "Several questions in one volley count as one Q": "同一话轮中的多个提问只计为一个 Q",
-    "A reflection followed by \"is that right?\" counts as both the reflection and Q":
-        "反映之后紧跟“是这样吗？”，既计反映也计 Q",
-    "Persuade and Persuade with Permission in the same utterance: code Persuade with Permission":
-        "同一话语中既有说服又有经许可的说服：编码为经许可的说服",
-    "Persuade and Persuade with Permission in one volley count once, as Persuade with Permission":
-        "同一话轮中既有说服又有经许可的说服：只计一次，计为经许可的说服",
-    "Different MI-adherent codes in one volley all count (e.g. Affirm and Emphasize)":
-        "同一话轮中不同的符合 MI 编码都分别计数（例如肯定与强调自主）",
-    "Only the counselor is coded; each utterance gets one code or No code":
-        "只对咨询师编码；每个话语单元只给一个编码或“不编码”",
-}
-
-# Chinese names by canonical key, for codes (incl. NO_CODE) and global scales.
-ZH_NAMES: dict[str, str] = {
-    **{code.key: ZH_TRANSLATIONS[code.name] for code in (*BEHAVIOUR_CODES, NO_CODE_ENTRY)},
-    **{scale.key: ZH_TRANSLATIONS[scale.name] for scale in GLOBAL_SCALES},
-}
-
-
-def user_visible_strings() -> list[str]:
-    """Every English string of this module a user may see: the msgids for the translation catalogue."""
-    strings: list[str] = []
-    for code in (*BEHAVIOUR_CODES, NO_CODE_ENTRY):
-        strings += [code.name, code.short]
-    strings += list(GROUP_LABELS.values())
-    for scale in GLOBAL_SCALES:
-        strings += [scale.name, scale.anchor_low, scale.anchor_high]
-        if scale.note:
-            strings.append(scale.note)
-    strings += list(SCALE_GROUP_LABELS.values())
-    strings += list(MERGE_TEMPLATES)
-    strings += list(SUMMARY_LABELS.values())
-    strings += list(THRESHOLD_LABELS.values())
-    strings += [hint.text for hint in WHEN_IN_DOUBT]
-    strings += list(VOLLEY_RULES)
-    return list(dict.fromkeys(strings))

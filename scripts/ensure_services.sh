@@ -13,9 +13,11 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 && break; sleep 1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null || { echo "Redis is not reachable on 127.0.0.1:6379" >&2; exit 1; }
-if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null; then
-  echo "installing chromium and poppler-utils (apt)"
-  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils fonts-noto-cjk >/dev/null) \
-    || echo "WARNING: could not install chromium/poppler-utils; browser tests will fail" >&2
+# gettext: makemessages (xgettext, msgmerge, msguniq) and msgfmt for the translation catalogue checks.
+if [ ! -x /usr/bin/chromium ] || ! command -v pdftoppm >/dev/null || ! command -v xgettext >/dev/null \
+    || ! command -v msgmerge >/dev/null || ! command -v msguniq >/dev/null || ! command -v msgfmt >/dev/null; then
+  echo "installing chromium, poppler-utils and gettext (apt)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium poppler-utils fonts-noto-cjk gettext >/dev/null) \
+    || echo "WARNING: could not install chromium/poppler-utils/gettext; browser and translation tests will fail" >&2
 fi
 exit 0

@@ -344,7 +344,9 @@ def _score_rows(scores: miti.SummaryScores) -> list[dict]:
     for key in miti.ALL_SUMMARY_KEYS:
         value = getattr(scores, key)
         shown = "n/a" if value is None else (f"{100 * value:.0f} %" if key == "pct_cr" else f"{value:g}")
-        rows.append({"key": key, "label": miti.SUMMARY_LABELS[key], "value": shown,
+        # Translated here, not with {% translate s.label %}: the template tag looks a variable up with
+        # each % doubled, so "% Complex Reflection" would need a second msgid no source file holds.
+        rows.append({"key": key, "label": _(miti.SUMMARY_LABELS[key]), "value": shown,
                      "status": miti.threshold_status(key, value)})
     return rows
 
