@@ -368,11 +368,11 @@ def summary_scores(counts: Mapping[str, int], globals_: Mapping[str, int | None]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"counts: {key} must be a non-negative whole number, got {value!r}")
     ratings: dict[str, int | None] = {}
-    for key, value in globals_.items():
+    for key, rating in globals_.items():
         if key not in GLOBAL_BY_KEY:
             expected = ", ".join(GLOBAL_KEYS)
             raise ValueError(f"globals: unknown global scale {key!r}; expected one of: {expected}")
-        ratings[key] = None if value is None else validate_global(key, value)
+        ratings[key] = None if rating is None else validate_global(key, rating)
 
     def count(key: str) -> int:
         return counts.get(key, 0)
