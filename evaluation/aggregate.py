@@ -1,4 +1,4 @@
-"""Study-dashboard aggregates of MITI summary scores (METRICS.md §4).
+"""Study-dashboard aggregates of MITI summary scores (docs/metrics.md, "Aggregation for the study dashboard").
 
 Pure module: plain data in, plain data out, no Django.
 

@@ -1,4 +1,4 @@
-"""Automatic text metrics for round-based generation (METRICS.md §2).
+"""Automatic text metrics for round-based generation (docs/metrics.md, "Automatic text metrics").
 
 Pure module: plain data in, plain data out, no Django.
 

@@ -1,4 +1,6 @@
-"""Agreement between coders (METRICS.md §3): ICC, Krippendorff's alpha, Cohen's and Fleiss' kappa, drift.
+"""Agreement between coders: ICC, Krippendorff's alpha, Cohen's and Fleiss' kappa, drift.
+
+Definitions, reference implementations and edge cases: docs/metrics.md, "Reliability between coders".
 
 Pure module: plain data in, plain data out, no Django. Every function returns a result with a
 ``status`` instead of raising on thin or degenerate data, because the dashboard shows whatever exists:

@@ -12,7 +12,7 @@ Pure: no Django. Two files and a ``dataset_info.json`` that names them:
     {"instruction": q_i, "input": "", "output": r_i, "history": [[q_1, r_1], ..., [q_{i-1}, r_{i-1}]],
      "system": "..."}
 
-Rounds are formed as for generation (METRICS.md §1, :func:`inference.prompts.build_rounds`), so
+Rounds are formed as for generation (docs/metrics.md, "Rounds"; :func:`inference.prompts.build_rounds`), so
 a dialogue with n rounds gives one ShareGPT record with 2n messages and n Alpaca records. A
 dialogue with no round is left out of both files and counted in ``skipped``.
 """

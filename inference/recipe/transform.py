@@ -1,6 +1,6 @@
 """MI-style rewriting of a counselling dialogue: the default prompt, the request, the output check.
 
-Pure: no Django, no torch. A source dialogue is reduced to its rounds (METRICS.md §1): client turn
+Pure: no Django, no torch. A source dialogue is reduced to its rounds (docs/metrics.md, "Rounds"): client turn
 q_i and counselor reply r_i, i = 1..n. The model is asked to rewrite every r_i in an MI-consistent
 way and to return the whole dialogue as a JSON list of ``{"role", "content"}`` objects. An output
 is accepted only when it is parseable, starts with the client, alternates client/counselor, has
