@@ -1,4 +1,4 @@
-"""Study-dashboard aggregates of MITI summary scores (docs/metrics.md, "Aggregation for the study dashboard").
+"""Study-dashboard aggregates of MITI summary scores (docs/metrics.md, "Aggregation").
 
 Pure module: plain data in, plain data out, no Django.
 
