@@ -3,7 +3,7 @@ FROM python:3.11-slim
 ARG EXTRAS=cpu
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 MI_VAR_DIR=/data STATIC_MANIFEST=1 STATIC_ROOT=/app/staticfiles
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY mi_platform mi_platform
 COPY annotation annotation
 COPY inference inference

@@ -27,8 +27,9 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 
+# `make bench` runs every script under bench/ at quick sizes; `make bench BENCH_ARGS=--full` at full size.
 bench: install
-	bash scripts/bench.sh
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 clean-demo:
 	rm -rf var/

@@ -1,7 +1,7 @@
 """The MITI 4.2.1 coding instrument as plain data and pure functions (no Django).
 
 Source: Moyers, Manuel & Ernst, *Motivational Interviewing Treatment Integrity Coding Manual 4.2.1*
-(CASAA, 2015), paraphrased in docs/MITI.md. Everything a coder sees (codes, hotkeys, hints, global
+(CASAA, 2015), paraphrased in docs/miti.md. Everything a coder sees (codes, hotkeys, hints, global
 anchors) and everything a report computes (per-volley tally, summary scores, Fair/Good thresholds)
 comes from this one module, so the coding page, the API, the Celery exports and the tests agree.
 
@@ -253,8 +253,8 @@ def tally_volley(codes: Sequence[str | None]) -> VolleyTally:
                 template = MERGE_REFLECTIONS_CR if seen["CR"] else MERGE_REFLECTIONS_SR
                 notes.append(MergeNote(template, {"n": n}))
         elif slot == ("PERSUADE", "PERSUADE_WITH"):
-            # MITI.md: the slot holds PERSUADE *or* PERSUADE_WITH, and when both occur in one
-            # utterance the manual codes PERSUADE_WITH only. An utterance here carries one code, so the
+            # docs/miti.md, "Per-volley tally": the slot holds PERSUADE *or* PERSUADE_WITH, and when
+            # both occur in one utterance the manual codes PERSUADE_WITH only. An utterance here carries one code, so the
             # volley rule is ours to state: if any utterance of the volley is PERSUADE_WITH, the slot
             # counts once as PERSUADE_WITH; only a volley whose persuasion is all without permission
             # counts PERSUADE. Why: (1) the manual's own tie-break between the two is PERSUADE_WITH;
@@ -368,7 +368,8 @@ class SummaryScores:
 
 
 def _ratio(numerator: int | float, denominator: int | float) -> float | None:
-    # A zero denominator is "undefined", never 0 and never a ZeroDivisionError (MITI.md).
+    # A zero denominator is "undefined", never 0 and never a ZeroDivisionError
+    # (docs/miti.md, "Undefined values").
     return None if denominator == 0 else numerator / denominator
 
 
@@ -386,11 +387,11 @@ def summary_scores(counts: Mapping[str, int], globals_: Mapping[str, int | None]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ValueError(f"counts: {key} must be a non-negative whole number, got {value!r}")
     ratings: dict[str, int | None] = {}
-    for key, value in globals_.items():
+    for key, rating in globals_.items():
         if key not in GLOBAL_BY_KEY:
             expected = ", ".join(GLOBAL_KEYS)
             raise ValueError(f"globals: unknown global scale {key!r}; expected one of: {expected}")
-        ratings[key] = None if value is None else validate_global(key, value)
+        ratings[key] = None if rating is None else validate_global(key, rating)
 
     def count(key: str) -> int:
         return counts.get(key, 0)

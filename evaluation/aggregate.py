@@ -1,4 +1,4 @@
-"""Study-dashboard aggregates of MITI summary scores (METRICS.md §4).
+"""Study-dashboard aggregates of MITI summary scores (docs/metrics.md, "Aggregation").
 
 Pure module: plain data in, plain data out, no Django.
 
@@ -106,14 +106,26 @@ def _stats_by_group(
         has_fair=("fair", "count"),
         has_good=("good", "count"),
     )
-    for (name, key), row in zip(grouped.index, grouped.itertuples(index=False), strict=True):
-        n = int(row.n)
-        n_fair = int(row.n_fair) if row.has_fair else None
-        n_good = int(row.n_good) if row.has_good else None
+    # Column by column as plain Python lists (ints and floats, NaN for a missing SD), one row at a time.
+    columns = zip(
+        grouped.index,
+        grouped["n"].tolist(),
+        grouped["mean"].tolist(),
+        grouped["sd"].tolist(),
+        grouped["n_fair"].tolist(),
+        grouped["n_good"].tolist(),
+        grouped["has_fair"].tolist(),
+        grouped["has_good"].tolist(),
+        strict=True,
+    )
+    for (name, key), count, mean, sd, fair_count, good_count, has_fair, has_good in columns:
+        n = int(count)
+        n_fair = int(fair_count) if has_fair else None
+        n_good = int(good_count) if has_good else None
         out.setdefault(name, {})[key] = ScoreStats(
             n=n,
-            mean=float(row.mean),
-            sd=None if n < 2 or np.isnan(row.sd) else float(row.sd),
+            mean=float(mean),
+            sd=None if n < 2 or np.isnan(sd) else float(sd),
             n_fair=n_fair,
             n_good=n_good,
             share_fair=None if n_fair is None else n_fair / n,

@@ -1,4 +1,4 @@
-"""Automatic text metrics for round-based generation (METRICS.md §2).
+"""Automatic text metrics for round-based generation (docs/metrics.md, "Automatic text metrics").
 
 Pure module: plain data in, plain data out, no Django.
 
@@ -28,9 +28,9 @@ import logging
 import math
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 Language = Literal["zh", "en"]
 LANGUAGES: tuple[str, ...] = ("zh", "en")
@@ -125,14 +125,32 @@ class MetricReport:
 # jieba loads its dictionary (~1 s) on first use; do it once, quietly, and under a lock because Celery
 # workers with threads may score two runs at once.
 _init_lock = threading.Lock()
-_tools: dict[str, Any] = {}
 
 
-def _get_tools() -> dict[str, Any]:
-    if _tools:
+class _RougeScorer(Protocol):
+    """The part of ``rouge_chinese.Rouge`` we use (the package has no type information)."""
+
+    def get_scores(self, hyps: str, refs: str) -> list[dict[str, dict[str, float]]]: ...
+
+
+@dataclass(frozen=True)
+class _Tools:
+    jieba_cut: Callable[[str], Iterable[str]]
+    sentence_bleu: Callable[..., float]
+    smoothing: Callable[..., Any]
+    rouge: _RougeScorer
+    en_tokenize: Callable[[str], list[str]]
+
+
+_tools: _Tools | None = None
+
+
+def _get_tools() -> _Tools:
+    global _tools
+    if _tools is not None:
         return _tools
     with _init_lock:
-        if not _tools:
+        if _tools is None:
             import jieba
             from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
             from rouge_chinese import Rouge
@@ -143,7 +161,7 @@ def _get_tools() -> dict[str, Any]:
                 # jieba 0.42.1 imports pkg_resources, which warns on new setuptools.
                 warnings.simplefilter("ignore")
                 jieba.initialize()
-            _tools.update(
+            _tools = _Tools(
                 jieba_cut=jieba.cut,
                 sentence_bleu=sentence_bleu,
                 smoothing=SmoothingFunction().method3,
@@ -160,7 +178,7 @@ def _check_language(language: str) -> None:
 
 def tokenize_en(text: str) -> list[str]:
     """English word tokens exactly as rouge-score's default tokenizer makes them."""
-    return _get_tools()["en_tokenize"](text)
+    return _get_tools().en_tokenize(text)
 
 
 def _bleu4(ref_units: list[str], hyp_units: list[str]) -> float:
@@ -168,8 +186,8 @@ def _bleu4(ref_units: list[str], hyp_units: list[str]) -> float:
     with warnings.catch_warnings():
         # NLTK warns about zero n-gram overlaps on short texts; the smoothed score is still what we want.
         warnings.simplefilter("ignore")
-        score = tools["sentence_bleu"](
-            [ref_units], hyp_units, weights=(0.25, 0.25, 0.25, 0.25), smoothing_function=tools["smoothing"]
+        score = tools.sentence_bleu(
+            [ref_units], hyp_units, weights=(0.25, 0.25, 0.25, 0.25), smoothing_function=tools.smoothing
         )
     return float(score) * 100.0
 
@@ -180,7 +198,7 @@ def _rouge(hyp_tokens: list[str], ref_tokens: list[str]) -> tuple[float, float, 
     if not hyp_text.split() or not ref_text.split():
         return 0.0, 0.0, 0.0
     try:
-        result = _get_tools()["rouge"].get_scores(hyp_text, ref_text)[0]
+        result = _get_tools().rouge.get_scores(hyp_text, ref_text)[0]
     except ValueError:
         # rouge_chinese raises "Hypothesis is empty" for inputs its sentence splitter reduces to nothing;
         # LLaMA-Factory would crash here, we score the round 0 like an empty one.
@@ -203,13 +221,13 @@ def score_round(hyp: str, ref: str, language: str, round_digits: int | None = No
         raise TypeError(f"hyp and ref must be str, got {type(hyp).__name__} and {type(ref).__name__}")
     if language == "zh":
         bleu = _bleu4(list(ref), list(hyp))
-        cut = _get_tools()["jieba_cut"]
+        cut = _get_tools().jieba_cut
         rouge = _rouge(list(cut(hyp)), list(cut(ref)))
     else:
         hyp_tokens, ref_tokens = tokenize_en(hyp), tokenize_en(ref)
         bleu = _bleu4(ref_tokens, hyp_tokens)
         rouge = _rouge(hyp_tokens, ref_tokens)
-    values = (bleu, *rouge)
+    values: tuple[float, ...] = (bleu, *rouge)
     if round_digits is not None:
         values = tuple(round(v, round_digits) for v in values)
     stripped = hyp.strip()

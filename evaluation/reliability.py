@@ -1,4 +1,6 @@
-"""Agreement between coders (METRICS.md §3): ICC, Krippendorff's alpha, Cohen's and Fleiss' kappa, drift.
+"""Agreement between coders: ICC, Krippendorff's alpha, Cohen's and Fleiss' kappa, drift.
+
+Definitions, reference implementations and edge cases: docs/metrics.md, "Reliability between coders".
 
 Pure module: plain data in, plain data out, no Django. Every function returns a result with a
 ``status`` instead of raising on thin or degenerate data, because the dashboard shows whatever exists:
@@ -458,13 +460,12 @@ def coder_drift(rows: Iterable[DriftRow]) -> dict[Hashable, CoderDrift]:
         per_coder[row.coder_id] = row
     points: dict[Hashable, list[DriftPoint]] = {c: [] for c in coders}
     for transcript_id, per_coder in by_transcript.items():
-        valued = {c: r for c, r in per_coder.items() if r.value is not None}
-        for coder, row in valued.items():
-            others = [float(r.value) for c, r in valued.items() if c != coder]
+        valued = {c: (r, float(r.value)) for c, r in per_coder.items() if r.value is not None}
+        for coder, (row, value) in valued.items():
+            others = [v for c, (_, v) in valued.items() if c != coder]
             if not others:
                 continue
             others_mean = math.fsum(others) / len(others)
-            value = float(row.value)
             points[coder].append(
                 DriftPoint(transcript_id, row.submitted_at, value, others_mean, value - others_mean)
             )

@@ -1,4 +1,4 @@
-"""Inter-rater reliability of a study (METRICS.md §3), from the summaries loaded by ``summaries``.
+"""Inter-rater reliability of a study (docs/metrics.md, "Reliability between coders"), from ``summaries``.
 
 Only transcripts with two or more submitted *coding* assignments count (consensus codings are
 adjudications, not independent ratings). The math lives in ``evaluation.reliability``; this module
@@ -33,16 +33,16 @@ SCORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tally", TALLY_KEYS),
     ("summary", SUMMARY_SCORE_KEYS),
 )
-# Interval alpha is computed for globals and counts (METRICS.md §3) and for the summary scores that are
-# a global mean or a count. The ratios %CR and R:Q get ICC only: their many distinct values make the
-# krippendorff package's coincidence matrix quadratic in them (seconds on a large study) for a number
-# METRICS.md does not ask for.
+# Interval alpha is computed for globals and counts (docs/metrics.md, "Krippendorff's alpha") and for the
+# summary scores that are a global mean or a count. The ratios %CR and R:Q get ICC only: their many
+# distinct values make the krippendorff package's coincidence matrix quadratic in them (seconds on a large
+# study) for a number MITI reliability work does not report.
 ALPHA_KEYS: frozenset[str] = frozenset((*GLOBAL_KEYS, *TALLY_KEYS, "technical", "relational", "mia", "mina"))
-RATIO_ALPHA_REASON = "alpha is computed for globals and counts (METRICS.md §3); %CR and R:Q get ICC only"
+RATIO_ALPHA_REASON = "alpha is computed for globals and counts (docs/metrics.md); %CR and R:Q get ICC only"
 # Scores whose drift over time is shown (the ones a paper reports per coder).
 DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
 
-# Published reference bands shown beside the table (MITI.md).
+# Published reference bands shown beside the table (docs/metrics.md, "Published reference bands").
 REFERENCE_BANDS: tuple[tuple[str, str, str], ...] = (
     ("Session-level ICC", "0.75–1.00", "Pérez-Rosas et al. 2016, 277 sessions"),
     ("Utterance-level kappa", "0.31–0.64", "Pérez-Rosas et al. 2016, 277 sessions"),

@@ -278,7 +278,7 @@ def _rows(summaries: Iterable[CodingSummary], keys: Iterable[str]) -> list[Summa
 
 
 def study_aggregates(data: StudySummaries, keys: Iterable[str] = ALL_VALUE_KEYS) -> StudyAggregates:
-    """Mean, SD, n and Fair/Good shares per source and per coder (METRICS.md §4)."""
+    """Mean, SD, n and Fair/Good shares per source and per coder (docs/metrics.md, "Aggregation")."""
     keys = list(keys)
     by_source: AggregateReport = aggregate(_rows(data.final_rows(), keys), miti.THRESHOLDS, keys)
     by_coder: AggregateReport = aggregate(_rows(data.codings, keys), miti.THRESHOLDS, keys)

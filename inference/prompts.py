@@ -1,4 +1,4 @@
-"""Round-based prompt building (METRICS.md §1). Pure: no Django, no torch.
+"""Round-based prompt building (docs/metrics.md, "Rounds"). Pure: no Django, no torch.
 
 A dialogue is a sequence of ``(speaker, text)`` turns with speaker in ``client``, ``counselor`` or
 ``system``. It yields n *rounds*: round i pairs the client turn q_i with the gold counselor reply

@@ -1,6 +1,6 @@
 """Shared fixtures: named personas, a study set up through the real actions, a real Celery worker.
 
-Personas (STYLE.md): ``admin`` (site staff), ``coordinator``, ``coder`` and ``coder2`` (members of
+Personas: ``admin`` (site staff), ``coordinator``, ``coder`` and ``coder2`` (members of
 ``study``), ``outsider`` (a user with no membership). Everyone's password is ``PASSWORD``.
 """
 

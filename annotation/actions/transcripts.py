@@ -1,6 +1,6 @@
 """Transcripts: the reference dialogues and generated responses, as blinded, segmented volleys.
 
-Both kinds are built round by round (METRICS.md §1): round i is the client text q_i followed by the
+Both kinds are built round by round (docs/metrics.md, "Rounds"): round i is the client text q_i followed by the
 counselor reply r_i. A counselor turn before the first client turn and a trailing client turn are
 not rounds. Reference and generated transcripts therefore have the same volleys and look identical
 to a coder; only the counselor text differs.

@@ -6,7 +6,7 @@ Entry points: ``parse_path(path, fmt=None)`` (file, folder or zip) and
 unless ``fmt`` names one of ``FORMATS``. Bad input raises ``ImportFormatError`` naming file,
 line/record and field. Every format's turns go through the same rules: text stripped, empty
 turns dropped (with a warning), consecutive turns of one speaker merged with a blank line
-between (METRICS.md §1); a dialogue needs at least one counselor turn. Speakers are
+between (docs/metrics.md, "Rounds"); a dialogue needs at least one counselor turn. Speakers are
 ``client``, ``counselor`` and ``system``.
 
 Formats

@@ -9,6 +9,7 @@ import hashlib
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 CLIENT = "client"
 COUNSELOR = "counselor"
@@ -16,7 +17,7 @@ SYSTEM = "system"
 SPEAKERS = (CLIENT, COUNSELOR, SYSTEM)
 SPLITS = ("train", "test", "unused")
 
-# Separator used when consecutive turns of one speaker are merged (METRICS.md §1).
+# Separator used when consecutive turns of one speaker are merged (docs/metrics.md, "Rounds").
 MERGE_SEPARATOR = "\n\n"
 
 
@@ -47,7 +48,8 @@ class ImportFormatError(ValueError):
         )
         return f"{where}: {self.message}" if where else self.message
 
-    def __reduce__(self):  # keep the four arguments through pickling (Celery results, multiprocessing)
+    def __reduce__(self) -> tuple[type[ImportFormatError], tuple[str, str | None, str | None, str | None]]:
+        # Keep the four arguments through pickling (Celery results, multiprocessing).
         return (type(self), (self.message, self.file, self.record, self.field))
 
 
@@ -74,7 +76,7 @@ class ParsedDialogue:
     turns: list[ParsedTurn]
     source_dataset: str = ""
     topic: str | None = None
-    metadata: dict = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
     split: str | None = None
     content_hash: str = ""
     origin_file: str = ""
@@ -86,7 +88,7 @@ class ParsedDialogue:
 
     @property
     def rounds(self) -> int:
-        """Number of rounds (METRICS.md §1).
+        """Number of rounds (docs/metrics.md, "Rounds").
 
         A round is a counselor turn whose nearest preceding non-system turn is a client turn.
         So: counselor/system turns before the first client turn are not rounds (nothing to answer);
@@ -150,7 +152,7 @@ def make_dialogue(
     warnings: list[str],
     source_dataset: str = "",
     topic: str | None = None,
-    metadata: dict | None = None,
+    metadata: dict[str, Any] | None = None,
     split: str | None = None,
 ) -> ParsedDialogue:
     """Validate raw (speaker, text) turns, merge them and build a ParsedDialogue.

@@ -115,6 +115,7 @@ def _parse_members(
                 "fmt",
             )
         dialogues += parsed
+    assert first_format is not None  # members is not empty
     seen: dict[str, ParsedDialogue] = {}
     for dialogue in dialogues:
         first = seen.setdefault(dialogue.external_id, dialogue)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, Literal, overload
 
 from .base import (
     CLIENT,
@@ -26,6 +26,7 @@ from .base import (
 )
 
 Records = list[tuple[str, Any]]  # (record label, decoded JSON value)
+JsonObject = dict[str, Any]  # a decoded JSON object
 
 JSONL_KEYS = {"external_id", "topic", "split", "source", "metadata", "turns"}
 # Keys our own exports may carry that the parser recomputes; ignored without a warning.
@@ -97,14 +98,22 @@ def detect_json_format(records: Records, filename: str) -> str:
     )
 
 
-def _object(value: Any, filename: str, label: str) -> dict:
+def _object(value: Any, filename: str, label: str) -> JsonObject:
     if not isinstance(value, dict):
         raise ImportFormatError(f"expected a JSON object, got {type(value).__name__}", filename, label, None)
     return value
 
 
+@overload
 def _string(
-    record: dict, key: str, filename: str, label: str, *, required: bool, path: str = ""
+    record: JsonObject, key: str, filename: str, label: str, *, required: Literal[True], path: str = ""
+) -> str: ...
+@overload
+def _string(
+    record: JsonObject, key: str, filename: str, label: str, *, required: Literal[False], path: str = ""
+) -> str | None: ...
+def _string(
+    record: JsonObject, key: str, filename: str, label: str, *, required: bool, path: str = ""
 ) -> str | None:
     value = record.get(key)
     if value is None and not required:
@@ -115,7 +124,7 @@ def _string(
     return value
 
 
-def _id(record: dict, key: str, filename: str, label: str) -> str:
+def _id(record: JsonObject, key: str, filename: str, label: str) -> str:
     """A record's own id (string or integer) or, without one, ``<file stem>-<record number>``."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int | type(None)):
@@ -128,7 +137,7 @@ def _id(record: dict, key: str, filename: str, label: str) -> str:
 
 
 def _messages(
-    record: dict, key: str, roles: dict[str, str], role_keys: tuple[str, str], filename: str, label: str
+    record: JsonObject, key: str, roles: dict[str, str], role_keys: tuple[str, str], filename: str, label: str
 ) -> list[tuple[str, str]]:
     """Map a list of chat messages to (speaker, text); role_keys = (role key, content key)."""
     messages = record.get(key)
@@ -216,7 +225,7 @@ def _parse_records(
     records: Records,
     filename: str,
     warnings: list[str],
-    turns: Callable[[dict, str], list[tuple[str, str]]],
+    turns: Callable[[JsonObject, str], list[tuple[str, str]]],
     *,
     source_dataset: str,
     topic_field: str,
@@ -241,7 +250,7 @@ def _parse_records(
     return dialogues
 
 
-def _system_turn(record: dict, filename: str, label: str) -> list[tuple[str, str]]:
+def _system_turn(record: JsonObject, filename: str, label: str) -> list[tuple[str, str]]:
     """LLaMA-Factory's optional top-level ``system`` prompt, as a system turn."""
     system = _string(record, "system", filename, label, required=False)
     return [(SYSTEM, system)] if system else []
@@ -250,7 +259,7 @@ def _system_turn(record: dict, filename: str, label: str) -> list[tuple[str, str
 def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
     """PsyDTCorpus: {"id", "normalizedTag", "messages": [{"role": system|user|assistant, "content"}]}."""
 
-    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
         return _messages(record, "messages", PSYDT_ROLES, ("role", "content"), filename, label)
 
     return _parse_records(
@@ -261,7 +270,7 @@ def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[Pa
 def parse_sharegpt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
     """LLaMA-Factory ShareGPT: "conversations" of {"from", "value"}, optional top-level "system"."""
 
-    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
         system = _system_turn(record, filename, label)
         return system + _messages(record, "conversations", SHAREGPT_ROLES, ("from", "value"), filename, label)
 
@@ -271,7 +280,7 @@ def parse_sharegpt(records: Records, filename: str, warnings: list[str]) -> list
 def parse_alpaca(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
     """LLaMA-Factory Alpaca: history [[q, r], ...], then instruction(+input) -> output; optional system."""
 
-    def turns(record: dict, label: str) -> list[tuple[str, str]]:
+    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
         raw = _system_turn(record, filename, label)
         history = record.get("history") or []
         if not isinstance(history, list):

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, ClassVar
 
 Message = dict[str, str]
+# What identifies a loaded engine: specs with equal keys share one (backend, base model, template, options).
+EngineKey = tuple[Hashable, ...]
 
 
 class BackendUnavailable(RuntimeError):
@@ -127,7 +129,7 @@ class GenerationBackend(ABC):
         self.spec = spec
 
     # -- engine sharing -------------------------------------------------------------------
-    def engine_key(self) -> tuple:
+    def engine_key(self) -> EngineKey:
         spec = self.spec
         extra = tuple((key, repr(spec.options.get(key))) for key in self.engine_options)
         return (spec.backend, spec.base_model, spec.chat_template, *extra)
@@ -195,11 +197,11 @@ class GenerationBackend(ABC):
 
 
 # -- per-process engine cache ----------------------------------------------------------------
-_ENGINES: dict[tuple, Any] = {}
+_ENGINES: dict[EngineKey, Any] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def shared_engine(key: tuple, load: Callable[[], Any]) -> Any:
+def shared_engine(key: EngineKey, load: Callable[[], Any]) -> Any:
     """The engine for ``key``, loading it with ``load()`` the first time (once, under a lock)."""
     with _ENGINES_LOCK:
         if key not in _ENGINES:
@@ -249,9 +251,10 @@ def load_tokenizer(base_model: str) -> Any:
 
 def render_prompt(tokenizer: Any, messages: Sequence[Message], chat_template: str | None) -> str:
     """The prompt text: the chat template applied with the assistant generation prompt added."""
-    return tokenizer.apply_chat_template(
+    text: str = tokenizer.apply_chat_template(
         [dict(m) for m in messages], chat_template=chat_template, tokenize=False, add_generation_prompt=True
     )
+    return text
 
 
 def encode_prompt(tokenizer: Any, messages: Sequence[Message], chat_template: str | None) -> list[int]:

@@ -15,6 +15,7 @@ from inference.backends.base import (
     GenerationBackend,
     GenerationResult,
     Message,
+    ModelSpec,
     encode_prompt,
     load_tokenizer,
 )
@@ -54,7 +55,7 @@ class OpenAIBackend(GenerationBackend):
 
     name = "openai"
 
-    def __init__(self, spec) -> None:
+    def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         self._client: httpx.Client | None = None
         self._pool: ThreadPoolExecutor | None = None

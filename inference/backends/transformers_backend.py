@@ -62,8 +62,10 @@ class TransformersBackend(GenerationBackend):
         dtype = dtype_name if dtype_name == "auto" else getattr(torch, dtype_name)
         tokenizer = load_tokenizer(self.spec.base_model)
         model = AutoModelForCausalLM.from_pretrained(self.spec.base_model, dtype=dtype)
-        model.to(device)
-        model.eval()
+        # transformers declares PreTrainedModel.to through functools.wraps(torch.nn.Module.to), a type
+        # mypy cannot bind to the instance, and leaves eval() unannotated.
+        model.to(device)  # type: ignore[arg-type]
+        model.eval()  # type: ignore[no-untyped-call]
         return TransformersEngine(tokenizer=tokenizer, model=model, device=device)
 
     def _adapter_name(self, engine: TransformersEngine) -> str | None:
@@ -154,7 +156,7 @@ class TransformersBackend(GenerationBackend):
         )
         # Every field set explicitly: transformers fills unset (None) fields from the model's own
         # generation_config, which could silently turn sampling on or change top_k.
-        config = GenerationConfig(
+        config = GenerationConfig(  # type: ignore[no-untyped-call]  # its __init__ takes bare **kwargs
             max_new_tokens=params.max_new_tokens,
             do_sample=not params.greedy,
             temperature=1.0 if params.greedy else params.temperature,

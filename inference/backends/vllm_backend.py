@@ -13,6 +13,7 @@ from typing import Any
 
 from inference.backends.base import (
     BackendUnavailable,
+    EngineKey,
     GenerationBackend,
     GenerationResult,
     Message,
@@ -81,7 +82,7 @@ class VLLMBackend(GenerationBackend):
         "engine_kwargs",
     )
 
-    def engine_key(self) -> tuple:
+    def engine_key(self) -> EngineKey:
         # max_model_len is fixed when the engine is built, so it is part of the key.
         return (*super().engine_key(), ("context_length", self.spec.context_length))
 
@@ -123,7 +124,8 @@ class VLLMBackend(GenerationBackend):
     def context_limit(self) -> int | None:
         if self.spec.context_length is not None:
             return self.spec.context_length
-        return self.engine.max_model_len
+        engine: VLLMEngine = self.engine
+        return engine.max_model_len
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(encode_prompt(load_tokenizer(self.spec.base_model), messages, self.spec.chat_template))

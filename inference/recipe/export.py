@@ -12,7 +12,7 @@ Pure: no Django. Two files and a ``dataset_info.json`` that names them:
     {"instruction": q_i, "input": "", "output": r_i, "history": [[q_1, r_1], ..., [q_{i-1}, r_{i-1}]],
      "system": "..."}
 
-Rounds are formed as for generation (METRICS.md §1, :func:`inference.prompts.build_rounds`), so
+Rounds are formed as for generation (docs/metrics.md, "Rounds"; :func:`inference.prompts.build_rounds`), so
 a dialogue with n rounds gives one ShareGPT record with 2n messages and n Alpaca records. A
 dialogue with no round is left out of both files and counted in ``skipped``.
 """
@@ -23,8 +23,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from inference.prompts import build_rounds
+
+# One JSON object of a LLaMA-Factory file (a ShareGPT or Alpaca record, a dataset_info entry).
+JsonRecord = dict[str, Any]
 
 Turn = tuple[str, str]
 
@@ -57,23 +61,23 @@ def _rounds(dialogue: ExportDialogue) -> list[tuple[str, str]]:
         raise ValueError(f"dialogue {dialogue.external_id}: {error}") from None
 
 
-def sharegpt_record(rounds: Sequence[tuple[str, str]], system: str | None = None) -> dict:
+def sharegpt_record(rounds: Sequence[tuple[str, str]], system: str | None = None) -> JsonRecord:
     """One ShareGPT record from a dialogue's rounds."""
     conversations = []
     for client, counselor in rounds:
         conversations.append({"from": "human", "value": client})
         conversations.append({"from": "gpt", "value": counselor})
-    record: dict = {"conversations": conversations}
+    record: JsonRecord = {"conversations": conversations}
     if system:
         record["system"] = system
     return record
 
 
-def alpaca_records(rounds: Sequence[tuple[str, str]], system: str | None = None) -> list[dict]:
+def alpaca_records(rounds: Sequence[tuple[str, str]], system: str | None = None) -> list[JsonRecord]:
     """One Alpaca record per round, the earlier rounds as ``history``."""
     records = []
     for i, (client, counselor) in enumerate(rounds):
-        record: dict = {
+        record: JsonRecord = {
             "instruction": client,
             "input": "",
             "output": counselor,
@@ -85,7 +89,7 @@ def alpaca_records(rounds: Sequence[tuple[str, str]], system: str | None = None)
     return records
 
 
-def dataset_info(name: str, sharegpt_file: str, alpaca_file: str, with_system: bool) -> dict:
+def dataset_info(name: str, sharegpt_file: str, alpaca_file: str, with_system: bool) -> JsonRecord:
     """LLaMA-Factory ``dataset_info.json`` entries ``<name>_sharegpt`` and ``<name>_alpaca``."""
     sharegpt_columns = {"messages": "conversations"}
     alpaca_columns = {"prompt": "instruction", "query": "input", "response": "output", "history": "history"}
@@ -105,10 +109,10 @@ def dataset_info(name: str, sharegpt_file: str, alpaca_file: str, with_system: b
 
 def build_records(
     dialogues: Iterable[ExportDialogue], system: str | None = None
-) -> tuple[list[dict], list[dict], list[str]]:
+) -> tuple[list[JsonRecord], list[JsonRecord], list[str]]:
     """``(sharegpt records, alpaca records, ids of dialogues skipped for having no round)``."""
-    sharegpt: list[dict] = []
-    alpaca: list[dict] = []
+    sharegpt: list[JsonRecord] = []
+    alpaca: list[JsonRecord] = []
     skipped: list[str] = []
     for dialogue in dialogues:
         rounds = _rounds(dialogue)
@@ -120,7 +124,7 @@ def build_records(
     return sharegpt, alpaca, skipped
 
 
-def _write_json(path: Path, value) -> None:
+def _write_json(path: Path, value: object) -> None:
     # Written to a temporary name and renamed: a half-written file never carries the final name.
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(value, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

@@ -30,7 +30,7 @@ import os
 import random
 import tempfile
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -146,12 +146,13 @@ class TrainResult:
 def _render(
     tokenizer: Any, messages: Sequence[Message], chat_template: str | None, generation_prompt: bool
 ) -> str:
-    return tokenizer.apply_chat_template(
+    text: str = tokenizer.apply_chat_template(
         [dict(m) for m in messages],
         chat_template=chat_template,
         tokenize=False,
         add_generation_prompt=generation_prompt,
     )
+    return text
 
 
 def tokenize_dialogue(
@@ -249,14 +250,16 @@ def _fingerprint_differences(saved: Mapping[str, Any], current: Mapping[str, Any
     return out
 
 
-def _load_checkpoint(path: Path, fingerprint: Mapping[str, Any], say: Callable[[str], None]) -> dict | None:
+def _load_checkpoint(
+    path: Path, fingerprint: Mapping[str, Any], say: Callable[[str], None]
+) -> dict[str, Any] | None:
     """The checkpoint's contents when it belongs to this run, else None (and a log line saying why)."""
     import torch
 
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state: dict[str, Any] = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # noqa: BLE001 - an unreadable checkpoint only costs the progress
         say(f"checkpoint ignored: {path} could not be read ({type(error).__name__}: {error})")
         return None
@@ -292,7 +295,7 @@ def _pick_device(requested: str) -> str:
     return requested
 
 
-def _python_rng_state(saved: Any) -> tuple:
+def _python_rng_state(saved: Any) -> tuple[Any, ...]:
     # torch.load gives back the tuple random.getstate() made, possibly with lists inside.
     version, internal, gauss = saved
     return (version, tuple(internal), gauss)
@@ -361,10 +364,12 @@ def train_lora(
     dtype = torch.float32
     if device.startswith("cuda") and torch.cuda.is_bf16_supported():
         dtype = torch.bfloat16
-    model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
-    model.to(device)
+    base = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+    # transformers declares PreTrainedModel.to through functools.wraps(torch.nn.Module.to), a type
+    # mypy cannot bind to the instance.
+    base.to(device)  # type: ignore[arg-type]
     if params.lora_target == "all":
-        target = all_linear_modules(model)
+        target = all_linear_modules(base)
     else:
         target = [t.strip() for t in params.lora_target.split(",") if t.strip()]
     config = LoraConfig(
@@ -375,7 +380,7 @@ def train_lora(
         task_type="CAUSAL_LM",
         bias="none",
     )
-    model = get_peft_model(model, config)
+    model = get_peft_model(base, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     say(f"device {device}, dtype {str(dtype).removeprefix('torch.')}, {trainable} trainable parameters")
 
@@ -394,7 +399,7 @@ def train_lora(
 
     order = random.Random(params.seed)
 
-    def micro_batches():
+    def micro_batches() -> Iterator[tuple[int, list[tuple[list[int], list[int]]]]]:
         # Reshuffled every epoch with a seeded generator: a rerun sees the same batches.
         epoch = 0
         while True:
@@ -404,7 +409,7 @@ def train_lora(
                 yield epoch, [examples[i] for i in indices[start : start + params.batch_size]]
             epoch += 1
 
-    def collate(batch):
+    def collate(batch: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         width = max(len(ids) for ids, _ in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         labels = torch.full((len(batch), width), -100, dtype=torch.long)
@@ -448,8 +453,8 @@ def train_lora(
         step_loss = 0.0
         for _ in range(params.gradient_accumulation_steps):
             epoch, batch = next(stream)
-            input_ids, labels, mask = collate(batch)
-            loss = model(input_ids=input_ids, attention_mask=mask, labels=labels).loss
+            input_ids, label_ids, mask = collate(batch)
+            loss = model(input_ids=input_ids, attention_mask=mask, labels=label_ids).loss
             (loss / params.gradient_accumulation_steps).backward()
             step_loss += float(loss.detach()) / params.gradient_accumulation_steps
             micro_done += 1
@@ -503,7 +508,7 @@ def train_lora(
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir, safe_serialization=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)  # peft's signature says str
     seconds = time.perf_counter() - started
     record = {
         "base_model": base_model,

@@ -1,6 +1,6 @@
 """MI-style rewriting of a counselling dialogue: the default prompt, the request, the output check.
 
-Pure: no Django, no torch. A source dialogue is reduced to its rounds (METRICS.md §1): client turn
+Pure: no Django, no torch. A source dialogue is reduced to its rounds (docs/metrics.md, "Rounds"): client turn
 q_i and counselor reply r_i, i = 1..n. The model is asked to rewrite every r_i in an MI-consistent
 way and to return the whole dialogue as a JSON list of ``{"role", "content"}`` objects. An output
 is accepted only when it is parseable, starts with the client, alternates client/counselor, has
@@ -16,6 +16,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from inference.prompts import build_rounds
 
@@ -177,7 +178,7 @@ def _strip_fence(raw: str) -> str:
     return match.group(1) if match else raw.strip()
 
 
-def _parse_json(raw: str) -> list | None:
+def _parse_json(raw: str) -> list[Any] | None:
     text = _strip_fence(raw)
     candidates = [text]
     start, end = text.find("["), text.rfind("]")
@@ -190,18 +191,19 @@ def _parse_json(raw: str) -> list | None:
             continue
         if isinstance(value, dict):
             for key in ("dialogue", "turns", "messages", "conversations"):
-                if isinstance(value.get(key), list):
-                    return value[key]
+                found = value.get(key)
+                if isinstance(found, list):
+                    return found
             continue
         if isinstance(value, list):
             return value
     return None
 
 
-def _parse_prefixed(raw: str) -> list[dict] | None:
+def _parse_prefixed(raw: str) -> list[dict[str, str]] | None:
     """Lines starting with ``来访者：`` / ``心理咨询师：`` / ``Client:`` / ``Counselor:``; other lines
     continue the previous turn (as in CPsyCounD files)."""
-    turns: list[dict] = []
+    turns: list[dict[str, str]] = []
     for line in _strip_fence(raw).splitlines():
         match = _PREFIX_LINE.match(line)
         if match:

@@ -1,4 +1,4 @@
-"""Round-based prompt building (METRICS.md §1) with literal dialogues."""
+"""Round-based prompt building (docs/metrics.md, "Rounds") with literal dialogues."""
 
 from __future__ import annotations
 
