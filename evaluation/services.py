@@ -7,7 +7,7 @@ from dataclasses import asdict
 from django.db import transaction
 from django.utils import timezone
 
-from annotation.actions import ActionError
+from annotation.errors import ActionError
 from annotation.models import CodingRound, Study
 from inference.models import GenerationItem, GenerationRun
 

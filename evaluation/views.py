@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.actions import ActionError
+from annotation.errors import ActionError
 
 from . import charts, queries, services
 from .reliability_data import REFERENCE_BANDS

@@ -24,7 +24,8 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.actions import ActionError, create_generated_source, dialogue_rounds
+from annotation.actions import create_generated_source, dialogue_rounds
+from annotation.errors import ActionError
 from annotation.models import Dialogue, Study, Turn
 
 from . import prompts, registry

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from .. import miti
+from ..errors import ActionError
 from ..models import (
     Assignment,
     AuditEvent,
@@ -30,7 +31,6 @@ from ..models import (
     Volley,
 )
 from . import coding
-from .studies import ActionError
 
 CODING = Assignment.Kind.CODING
 CONSENSUS = Assignment.Kind.CONSENSUS

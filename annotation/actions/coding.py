@@ -22,8 +22,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import miti
+from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode, Volley
-from .studies import ActionError
 
 # Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
 CODE, GLOBAL, UNDO, SUBMIT = "code", "global", "undo", "submit"

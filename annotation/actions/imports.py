@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import parsers
+from ..errors import ActionError
 from ..models import Dialogue, ImportBatch, Study, Turn
-from .studies import ActionError
 
 
 def import_dialogues(

@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from mi_platform.api_auth import token_digest
 
+from ..errors import ActionError
 from ..models import ApiToken
-from .studies import ActionError
 
 # A recognisable prefix lets secret scanners and people spot a leaked token ("mip_…").
 TOKEN_PREFIX = "mip_"

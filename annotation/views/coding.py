@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import miti, queries
 from ..actions import coding as coding_actions
-from ..actions.studies import ActionError
+from ..errors import ActionError
 from ..models import Assignment
 
 PAGE = "annotation/coding/transcript.html"

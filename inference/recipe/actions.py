@@ -22,7 +22,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Max, Q, QuerySet
 from django.utils import timezone
 
-from annotation.actions import ActionError
+from annotation.errors import ActionError
 from annotation.models import Dialogue, Study, Turn
 from annotation.parsers import ParsedTurn, content_hash
 from inference import registry

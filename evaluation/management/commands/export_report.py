@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.actions import ActionError
+from annotation.errors import ActionError
 from annotation.models import CodingRound, Study
 from evaluation import exports, services
 
