@@ -22,8 +22,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation import miti
-from annotation.api import StudyScopedView
-from annotation.serializers import ErrorSerializer
+from annotation.accounts.api import StudyScopedView
+from annotation.accounts.serializers import ErrorSerializer
 
 from . import queries, services
 from . import serializers as s

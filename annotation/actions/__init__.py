@@ -1,10 +1,13 @@
 """Every state change of the annotation app, as named, atomic functions.
 
-Views, the API, Celery tasks and management commands call these; nothing else writes.
+Views, the API, Celery tasks and management commands call these; nothing else writes. Reads live in
+``annotation.queries``; the token writes live with the rest of accounts (``annotation.accounts.tokens``)
+and are exported here too.
 """
 
 from __future__ import annotations
 
+from ..accounts.tokens import create_token, revoke_token
 from .adjudication import (
     adjudication_items,
     compare,
@@ -36,7 +39,6 @@ from .studies import (
     split_by_ids,
     split_randomly,
 )
-from .tokens import create_token, revoke_token
 from .transcripts import (
     create_generated_source,
     dialogue_rounds,
