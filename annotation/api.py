@@ -21,6 +21,7 @@ from . import serializers as s
 from .accounts.api import ApiView, StudyScopedView
 from .actions import coding
 from .models import Assignment, Dialogue, Study, TranscriptSource
+from .queries import coding as coding_queries
 
 # --- studies and members ---------------------------------------------------------------------------------------
 
@@ -186,15 +187,10 @@ class ReferenceSourceView(StudyScopedView):
         return Response(s.SourceSerializer(row).data)
 
 
-def _round_progress(round_ids) -> dict[int, dict[str, int]]:
-    progress: dict[int, dict[str, int]] = {}
-    rows = (
-        Assignment.objects.filter(coding_round_id__in=list(round_ids), kind=Assignment.Kind.CODING)
-        .values_list("coding_round_id", "status").annotate(n=Count("id"))
-    )
-    for round_id, st, n in rows:
-        progress.setdefault(round_id, {})[st] = n
-    return progress
+def _round_progress(study: Study, round_ids) -> dict[int, dict[str, int]]:
+    """Coding assignments per status of each round, from the one grouped progress query."""
+    rows = queries.coding_progress(study, round_ids=round_ids)
+    return {round_id: total.by_status() for round_id, total in queries.totals_by_round(rows).items()}
 
 
 class RoundListView(StudyScopedView):
@@ -204,7 +200,7 @@ class RoundListView(StudyScopedView):
     def get(self, request: Request, slug: str) -> Response:
         study = self.get_study()
         page = self.paginate_queryset(study.rounds.prefetch_related("sources", "coders").order_by("-created_at", "-id"))
-        context = {"progress": _round_progress(r.pk for r in page)}
+        context = {"progress": _round_progress(study, [r.pk for r in page])}
         return self.get_paginated_response(s.CodingRoundSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=s.CodingRoundCreateSerializer, responses={201: s.CodingRoundSerializer},
@@ -221,15 +217,16 @@ class RoundListView(StudyScopedView):
             study, name=data["name"], sources=sources, coders=coders, overlap=data["overlap"], seed=data.get("seed"),
             per_overlap=data["per_overlap"], created_by=request.user,
         )
-        context = {"progress": _round_progress([coding_round.pk])}
+        context = {"progress": _round_progress(study, [coding_round.pk])}
         return Response(s.CodingRoundSerializer(coding_round, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class RoundDetailView(StudyScopedView):
     @extend_schema(responses=s.CodingRoundSerializer, summary="A coding round with its progress")
     def get(self, request: Request, slug: str, pk: int) -> Response:
-        coding_round = queries.round_for(request.user, self.get_study(), pk)
-        context = {"progress": _round_progress([coding_round.pk])}
+        study = self.get_study()
+        coding_round = queries.round_for(request.user, study, pk)
+        context = {"progress": _round_progress(study, [coding_round.pk])}
         return Response(s.CodingRoundSerializer(coding_round, context=context).data)
 
 
@@ -283,11 +280,11 @@ class QueueView(ApiView):
         if request.query_params.get("status"):
             qs = qs.filter(status=request.query_params["status"])
         page = self.paginate_queryset(qs)
-        progress = {pk: _progress(p) for pk, p in coding.progress_for(page).items()}
+        progress = {pk: _progress(p) for pk, p in coding_queries.progress_for(page).items()}
         return self.get_paginated_response(s.QueueItemSerializer(page, many=True, context={"progress": progress}).data)
 
 
-def _progress(progress: coding.Progress) -> dict:
+def _progress(progress: coding_queries.Progress) -> dict:
     return {"coded": progress.coded, "total": progress.total, "globals_set": progress.globals_set,
             "globals_total": progress.globals_total, "percent": progress.percent, "complete": progress.complete}
 
@@ -301,12 +298,12 @@ def workspace_payload(assignment: Assignment) -> dict:
 
     Texts, the coder's own codes, globals, tallies and progress; no source, model or run.
     """
-    sheet = coding.coding_sheet(assignment)
+    sheet = coding_queries.coding_sheet(assignment)
     coding_round = assignment.coding_round
     return {
         "id": assignment.pk, "study": coding_round.study.slug, "change_goal": coding_round.study.change_goal,
         "blind_code": assignment.transcript.blind_code, "status": assignment.status, "version": assignment.version,
-        "editable": coding.is_editable(assignment), "globals_rated": coding_round.globals_rated,
+        "editable": coding_queries.is_editable(assignment), "globals_rated": coding_round.globals_rated,
         "instrument_version": coding_round.instrument_version,
         "volleys": [
             {"id": v.id, "number": v.number, "client_context": v.client_context, "tally": _tally(v.tally),
@@ -349,7 +346,7 @@ class CodingWriteView(ApiView):
 
     def saved(self, assignment: Assignment, result: coding.SaveResult | None = None) -> Response:
         body = {"id": assignment.pk, "status": assignment.status, "version": assignment.version,
-                "progress": _progress(coding.assignment_progress(assignment)), "volley": None, "tally": None}
+                "progress": _progress(coding_queries.assignment_progress(assignment)), "volley": None, "tally": None}
         if result is not None and result.tally is not None:
             body["volley"] = result.volley_id
             body["tally"] = _tally(result.tally)

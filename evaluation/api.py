@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation import miti
+from annotation import queries as annotation_queries
 from annotation.accounts.api import StudyScopedView
 from annotation.accounts.serializers import ErrorSerializer
 
@@ -83,7 +84,7 @@ class ProgressView(ResultsView):
         rows = [
             {"round": r.round_id, "round_name": r.round_name, "coder": r.coder, "kind": r.kind, "total": r.total,
              "submitted": r.submitted, "in_progress": r.in_progress, "pending": r.pending, "percent": r.percent}
-            for r in queries.coding_progress(self.get_study(), self.get_round())
+            for r in annotation_queries.coding_progress(self.get_study(), self.get_round())
         ]
         return self.paginated(rows, s.ProgressRowSerializer)
 

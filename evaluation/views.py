@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
+from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
 from . import charts, queries, services
@@ -65,11 +66,11 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
     results = build_results(study, coding_round, per_code=False)
-    progress = queries.coding_progress(study, coding_round)
+    progress = annotation_queries.coding_progress(study, coding_round)
     context = _base_context(request, study, "eval-dashboard", coding_round) | {
         "results": results,
         "progress": progress,
-        "round_totals": queries.round_totals(progress),
+        "round_totals": annotation_queries.round_totals(progress),
         "score_keys": SUMMARY_TABLE_KEYS,
         "summary_chart": results.chart("summary", "svg").decode("utf-8") if results.sources else "",
         "reference_bands": REFERENCE_BANDS,

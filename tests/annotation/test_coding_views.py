@@ -14,6 +14,7 @@ import pytest
 from annotation import actions, miti
 from annotation.actions import coding
 from annotation.models import Assignment, AuditEvent, GlobalRating, UtteranceCode
+from annotation.queries import coding as coding_queries
 
 from .test_coding_actions import build_round, code_everything, rate_globals, utterances_of
 
@@ -68,7 +69,7 @@ def test_coding_page_shows_goal_context_utterances_codes_globals_and_hints(clien
     html = response.content.decode()
     assert mine.transcript.blind_code in html
     assert "quit smoking" in html  # the study's change goal
-    sheet = coding.coding_sheet(mine)
+    sheet = coding_queries.coding_sheet(mine)
     assert sheet.volleys[0].client_context.splitlines()[0] in html  # client context shown
     assert html.count('<li class="utt') == sheet.progress.total
     for u in utterances_of(mine):
