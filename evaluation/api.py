@@ -26,7 +26,7 @@ from annotation import queries as annotation_queries
 from annotation.accounts.api import StudyScopedView
 from annotation.accounts.serializers import ErrorSerializer
 
-from . import queries, services
+from . import actions, queries
 from . import serializers as s
 from .results import build_results, metric_rows
 from .summaries import CodingSummary, SourceInfo, load_summaries
@@ -156,7 +156,7 @@ class RunMetricsView(ResultsView):
                    summary="(Re)compute a run's automatic metrics in the background")
     def post(self, request: Request, slug: str, pk: int) -> Response:
         run = queries.run_for(request.user, self.get_study(), pk)
-        services.request_run_metrics(run)
+        actions.request_run_metrics(run)
         return Response({"detail": f"Metrics of run {run.pk} queued."}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -176,7 +176,7 @@ class ExportListView(ResultsView):
         study = self.get_study()
         data = self.valid(s.ExportRequestSerializer)
         coding_round = queries.round_for_results(study, data.get("round"))
-        job = services.request_export(study, kind=data["kind"], fmt=data["format"], requested_by=request.user,
+        job = actions.request_export(study, kind=data["kind"], fmt=data["format"], requested_by=request.user,
                                       coding_round=coding_round)
         body = s.ExportJobSerializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})

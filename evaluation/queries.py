@@ -12,8 +12,9 @@ from django.http import Http404
 
 from annotation import queries as annotation_queries
 from annotation.models import CodingRound, Study
-from inference.models import GenerationRun
+from inference.models import GenerationItem, GenerationRun
 
+from . import metrics
 from .models import ExportJob, MetricReport
 
 COORDINATOR = annotation_queries.COORDINATOR
@@ -58,6 +59,20 @@ def run_for(user, study: Study, run_id: int) -> GenerationRun:
     if run is None:
         raise Http404("No such generation run.")
     return run
+
+
+def run_pairs(run: GenerationRun) -> tuple[list[metrics.RoundPair], int]:
+    """(reply, gold reply) per finished round of the run, and the number of rounds that failed."""
+    pairs = [
+        metrics.RoundPair(dialogue_id, round_index, response, reference)
+        for dialogue_id, round_index, response, reference in GenerationItem.objects.filter(
+            run=run, status=GenerationItem.Status.DONE
+        )
+        .order_by("dialogue_id", "round_index")
+        .values_list("dialogue_id", "round_index", "response", "reference")
+    ]
+    failed = GenerationItem.objects.filter(run=run).exclude(status=GenerationItem.Status.DONE).count()
+    return pairs, failed
 
 
 def metric_reports(study: Study) -> list[MetricReport]:

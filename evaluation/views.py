@@ -22,7 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
-from . import charts, queries, services
+from . import actions, charts, exports, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -150,7 +150,7 @@ def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
     study = queries.study_for_results(request.user, slug)
     run = queries.run_for(request.user, study, run_id)
     try:
-        services.request_run_metrics(run)
+        actions.request_run_metrics(run)
     except ActionError as exc:
         messages.error(request, str(exc))
     else:
@@ -192,7 +192,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         kind, fmt = request.POST.get("kind", ""), request.POST.get("format", "")
         try:
             coding_round = queries.round_for_results(study, request.POST.get("round"))
-            job = services.request_export(
+            job = actions.request_export(
                 study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round
             )
         except ActionError as exc:
@@ -206,8 +206,8 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse(status=405)
     context = _base_context(request, study, "eval-exports") | {
         "jobs": queries.export_jobs_of(study),
-        "kinds": services.EXPORT_KINDS,
-        "formats": services.EXPORT_FORMATS,
+        "kinds": exports.EXPORT_KINDS,
+        "formats": exports.EXPORT_FORMATS,
     }
     return _page(request, "evaluation/exports.html", context)
 

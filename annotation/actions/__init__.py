@@ -24,7 +24,7 @@ from .coding import (
     submit_assignment,
     undo_last,
 )
-from .imports import import_dialogues
+from .imports import create_derived_dialogue, import_dialogues
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
     ActionError,
@@ -52,6 +52,7 @@ __all__ = [
     "submit_assignment",
     "undo_last",
     "create_coding_round",
+    "create_derived_dialogue",
     "create_generated_source",
     "create_study",
     "create_token",
