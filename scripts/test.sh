@@ -14,6 +14,8 @@ export MI_VAR_DIR=${MI_VAR_DIR:-$PWD/var/test}
 mkdir -p "$MI_VAR_DIR/staticfiles"  # whitenoise warns on every request when STATIC_ROOT is missing
 echo "== ruff"
 "$VENV/bin/ruff" check .
+echo "== import contracts (.importlinter: floors, pure modules, tasks by name, no circles)"
+"$VENV/bin/lint-imports" --no-cache
 echo "== django checks"
 # makemigrations checks migration history against the database: make sure it exists (pytest itself
 # creates and drops its own test_ database).
