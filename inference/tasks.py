@@ -5,7 +5,8 @@
 ``reject_on_worker_lost``): a chunk may run twice, or after a worker was killed half-way; the claim
 kernel (:mod:`inference.claims`) makes that harmless. Only named transient errors (lost database or
 network connections) are retried; anything else a backend raises marks the chunk's items failed
-with the message, so the run page shows it. Actions send these tasks by name, never by import.
+with the message, so the run page shows it. Actions send these tasks by name, never by import;
+``mi_platform.celery`` discovers this module (and the recipe's ``inference.recipe.tasks``).
 """
 
 from __future__ import annotations
@@ -47,7 +48,3 @@ def test_model(model_id: int) -> dict[str, Any]:
         return {"model": model_id, "ok": False, "problems": [f"model {model_id} no longer exists"]}
     problems = actions.test_model(model)
     return {"model": model_id, "ok": not problems, "problems": problems, "at": timezone.now().isoformat()}
-
-
-# Celery discovers this module (``mi_platform.celery``); the recipe's tasks live in
-# ``inference.recipe.tasks``, discovered the same way.
