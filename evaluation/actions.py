@@ -61,7 +61,7 @@ def request_export(
 def compute_run_metrics(run: GenerationRun) -> MetricReport:
     """Score every finished round of ``run`` against the gold counselor turn and store the report.
 
-    BLEU-4 and ROUGE as METRICS.md §2 (``evaluation.metrics``), in the study's language. Rounds that
+    BLEU-4 and ROUGE as docs/metrics.md defines them (``evaluation.metrics``), in the study's language. Rounds that
     did not finish are left out and counted in ``extra["n_not_done"]``. Re-running replaces the report.
     """
     language = run.study.language if run.study.language in metrics.LANGUAGES else "en"
