@@ -8,6 +8,7 @@ the tests, and is installed in each worker process at start — the app itself c
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 
@@ -16,6 +17,8 @@ from celery.signals import worker_process_init
 from mi_platform.celery import app
 
 __all__ = ["app"]
+
+log = logging.getLogger(__name__)
 
 
 @worker_process_init.connect
@@ -34,3 +37,4 @@ def slow_generation_chunks(**_kwargs) -> None:
 
     # execute_chunk looks generate_outcomes up when the chunk computes (after its claim).
     execute.generate_outcomes = slowed
+    log.warning("fault tests: generation chunks sleep %s s after their claim", delay)  # in worker-test.log
