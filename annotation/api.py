@@ -1,213 +1,27 @@
 """Machine API of the annotation app (DRF, thin): parse with a serializer → one action or query → respond.
 
-Also the shared base of every API view (``ApiView``, ``StudyScopedView``, ``ApiSchema``): one error
-body, pagination on every list, the error responses documented on every operation. Permissions are
-the pages' permissions because both go through ``annotation.queries``: an outsider gets 404, a member
-without the needed role 403.
+The views stand on the API's ground floor, ``annotation.accounts.api`` (``ApiView``,
+``StudyScopedView``: one error body, pagination on every list, the error responses documented on
+every operation). Permissions are the pages' permissions because both go through
+``annotation.queries``: an outsider gets 404, a member without the needed role 403.
 """
 
 from __future__ import annotations
 
-from django.contrib.auth import authenticate
 from django.db.models import Count
-from django.http import Http404, HttpRequest
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.openapi import AutoSchema
+from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions, generics, permissions, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework import exceptions, status
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 
 from . import actions, miti, parsers, queries
 from . import serializers as s
+from .accounts.api import ApiView, StudyScopedView
 from .actions import coding
-from .models import ApiToken, Assignment, Dialogue, Study, TranscriptSource
-
-
-class PersonalTokenScheme(OpenApiAuthenticationExtension):
-    """Documents ``Authorization: Bearer <token>`` (personal tokens) in the schema and Swagger UI."""
-
-    target_class = "mi_platform.api_auth.PersonalTokenAuthentication"
-    name = "personalToken"
-
-    def get_security_definition(self, auto_schema):
-        return {"type": "http", "scheme": "bearer", "description": "A personal API token (account page or POST /api/tokens/)."}
-
-
-# --- shared base ------------------------------------------------------------------------------------------
-
-
-class Pagination(LimitOffsetPagination):
-    default_limit = 50
-    max_limit = 1000
-
-
-class ApiSchema(AutoSchema):
-    """AutoSchema that documents the API's error responses (one body shape) on every operation.
-
-    Schemathesis checks every response against the schema, so every status a view can return must be
-    here: 400 on writes, 401/403/404 everywhere, 429 where throttled.
-    """
-
-    def get_operation(self, path, path_regex, path_prefix, method, registry):
-        operation = super().get_operation(path, path_regex, path_prefix, method, registry)
-        if operation is None:
-            return operation
-        error = {"content": {"application/json": {"schema": self.resolve_serializer(s.ErrorSerializer, "response").ref}}}
-        codes = {"401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
-                 "404": "No such object, or not visible to you."}
-        if method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes["400"] = "Invalid input; `errors` names the fields."
-        if getattr(self.view, "throttle_scope", None):
-            codes["429"] = "Too many requests; retry later."
-        for code, description in codes.items():
-            operation["responses"].setdefault(code, {"description": description, **error})
-        return operation
-
-
-class ApiView(generics.GenericAPIView):
-    """Base of every API view: action errors become 400 with the action's own message."""
-
-    schema = ApiSchema()
-    pagination_class = Pagination
-
-    def initial(self, request, *args, **kwargs):
-        super().initial(request, *args, **kwargs)
-        # PostgreSQL text cannot hold NUL; refuse it at the door instead of failing in the database.
-        for key, values in request.query_params.lists():
-            if "\x00" in key or any("\x00" in value for value in values):
-                raise exceptions.ValidationError({key.replace("\x00", ""): ["Null characters are not allowed."]})
-        if any("\x00" in str(value) for value in kwargs.values()):
-            raise exceptions.NotFound("Not found.")
-
-    def handle_exception(self, exc):
-        if isinstance(exc, exceptions.ValidationError) and not isinstance(exc.detail, list):
-            # Nested errors (list items, nested objects) become dotted keys: the error body keeps its one
-            # shape, {field: [messages]}, e.g. {"sources.3": ["A valid integer is required."]}.
-            exc = exceptions.ValidationError(flatten_errors(exc.detail))
-        elif isinstance(exc, actions.ActionError):
-            exc = exceptions.ValidationError({"non_field_errors": [str(exc)]})
-        elif isinstance(exc, parsers.ImportFormatError):
-            # Same message as the import page shows (file, line/record and field named).
-            exc = exceptions.ValidationError({"file": [str(exc)]})
-        return super().handle_exception(exc)
-
-    def paginated(self, rows, serializer_class, **context) -> Response:
-        """A paginated list response of ``rows`` (a queryset or a plain list)."""
-        page = self.paginate_queryset(rows)
-        data = serializer_class(page, many=True, context={"request": self.request, **context}).data
-        return self.get_paginated_response(data)
-
-    def valid(self, serializer_class, data=None) -> dict:
-        serializer = serializer_class(data=self.request.data if data is None else data)
-        serializer.is_valid(raise_exception=True)
-        return serializer.validated_data
-
-
-def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
-    """DRF's nested validation errors as ``{"field.sub.0": [messages]}``."""
-    flat: dict[str, list[str]] = {}
-    if isinstance(detail, dict):
-        for key, value in detail.items():
-            flat.update(flatten_errors(value, f"{prefix}.{key}" if prefix else str(key)))
-    elif isinstance(detail, list) and all(not isinstance(item, dict | list) for item in detail):
-        flat[prefix or "non_field_errors"] = [str(item) for item in detail]
-    elif isinstance(detail, list):
-        for index, item in enumerate(detail):
-            if item:
-                flat.update(flatten_errors(item, f"{prefix}.{index}" if prefix else str(index)))
-    else:
-        flat[prefix or "non_field_errors"] = [str(detail)]
-    return flat
-
-
-class StudyScopedView(ApiView):
-    """A view under ``/api/studies/<slug>/``; ``study_role`` is the role it needs (None: any member)."""
-
-    study_role: str | None = queries.COORDINATOR
-
-    def get_study(self) -> Study:
-        if not hasattr(self, "_study"):
-            self._study = queries.study_for(self.request.user, self.kwargs["slug"], role=self.study_role)
-        return self._study
-
-
-def not_found(request: HttpRequest, *args, **kwargs):
-    """JSON 404 for any path under /api/ that matches no endpoint (not Django's HTML page)."""
-    from django.http import JsonResponse
-
-    return JsonResponse({"detail": "No such API endpoint.", "errors": {}}, status=404)
-
-
-# --- the current user and tokens ---------------------------------------------------------------------------
-
-
-class MeView(ApiView):
-    @extend_schema(responses=s.MeSerializer, summary="The authenticated user")
-    def get(self, request: Request) -> Response:
-        user = request.user
-        return Response(
-            s.MeSerializer(
-                {"id": user.pk, "username": user.get_username(), "is_staff": user.is_staff,
-                 "can_create_studies": user.has_perm("annotation.add_study")}
-            ).data
-        )
-
-
-class TokenListView(ApiView):
-    """Your personal tokens. POST with username and password mints one (for scripts); throttled."""
-
-    throttle_scope = "auth"
-    serializer_class = s.TokenSerializer
-
-    def get_permissions(self):
-        if self.request.method == "POST":
-            return [permissions.AllowAny()]
-        return super().get_permissions()
-
-    def get_throttles(self):
-        return [ScopedRateThrottle()] if self.request.method != "GET" else []
-
-    def get_authenticators(self):
-        # Minting takes credentials in the body: a stale or revoked token in the header must not turn
-        # a correct username/password into a 401.
-        if getattr(self, "request", None) is not None and self.request.method == "POST":
-            return []
-        return super().get_authenticators()
-
-    @extend_schema(responses=s.TokenSerializer(many=True), summary="List your active tokens")
-    def get(self, request: Request) -> Response:
-        return self.paginated(ApiToken.objects.filter(user=request.user, revoked_at__isnull=True), s.TokenSerializer)
-
-    @extend_schema(request=s.TokenRequestSerializer, responses={201: s.TokenCreatedSerializer},
-                   summary="Create a token from a username and password", auth=[])
-    def post(self, request: Request) -> Response:
-        data = self.valid(s.TokenRequestSerializer)
-        user = authenticate(request._request, username=data["username"], password=data["password"])
-        if user is None:
-            raise exceptions.ValidationError({"non_field_errors": ["Invalid username or password."]})
-        token, raw = actions.create_token(user, data["name"])
-        token.token = raw  # the raw value exists only in this response
-        return Response(s.TokenCreatedSerializer(token).data, status=status.HTTP_201_CREATED)
-
-
-class TokenDetailView(ApiView):
-    throttle_scope = "auth"
-
-    def get_throttles(self):
-        return [ScopedRateThrottle()]
-
-    @extend_schema(request=None, responses={204: None}, summary="Revoke one of your tokens")
-    def delete(self, request: Request, pk: int) -> Response:
-        try:
-            actions.revoke_token(request.user, pk)
-        except ApiToken.DoesNotExist as exc:
-            raise Http404("No such token.") from exc
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
+from .models import Assignment, Dialogue, Study, TranscriptSource
+from .queries import coding as coding_queries
 
 # --- studies and members ---------------------------------------------------------------------------------------
 
@@ -373,15 +187,10 @@ class ReferenceSourceView(StudyScopedView):
         return Response(s.SourceSerializer(row).data)
 
 
-def _round_progress(round_ids) -> dict[int, dict[str, int]]:
-    progress: dict[int, dict[str, int]] = {}
-    rows = (
-        Assignment.objects.filter(coding_round_id__in=list(round_ids), kind=Assignment.Kind.CODING)
-        .values_list("coding_round_id", "status").annotate(n=Count("id"))
-    )
-    for round_id, st, n in rows:
-        progress.setdefault(round_id, {})[st] = n
-    return progress
+def _round_progress(study: Study, round_ids) -> dict[int, dict[str, int]]:
+    """Coding assignments per status of each round, from the one grouped progress query."""
+    rows = queries.coding_progress(study, round_ids=round_ids)
+    return {round_id: total.by_status() for round_id, total in queries.totals_by_round(rows).items()}
 
 
 class RoundListView(StudyScopedView):
@@ -391,7 +200,7 @@ class RoundListView(StudyScopedView):
     def get(self, request: Request, slug: str) -> Response:
         study = self.get_study()
         page = self.paginate_queryset(study.rounds.prefetch_related("sources", "coders").order_by("-created_at", "-id"))
-        context = {"progress": _round_progress(r.pk for r in page)}
+        context = {"progress": _round_progress(study, [r.pk for r in page])}
         return self.get_paginated_response(s.CodingRoundSerializer(page, many=True, context=context).data)
 
     @extend_schema(request=s.CodingRoundCreateSerializer, responses={201: s.CodingRoundSerializer},
@@ -408,15 +217,16 @@ class RoundListView(StudyScopedView):
             study, name=data["name"], sources=sources, coders=coders, overlap=data["overlap"], seed=data.get("seed"),
             per_overlap=data["per_overlap"], created_by=request.user,
         )
-        context = {"progress": _round_progress([coding_round.pk])}
+        context = {"progress": _round_progress(study, [coding_round.pk])}
         return Response(s.CodingRoundSerializer(coding_round, context=context).data, status=status.HTTP_201_CREATED)
 
 
 class RoundDetailView(StudyScopedView):
     @extend_schema(responses=s.CodingRoundSerializer, summary="A coding round with its progress")
     def get(self, request: Request, slug: str, pk: int) -> Response:
-        coding_round = queries.round_for(request.user, self.get_study(), pk)
-        context = {"progress": _round_progress([coding_round.pk])}
+        study = self.get_study()
+        coding_round = queries.round_for(request.user, study, pk)
+        context = {"progress": _round_progress(study, [coding_round.pk])}
         return Response(s.CodingRoundSerializer(coding_round, context=context).data)
 
 
@@ -470,11 +280,11 @@ class QueueView(ApiView):
         if request.query_params.get("status"):
             qs = qs.filter(status=request.query_params["status"])
         page = self.paginate_queryset(qs)
-        progress = {pk: _progress(p) for pk, p in coding.progress_for(page).items()}
+        progress = {pk: _progress(p) for pk, p in coding_queries.progress_for(page).items()}
         return self.get_paginated_response(s.QueueItemSerializer(page, many=True, context={"progress": progress}).data)
 
 
-def _progress(progress: coding.Progress) -> dict:
+def _progress(progress: coding_queries.Progress) -> dict:
     return {"coded": progress.coded, "total": progress.total, "globals_set": progress.globals_set,
             "globals_total": progress.globals_total, "percent": progress.percent, "complete": progress.complete}
 
@@ -488,12 +298,12 @@ def workspace_payload(assignment: Assignment) -> dict:
 
     Texts, the coder's own codes, globals, tallies and progress; no source, model or run.
     """
-    sheet = coding.coding_sheet(assignment)
+    sheet = coding_queries.coding_sheet(assignment)
     coding_round = assignment.coding_round
     return {
         "id": assignment.pk, "study": coding_round.study.slug, "change_goal": coding_round.study.change_goal,
         "blind_code": assignment.transcript.blind_code, "status": assignment.status, "version": assignment.version,
-        "editable": coding.is_editable(assignment), "globals_rated": coding_round.globals_rated,
+        "editable": coding_queries.is_editable(assignment), "globals_rated": coding_round.globals_rated,
         "instrument_version": coding_round.instrument_version,
         "volleys": [
             {"id": v.id, "number": v.number, "client_context": v.client_context, "tally": _tally(v.tally),
@@ -536,7 +346,7 @@ class CodingWriteView(ApiView):
 
     def saved(self, assignment: Assignment, result: coding.SaveResult | None = None) -> Response:
         body = {"id": assignment.pk, "status": assignment.status, "version": assignment.version,
-                "progress": _progress(coding.assignment_progress(assignment)), "volley": None, "tally": None}
+                "progress": _progress(coding_queries.assignment_progress(assignment)), "volley": None, "tally": None}
         if result is not None and result.tally is not None:
             body["volley"] = result.volley_id
             body["tally"] = _tally(result.tally)

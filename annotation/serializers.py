@@ -12,8 +12,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from . import miti, parsers
+from .accounts.serializers import ErrorSerializer
 from .models import (
-    ApiToken,
     Assignment,
     CodingRound,
     Dialogue,
@@ -43,48 +43,10 @@ def status_field(choices, **kwargs) -> serializers.CharField:
 # --- errors (documented in every operation's responses) --------------------------------------------
 
 
-class ErrorSerializer(serializers.Serializer):
-    """The one error body of the API."""
-
-    detail = serializers.CharField()
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()))
-
-
 class ConflictSerializer(ErrorSerializer):
     """409 on a stale write: the client's version is behind; ``current_version`` says where the server is."""
 
     current_version = serializers.IntegerField()
-
-
-# --- tokens and the current user ---------------------------------------------------------------------
-
-
-class TokenSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = ApiToken
-        fields = ["id", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
-        read_only_fields = fields
-
-
-class TokenRequestSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=4096, style={"input_type": "password"}, trim_whitespace=False)
-    name = serializers.CharField(max_length=100, default="api")
-
-
-class TokenCreatedSerializer(TokenSerializer):
-    token = serializers.CharField(help_text="The raw token: shown once, store it now. Send as `Authorization: Bearer <token>`.")
-
-    class Meta(TokenSerializer.Meta):
-        fields = [*TokenSerializer.Meta.fields, "token"]
-        read_only_fields = fields
-
-
-class MeSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    username = serializers.CharField()
-    is_staff = serializers.BooleanField()
-    can_create_studies = serializers.BooleanField()
 
 
 # --- studies and members -------------------------------------------------------------------------------

@@ -1,11 +1,17 @@
+"""Pages of the annotation app: accounts, studies, coordinator rounds, the coder's workspace."""
+
 from __future__ import annotations
 
 from django.urls import path
 
-from .views import account, studies
+from .accounts import views as account
+from .views import coding, rounds, studies
 
 urlpatterns = [
+    # The user's own page and its token forms (the login pages are wired in mi_platform.urls).
     path("account/", account.account, name="account"),
+    path("account/tokens/", account.token_create, name="token-create"),
+    path("account/tokens/<int:pk>/revoke/", account.token_revoke, name="token-revoke"),
     path("studies/", studies.study_list, name="study-list"),
     path("studies/new/", studies.study_create, name="study-create"),
     path("studies/<slug:slug>/", studies.study_detail, name="study-detail"),
@@ -15,15 +21,6 @@ urlpatterns = [
     path("studies/<slug:slug>/dialogues/", studies.dialogue_list, name="dialogue-list"),
     path("studies/<slug:slug>/dialogues/<int:pk>/", studies.dialogue_detail, name="dialogue-detail"),
 ]
-
-from .views import tokens  # noqa: E402  (token pages, appended by the API work)
-
-urlpatterns += [
-    path("account/tokens/", tokens.token_create, name="token-create"),
-    path("account/tokens/<int:pk>/revoke/", tokens.token_revoke, name="token-revoke"),
-]
-
-from .views import rounds  # noqa: E402  (coordinator side of coding, appended by the coding-rounds work)
 
 # Transcripts and segmentation, rounds, progress, adjudication.
 urlpatterns += [
@@ -64,8 +61,7 @@ urlpatterns += [
     ),
 ]
 
-from .views import coding  # noqa: E402  (the coder's workspace)
-
+# The coder's workspace.
 urlpatterns += [
     path("code/", coding.coder_queue, name="coder-queue"),
     path("code/<int:pk>/", coding.assignment_code, name="assignment-code"),

@@ -22,10 +22,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation import miti
-from annotation.api import StudyScopedView
-from annotation.serializers import ErrorSerializer
+from annotation import queries as annotation_queries
+from annotation.accounts.api import StudyScopedView
+from annotation.accounts.serializers import ErrorSerializer
 
-from . import queries, services
+from . import actions, queries
 from . import serializers as s
 from .results import build_results, metric_rows
 from .summaries import CodingSummary, SourceInfo, load_summaries
@@ -83,7 +84,7 @@ class ProgressView(ResultsView):
         rows = [
             {"round": r.round_id, "round_name": r.round_name, "coder": r.coder, "kind": r.kind, "total": r.total,
              "submitted": r.submitted, "in_progress": r.in_progress, "pending": r.pending, "percent": r.percent}
-            for r in queries.coding_progress(self.get_study(), self.get_round())
+            for r in annotation_queries.coding_progress(self.get_study(), self.get_round())
         ]
         return self.paginated(rows, s.ProgressRowSerializer)
 
@@ -155,7 +156,7 @@ class RunMetricsView(ResultsView):
                    summary="(Re)compute a run's automatic metrics in the background")
     def post(self, request: Request, slug: str, pk: int) -> Response:
         run = queries.run_for(request.user, self.get_study(), pk)
-        services.request_run_metrics(run)
+        actions.request_run_metrics(run)
         return Response({"detail": f"Metrics of run {run.pk} queued."}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -175,7 +176,7 @@ class ExportListView(ResultsView):
         study = self.get_study()
         data = self.valid(s.ExportRequestSerializer)
         coding_round = queries.round_for_results(study, data.get("round"))
-        job = services.request_export(study, kind=data["kind"], fmt=data["format"], requested_by=request.user,
+        job = actions.request_export(study, kind=data["kind"], fmt=data["format"], requested_by=request.user,
                                       coding_round=coding_round)
         body = s.ExportJobSerializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})

@@ -18,15 +18,43 @@ from pathlib import Path
 from typing import Any
 
 from annotation import miti
+from annotation.errors import ActionError
 from annotation.models import Assignment, CodingRound, Study, Utterance, UtteranceCode
 
 from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
-from .services import check_export
 from .summaries import VALUE_LABELS
 from .xlsx import XlsxWriter
 
 Progress = Callable[[float], None]
+
+EXPORT_KINDS: dict[str, str] = {
+    "codes": "Every code, long format (one row per utterance per coder)",
+    "summaries": "MITI summary per submitted coding",
+    "aggregates": "Per-source and per-coder aggregates",
+    "reliability": "Reliability tables (ICC, alpha, kappa, drift)",
+    "metrics": "Automatic metrics per run (BLEU-4, ROUGE)",
+    "all": "All tables (one workbook / a zip of CSV files)",
+    "report": "Printable MITI report",
+}
+# Which formats each kind can be written in.
+EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
+    "codes": ("csv", "xlsx"),
+    "summaries": ("csv", "xlsx"),
+    "aggregates": ("csv", "xlsx"),
+    "reliability": ("csv", "xlsx"),
+    "metrics": ("csv", "xlsx"),
+    "all": ("xlsx", "csv"),
+    "report": ("html", "pdf"),
+}
+
+
+def check_export(kind: str, fmt: str) -> None:
+    """Raise ActionError unless ``kind`` can be exported as ``fmt``."""
+    if kind not in EXPORT_FORMATS:
+        raise ActionError(f"Unknown export kind '{kind}'; use one of: {', '.join(EXPORT_FORMATS)}.")
+    if fmt not in EXPORT_FORMATS[kind]:
+        raise ActionError(f"'{kind}' can be exported as {' or '.join(EXPORT_FORMATS[kind])}, not '{fmt}'.")
 
 
 @dataclass

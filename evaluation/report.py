@@ -15,7 +15,8 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from annotation import miti
-from annotation.models import Assignment, CodingRound
+from annotation import queries as annotation_queries
+from annotation.models import CodingRound
 
 from . import metrics as metric_defs
 from .reliability import CICCHETTI_BANDS
@@ -39,9 +40,12 @@ def _round_rows(results: Results) -> list[dict[str, Any]]:
         if results.coding_round is not None
         else list(CodingRound.objects.filter(study=results.study).order_by("created_at", "id"))
     )
+    progress = annotation_queries.totals_by_round(
+        annotation_queries.coding_progress(results.study, results.coding_round)
+    )
     rows = []
     for r in rounds:
-        qs = Assignment.objects.filter(coding_round=r, kind=Assignment.Kind.CODING)
+        counted = progress.get(r.pk) or annotation_queries.RoundTotal(r.pk, r.name)
         rows.append({
             "name": r.name,
             "overlap": f"{100 * r.overlap:.0f} %",
@@ -49,8 +53,8 @@ def _round_rows(results: Results) -> list[dict[str, Any]]:
             "instrument": r.instrument_version,
             "globals_rated": r.globals_rated,
             "coders": r.coders.count(),
-            "assignments": qs.count(),
-            "submitted": qs.filter(status=Assignment.Status.SUBMITTED).count(),
+            "assignments": counted.total,
+            "submitted": counted.submitted,
         })
     return rows
 

@@ -10,8 +10,8 @@ from rest_framework import serializers
 
 from annotation.serializers import status_field
 
+from .exports import EXPORT_FORMATS, EXPORT_KINDS
 from .models import ExportJob
-from .services import EXPORT_FORMATS, EXPORT_KINDS
 
 Number = serializers.FloatField
 

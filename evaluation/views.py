@@ -19,9 +19,10 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from annotation.actions import ActionError
+from annotation import queries as annotation_queries
+from annotation.errors import ActionError
 
-from . import charts, queries, services
+from . import actions, charts, exports, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -65,11 +66,11 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for_results(request.user, slug)
     coding_round = queries.round_for_results(study, request.GET.get("round"))
     results = build_results(study, coding_round, per_code=False)
-    progress = queries.coding_progress(study, coding_round)
+    progress = annotation_queries.coding_progress(study, coding_round)
     context = _base_context(request, study, "eval-dashboard", coding_round) | {
         "results": results,
         "progress": progress,
-        "round_totals": queries.round_totals(progress),
+        "round_totals": annotation_queries.round_totals(progress),
         "score_keys": SUMMARY_TABLE_KEYS,
         "summary_chart": results.chart("summary", "svg").decode("utf-8") if results.sources else "",
         "reference_bands": REFERENCE_BANDS,
@@ -149,7 +150,7 @@ def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
     study = queries.study_for_results(request.user, slug)
     run = queries.run_for(request.user, study, run_id)
     try:
-        services.request_run_metrics(run)
+        actions.request_run_metrics(run)
     except ActionError as exc:
         messages.error(request, str(exc))
     else:
@@ -191,7 +192,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         kind, fmt = request.POST.get("kind", ""), request.POST.get("format", "")
         try:
             coding_round = queries.round_for_results(study, request.POST.get("round"))
-            job = services.request_export(
+            job = actions.request_export(
                 study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round
             )
         except ActionError as exc:
@@ -205,8 +206,8 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse(status=405)
     context = _base_context(request, study, "eval-exports") | {
         "jobs": queries.export_jobs_of(study),
-        "kinds": services.EXPORT_KINDS,
-        "formats": services.EXPORT_FORMATS,
+        "kinds": exports.EXPORT_KINDS,
+        "formats": exports.EXPORT_FORMATS,
     }
     return _page(request, "evaluation/exports.html", context)
 

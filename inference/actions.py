@@ -1,7 +1,8 @@
 """Every state change of generation: register a model, start/cancel/resume a run, claim and store chunks.
 
-Atomic, with task enqueues only after commit. The claim/store pair is what makes chunks safe to
-re-send and workers safe to kill: a chunk is claimed with one conditional UPDATE that gives the
+Atomic, with task enqueues only after commit and by task name (``inference.claims.send_after_commit``).
+The claim/store pair is what makes chunks safe to re-send and workers safe to kill: a chunk is
+claimed with the claim kernel's one conditional UPDATE (``inference.claims.claim``) that gives the
 claimed rows a fresh token, and results are written in one transaction only to rows that still
 hold that token and are not done — so a duplicate delivery claims nothing, a killed worker's claim
 goes stale and is taken over, and a late writer whose claim was taken over writes nothing.
@@ -10,24 +11,21 @@ goes stale and is taken over, and a late writer whose claim was taken over write
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from annotation.actions import ActionError, create_generated_source, dialogue_rounds
+from annotation.actions import create_generated_source, dialogue_rounds
+from annotation.errors import ActionError
 from annotation.models import Dialogue, Study, Turn
 
-from . import prompts, registry
+from . import claims, prompts, registry
 from .backends import get_backend
 from .models import GenerationItem, GenerationRun, RegisteredModel
 
@@ -37,13 +35,14 @@ Item = GenerationItem
 Run = GenerationRun
 FINISHED = (Run.Status.DONE, Run.Status.FAILED, Run.Status.CANCELLED)
 EVALUATION_TASK = "evaluation.compute_run_metrics"
+# Chunk tasks by queue, sent by name (``inference.tasks`` registers them).
+CHUNK_TASKS = {"cpu": "inference.tasks.run_chunk", "gpu": "inference.tasks.run_chunk_gpu"}
 
 __all__ = [
     "ActionError",
     "ItemOutcome",
     "cancel_run",
     "claim_items",
-    "claim_stale_seconds",
     "finish_run_if_complete",
     "register_model",
     "release_claims",
@@ -53,18 +52,6 @@ __all__ = [
     "store_results",
     "test_model",
 ]
-
-
-def claim_stale_seconds() -> int:
-    """Seconds after which another worker may take over a claim (a killed worker never releases it).
-
-    Longer than any sane chunk: a live worker whose claim is taken over only loses its write.
-    """
-    value = getattr(settings, "INFERENCE_CLAIM_STALE_SECONDS", None)
-    if value is None:
-        # Until settings name it, the environment (e.g. a test worker's) may set it.
-        value = os.environ.get("INFERENCE_CLAIM_STALE_SECONDS") or 600
-    return int(value)
 
 
 # --- the registry ------------------------------------------------------------------------------
@@ -229,19 +216,11 @@ def start_run(
 
 
 def _enqueue_after_commit(run: Run, item_ids: Sequence[int]) -> None:
-    if not item_ids:
-        return
-    chunks = [list(item_ids[i : i + run.chunk_size]) for i in range(0, len(item_ids), run.chunk_size)]
-    run_id, queue = run.pk, run.queue
-
-    def send() -> None:
-        from . import tasks  # tasks imports this module
-
-        task = tasks.run_chunk_gpu if queue == "gpu" else tasks.run_chunk
-        for chunk in chunks:
-            task.apply_async(args=[run_id, chunk], queue=queue)
-
-    transaction.on_commit(send)
+    """One chunk task per ``run.chunk_size`` items on the run's queue, sent by name after commit."""
+    name = CHUNK_TASKS["gpu" if run.queue == "gpu" else "cpu"]
+    claims.send_after_commit(
+        name, ([run.pk, chunk] for chunk in claims.chunked(item_ids, run.chunk_size)), queue=run.queue
+    )
 
 
 def cancel_run(run: Run) -> bool:
@@ -251,15 +230,6 @@ def cancel_run(run: Run) -> bool:
     )
     run.refresh_from_db()
     return changed == 1
-
-
-def _stale_cutoff():
-    return timezone.now() - timedelta(seconds=claim_stale_seconds())
-
-
-def _open_items_filter() -> Q:
-    """Items a new chunk may take: pending, or claimed by a worker whose claim went stale."""
-    return Q(status=Item.Status.PENDING) | Q(status=Item.Status.CLAIMED, claimed_at__lt=_stale_cutoff())
 
 
 def resume_run(run: Run, retry_failed: bool = False) -> int:
@@ -278,7 +248,7 @@ def resume_run(run: Run, retry_failed: bool = False) -> int:
             )
         ids = list(
             Item.objects.filter(run=run)
-            .filter(_open_items_filter())
+            .filter(claims.open_filter(Item))
             .order_by("dialogue_id", "round_index")
             .values_list("id", flat=True)
         )
@@ -312,25 +282,15 @@ def retry_item(item: Item) -> None:
 
 
 def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
-    """Claim the open items among ``item_ids`` with one conditional UPDATE; return those now ours.
-
-    Items already holding ``token`` (a retried task keeps its token) are re-claimed too. Marks the
-    run running on its first claim. The UPDATE returns the claimed rows (RETURNING, one round trip);
-    on a database without it they are read back by token.
+    """Claim the open items among ``item_ids`` (``inference.claims.claim``); return those now ours, in
+    round order. Items already holding ``token`` (a retried task keeps its token) are re-claimed too.
+    Marks the run running on its first claim.
     """
     if not item_ids:
         return []
     now = timezone.now()
     with transaction.atomic():  # one commit for the claim and the run's first "running"
-        if _can_update_returning():
-            mine = list(Item.objects.raw(*_claim_sql(run, item_ids, token, now)))
-        else:
-            Item.objects.filter(run=run, id__in=item_ids).filter(
-                _open_items_filter() | Q(status=Item.Status.CLAIMED, claim_token=token)
-            ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
-            mine = list(
-                Item.objects.filter(run=run, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED)
-            )
+        mine = claims.claim(Item, item_ids, token, scope={"run": run})
         # The run as loaded by the caller says whether this can be the first claim since (re)start;
         # the conditional update keeps it right when two chunks start at once.
         if mine and run.status == Run.Status.QUEUED:
@@ -340,39 +300,9 @@ def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
     return sorted(mine, key=lambda item: (item.dialogue_id, item.round_index))
 
 
-def _can_update_returning() -> bool:
-    """UPDATE … RETURNING: PostgreSQL, SQLite >= 3.35 (the same databases that return ids on insert)."""
-    return connection.features.can_return_columns_from_insert
-
-
-def _claim_sql(run: Run, item_ids: Sequence[int], token: str, now) -> tuple[str, list[Any]]:
-    """``claim_items``'s UPDATE … RETURNING: the same condition as ``_open_items_filter`` or our token."""
-    qn = connection.ops.quote_name
-    opts = Item._meta
-    column = {field.name: qn(field.column) for field in opts.concrete_fields}
-    when = opts.get_field("claimed_at")
-    status, claimed_at, claim_token = column["status"], column["claimed_at"], column["claim_token"]
-    sql = (
-        f"UPDATE {qn(opts.db_table)} SET {status} = %s, {claim_token} = %s, {claimed_at} = %s, "
-        f"{column['attempts']} = {column['attempts']} + 1 "
-        f"WHERE {column['run']} = %s AND {column['id']} IN ({', '.join(['%s'] * len(item_ids))}) "
-        f"AND ({status} = %s OR ({status} = %s AND ({claimed_at} < %s OR {claim_token} = %s))) "
-        f"RETURNING {', '.join(column.values())}"
-    )
-    params = [
-        Item.Status.CLAIMED.value, token, when.get_db_prep_value(now, connection),
-        run.pk, *item_ids,
-        Item.Status.PENDING.value, Item.Status.CLAIMED.value,
-        when.get_db_prep_value(_stale_cutoff(), connection), token,
-    ]  # fmt: skip
-    return sql, params
-
-
 def release_claims(token: str) -> int:
     """Give our claimed, unfinished items back (before a retry), so nobody waits for staleness."""
-    return Item.objects.filter(claim_token=token, status=Item.Status.CLAIMED).update(
-        status=Item.Status.PENDING, claimed_at=None
-    )
+    return claims.release(Item, token)
 
 
 @dataclass
@@ -505,10 +435,6 @@ def _send_evaluation(run_id: int) -> None:
             current_app.send_task(EVALUATION_TASK, args=[run_id])
         except Exception:  # noqa: BLE001 - scoring can be started again from evaluation; the run is done
             log.exception("could not enqueue %s for run %s", EVALUATION_TASK, run_id)
-
-
-def new_claim_token() -> str:
-    return uuid.uuid4().hex
 
 
 # "test_model" is an action, not a pytest test, even when a test module imports it by name.

@@ -15,7 +15,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.api import ApiView, StudyScopedView
+from annotation.accounts.api import ApiView, StudyScopedView
 
 from . import actions, queries
 from . import serializers as s

@@ -1,8 +1,9 @@
 """The body every chunk task shares: claim, compute, store, finish — safe under at-least-once delivery.
 
-Generation chunks (:mod:`inference.tasks`) and MI-style transformation chunks
-(:mod:`inference.recipe.tasks`) differ in their tables and their work, not in how a chunk survives
-duplicates, killed workers and lost connections. That part lives here, once:
+Generation chunks (:mod:`inference.execute`) and MI-style transformation chunks
+(:mod:`inference.recipe.execute`) differ in their tables and their work, not in how a chunk survives
+duplicates, killed workers and lost connections. That part lives here, once, on top of the claim
+kernel (:mod:`inference.claims`: the claim fields and the claim / release / stale-takeover rules):
 
 - a chunk claims its items with a token; nothing claimed while another delivery holds a live claim
   means "retry when that claim goes stale" (if its worker died, we take over then);
@@ -16,12 +17,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import InterfaceError, OperationalError
-from django.db.models import Model
-from django.utils import timezone
 
 # Connection-level failures that a later attempt can cure. builtin ConnectionError covers
 # refused/reset sockets (and redis-py's ConnectionError subclasses it).
@@ -33,23 +31,6 @@ def backoff(task) -> int:
     """Seconds before the next retry: 2, 4, 8, … up to a minute."""
     retries = getattr(getattr(task, "request", None), "retries", 0) or 0
     return min(60, 2 ** (retries + 1))
-
-
-def seconds_until_foreign_claims_go_stale(
-    item_model: type[Model], item_ids: Sequence[int], token: str, stale_seconds: int
-) -> int | None:
-    """None when no other live claim holds any of ``item_ids``; else seconds until the first goes stale."""
-    claimed_at: datetime | None = (
-        item_model.objects.filter(id__in=item_ids, status="claimed")
-        .exclude(claim_token=token)
-        .order_by("claimed_at")
-        .values_list("claimed_at", flat=True)
-        .first()
-    )
-    if claimed_at is None:
-        return None
-    stale_at = claimed_at + timedelta(seconds=stale_seconds)
-    return max(1, int((stale_at - timezone.now()).total_seconds()) + 1)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Model registry, generation runs and their per-round items.
+"""Model registry, generation runs and their per-round items — and, imported by name below, the
+MI-LLM recipe's tables (``inference.recipe.models``), which belong to this app too.
 
 A ``GenerationItem`` is one round of one test dialogue; ``(run, dialogue, round_index)`` is unique in
-the database, so creating items is idempotent and a re-sent task can never duplicate a row.
+the database, so creating items is idempotent and a re-sent task can never duplicate a row. Items
+carry the claim kernel's fields (``inference.claims.ClaimedWork``).
 """
 
 from __future__ import annotations
@@ -12,6 +14,28 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Dialogue, Study
+
+from .claims import ClaimedWork
+from .recipe.models import (
+    FineTuneJob,
+    FineTuneStep,
+    PromptTemplate,
+    QualityScore,
+    TransformationItem,
+    TransformationJob,
+)
+
+__all__ = [
+    "FineTuneJob",
+    "FineTuneStep",
+    "GenerationItem",
+    "GenerationRun",
+    "PromptTemplate",
+    "QualityScore",
+    "RegisteredModel",
+    "TransformationItem",
+    "TransformationJob",
+]
 
 
 class RegisteredModel(models.Model):
@@ -94,7 +118,7 @@ class GenerationRun(models.Model):
         return f"run {self.pk} ({self.model})"
 
 
-class GenerationItem(models.Model):
+class GenerationItem(ClaimedWork):
     class Status(models.TextChoices):
         PENDING = "pending", _("Pending")
         CLAIMED = "claimed", _("Claimed")
@@ -107,9 +131,6 @@ class GenerationItem(models.Model):
     messages = models.JSONField(default=list)
     reference = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    claim_token = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     response = models.TextField(blank=True)
     finish_reason = models.CharField(max_length=20, blank=True)
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
@@ -125,6 +146,3 @@ class GenerationItem(models.Model):
             models.UniqueConstraint(fields=["run", "dialogue", "round_index"], name="one_item_per_run_round")
         ]
         indexes = [models.Index(fields=["run", "status"])]
-
-
-from .recipe_models import *  # noqa: E402,F401,F403 - the recipe tables belong to this app

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import queries as annotation_queries
 
-from . import actions, queries, registry, tasks
+from . import actions, claims, queries, registry
 from .forms import MODEL_FIELDS, RegisteredModelForm, StartRunForm
 from .models import GenerationItem
 
@@ -72,7 +72,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def model_test(request: HttpRequest, pk: int) -> HttpResponse:
     """Send "test this model" to a worker of the model's queue; the page polls for the answer."""
     model = queries.model_for(request.user, pk)
-    result = tasks.test_model.apply_async(args=[model.pk], queue=registry.queue_for(model.backend))
+    result = claims.send_task("inference.tasks.test_model", [model.pk], queue=registry.queue_for(model.backend))
     return redirect(f"{reverse('model-detail', args=[model.pk])}?test={result.id}")
 
 

@@ -10,6 +10,7 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from annotation import api as annotation_api
+from annotation.accounts import api as accounts_api
 from evaluation import api as evaluation_api
 from inference import api as inference_api
 
@@ -17,9 +18,9 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # the current user and personal tokens
-    path("me/", annotation_api.MeView.as_view(), name="api-me"),
-    path("tokens/", annotation_api.TokenListView.as_view(), name="api-tokens"),
-    path("tokens/<int:pk>/", annotation_api.TokenDetailView.as_view(), name="api-token"),
+    path("me/", accounts_api.MeView.as_view(), name="api-me"),
+    path("tokens/", accounts_api.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<int:pk>/", accounts_api.TokenDetailView.as_view(), name="api-token"),
     # studies, members, dialogues, imports
     path("studies/", annotation_api.StudyListView.as_view(), name="api-studies"),
     path("studies/<slug:slug>/", annotation_api.StudyDetailView.as_view(), name="api-study"),
@@ -70,4 +71,4 @@ urlpatterns = [
 ]
 
 # Last: anything else under /api/ is a JSON 404, not Django's HTML page.
-urlpatterns.append(re_path(r"^.*$", annotation_api.not_found))
+urlpatterns.append(re_path(r"^.*$", accounts_api.not_found))

@@ -1,4 +1,10 @@
-"""The Celery app. Tasks live in each app's ``tasks.py`` and are discovered automatically."""
+"""The Celery app: wiring only.
+
+Tasks are discovered in one way: ``autodiscover_tasks`` imports ``<package>.tasks`` for every
+installed app and for the packages listed below (the recipe keeps its tasks in its own package).
+A worker imports them all at start; a web process imports them when an action first sends a task
+by name (``inference.claims.send_task``). Tasks carry explicit names, so senders never import them.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,20 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mi_platform.settings")
 
+# Packages with a ``tasks`` module that are not installed apps themselves.
+EXTRA_TASK_PACKAGES = ["inference.recipe"]
+
 app = Celery("mi_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()
+
+
+def _task_packages() -> list[str]:
+    from django.apps import apps
+
+    return [config.name for config in apps.get_app_configs()] + EXTRA_TASK_PACKAGES
+
+
+app.autodiscover_tasks(_task_packages)
 
 
 @app.task(name="mi_platform.ping")

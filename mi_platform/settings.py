@@ -213,14 +213,14 @@ else:
 # --- REST framework ------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "mi_platform.api_auth.PersonalTokenAuthentication",
+        "annotation.accounts.authentication.PersonalTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "mi_platform.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "annotation.accounts.api.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": os.environ.get("API_AUTH_THROTTLE", "20/min")},
     # How many reverse proxies stand in front: the client address for throttling is taken that far
     # from the right of X-Forwarded-For. 0 (direct) ignores the header, so a client cannot pick its own.

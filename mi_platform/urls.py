@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
-from annotation.views.account import LoginView, admin_login
+from annotation.accounts.views import LoginView, admin_login
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="study-list", permanent=False)),

@@ -16,6 +16,8 @@ echo "== ruff"
 "$VENV/bin/ruff" check .
 echo "== mypy (strict, on the pure modules listed in pyproject.toml)"
 "$VENV/bin/mypy"
+echo "== import contracts (.importlinter: floors, pure modules, tasks by name, no circles)"
+"$VENV/bin/lint-imports" --no-cache
 echo "== django checks"
 # makemigrations checks migration history against the database: make sure it exists (pytest itself
 # creates and drops its own test_ database).

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -145,12 +146,13 @@ def _worker_env(db_name: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db, request):
-    """Start a real ``celery worker`` process on the test database and the Redis broker.
+@contextmanager
+def running_worker(queues: str = "cpu,gpu", app_module: str = "mi_platform"):
+    """A real ``celery worker`` process (``-A app_module``) on the test database and the Redis broker.
 
-    Tests that use it must use ``transactional_db`` so the worker sees committed rows. Yields a small
-    controller with ``kill()`` (SIGKILL) and ``restart()`` for fault tests.
+    Yields a small controller with ``kill()`` (SIGKILL) and ``restart()`` for fault tests. A test that
+    needs a changed worker (e.g. slowed chunks) passes its own app module: one that imports the real
+    app and adds its hooks, so nothing test-only is shipped in the app.
     """
     from django.conf import settings
     from django.db import connection
@@ -158,7 +160,6 @@ def celery_worker_process(transactional_db, request):
     if not settings.CELERY_BROKER_URL.startswith("redis"):
         pytest.fail("the worker tests need REDIS_URL/CELERY_BROKER_URL (run them with `make test`)")
     env = _worker_env(connection.settings_dict["NAME"])
-    queues = getattr(request, "param", "cpu,gpu")
     from mi_platform.celery import app
 
     app.control.purge()
@@ -169,7 +170,7 @@ def celery_worker_process(transactional_db, request):
         def start(self) -> None:
             log = open(Path(settings.VAR_DIR) / "worker-test.log", "ab")
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "mi_platform", "worker", "-Q", queues, "-c", "1",
+                [sys.executable, "-m", "celery", "-A", app_module, "worker", "-Q", queues, "-c", "1",
                  "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
@@ -208,3 +209,14 @@ def celery_worker_process(transactional_db, request):
     finally:
         worker.stop()
         app.control.purge()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, request):
+    """Start a real ``celery worker`` process (the app as shipped) on the test database and Redis.
+
+    Tests that use it must use ``transactional_db`` so the worker sees committed rows. Yields the
+    controller of :func:`running_worker`.
+    """
+    with running_worker(getattr(request, "param", "cpu,gpu")) as worker:
+        yield worker

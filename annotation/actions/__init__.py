@@ -1,13 +1,14 @@
 """Every state change of the annotation app, as named, atomic functions.
 
-Views, the API, Celery tasks and management commands call these; nothing else writes.
+Views, the API, Celery tasks and management commands call these; nothing else writes. Reads live in
+``annotation.queries``; the token writes live with the rest of accounts (``annotation.accounts.tokens``)
+and are exported here too.
 """
 
 from __future__ import annotations
 
+from ..accounts.tokens import create_token, revoke_token
 from .adjudication import (
-    adjudication_items,
-    compare,
     record_consensus_code,
     record_consensus_global,
     start_consensus,
@@ -18,15 +19,12 @@ from .coding import (
     AssignmentReadOnly,
     StaleVersion,
     clear_code,
-    coding_sheet,
-    missing_for_submit,
-    progress_for,
     save_code,
     set_global,
     submit_assignment,
     undo_last,
 )
-from .imports import import_dialogues
+from .imports import create_derived_dialogue, import_dialogues
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
     ActionError,
@@ -36,7 +34,6 @@ from .studies import (
     split_by_ids,
     split_randomly,
 )
-from .tokens import create_token, revoke_token
 from .transcripts import (
     create_generated_source,
     dialogue_rounds,
@@ -50,16 +47,12 @@ __all__ = [
     "AssignmentReadOnly",
     "StaleVersion",
     "clear_code",
-    "coding_sheet",
-    "missing_for_submit",
-    "progress_for",
     "save_code",
     "set_global",
     "submit_assignment",
     "undo_last",
-    "adjudication_items",
-    "compare",
     "create_coding_round",
+    "create_derived_dialogue",
     "create_generated_source",
     "create_study",
     "create_token",

@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .. import miti, parsers
+from ..errors import ActionError
 from ..models import (
     Assignment,
     AuditEvent,
@@ -35,7 +36,6 @@ from ..models import (
     Volley,
 )
 from .imports import _store
-from .studies import ActionError
 from .transcripts import unique_blind_codes
 
 SOURCE_LABEL = "AnnoMI"

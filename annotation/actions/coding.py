@@ -1,4 +1,7 @@
-"""Coding actions: save a code or a global rating, clear, undo, submit — and the reads the coding page needs.
+"""Coding actions: save a code or a global rating, clear, undo, submit.
+
+The reads of the coding page (volleys, globals, progress, what is missing) are
+``annotation.queries.coding``.
 
 Every write is one small transaction that starts with a compare-and-set on the assignment's
 ``version``: ``UPDATE … WHERE id = ? AND version = ? AND status <> 'submitted'``. The update takes the
@@ -13,17 +16,17 @@ coded"/"not rated".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Count, Exists, F, Func, OuterRef, Subquery, Value
+from django.db.models import Exists, F, OuterRef, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import miti
-from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode, Volley
-from .studies import ActionError
+from ..errors import ActionError
+from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode
+from ..queries.coding import missing_for_submit, volley_tally
 
 # Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
 CODE, GLOBAL, UNDO, SUBMIT = "code", "global", "undo", "submit"
@@ -132,17 +135,6 @@ def _utterance_of(assignment: Assignment, utterance_id: object) -> Utterance:
     if utterance is None:
         raise ActionError(f"Utterance {utterance_id} is not part of transcript {assignment.transcript.blind_code}.")
     return utterance
-
-
-def volley_tally(assignment: Assignment, volley_id: int) -> miti.VolleyTally:
-    """The MITI tally of one volley from this assignment's codes, utterances in order."""
-    codes = dict(
-        UtteranceCode.objects.filter(assignment=assignment, utterance__volley_id=volley_id).values_list(
-            "utterance_id", "code"
-        )
-    )
-    order = Utterance.objects.filter(volley_id=volley_id).order_by("index").values_list("id", flat=True)
-    return miti.tally_volley([codes.get(uid) for uid in order])
 
 
 def _write_code(assignment: Assignment, utterance: Utterance, code: str | None) -> str:
@@ -291,61 +283,8 @@ def undo_last(assignment: Assignment, *, version: int, actor) -> SaveResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# Completeness and submit
+# Submit
 # --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Missing:
-    """What stands between an assignment and submission."""
-
-    total_utterances: int
-    uncoded: list[tuple[int, int]]  # (volley number, utterance number), both 1-based
-    globals_missing: list[str]  # scale keys
-
-    @property
-    def complete(self) -> bool:
-        return not self.uncoded and not self.globals_missing
-
-    def message(self) -> str:
-        """A sentence a coder can act on, e.g. which utterances and which scales are missing."""
-        parts = []
-        if self.uncoded:
-            by_volley: dict[int, list[str]] = {}
-            for volley_no, utt_no in self.uncoded:
-                by_volley.setdefault(volley_no, []).append(str(utt_no))
-            where = "; ".join(f"volley {v}: utterance {', '.join(u)}" for v, u in list(by_volley.items())[:8])
-            if len(by_volley) > 8:
-                where += f"; and {len(by_volley) - 8} more volleys"
-            parts.append(
-                f"{len(self.uncoded)} of {self.total_utterances} utterances have no code yet ({where}) — "
-                "give each a code or \"No code\""
-            )
-        if self.globals_missing:
-            names = ", ".join(miti.GLOBAL_BY_KEY[key].name for key in self.globals_missing)
-            parts.append(f"{len(self.globals_missing)} global ratings are missing ({names})")
-        return "Cannot submit yet: " + "; ".join(parts) + "."
-
-
-def missing_for_submit(assignment: Assignment) -> Missing:
-    """Uncoded utterances and unrated globals (globals only when the round rates them)."""
-    coded = set(UtteranceCode.objects.filter(assignment=assignment).values_list("utterance_id", flat=True))
-    rows = (
-        Utterance.objects.filter(volley__transcript_id=assignment.transcript_id)
-        .order_by("volley__index", "index")
-        .values_list("id", "volley__index", "index")
-    )
-    total = 0
-    uncoded: list[tuple[int, int]] = []
-    for uid, volley_index, index in rows:
-        total += 1
-        if uid not in coded:
-            uncoded.append((volley_index + 1, index + 1))
-    globals_missing: list[str] = []
-    if assignment.coding_round.globals_rated:
-        rated = set(GlobalRating.objects.filter(assignment=assignment).values_list("scale", flat=True))
-        globals_missing = [key for key in miti.GLOBAL_KEYS if key not in rated]
-    return Missing(total_utterances=total, uncoded=uncoded, globals_missing=globals_missing)
 
 
 @transaction.atomic
@@ -366,186 +305,13 @@ def submit_assignment(assignment: Assignment, *, version: int, actor) -> Assignm
     return assignment
 
 
-# --------------------------------------------------------------------------------------------------
-# Reads for the coding page
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Progress:
-    coded: int
-    total: int
-    globals_set: int
-    globals_total: int  # 0 when the round does not rate globals
-
-    @property
-    def percent(self) -> int:
-        done, whole = self.coded + self.globals_set, self.total + self.globals_total
-        return 100 if whole == 0 else round(100 * done / whole)
-
-    @property
-    def complete(self) -> bool:
-        return self.coded == self.total and self.globals_set == self.globals_total
-
-
-def progress_for(assignments: Iterable[Assignment]) -> dict[int, Progress]:
-    """Progress of several assignments in three queries (for the queue page), keyed by assignment id."""
-    assignments = list(assignments)
-    if not assignments:
-        return {}
-    ids = [a.pk for a in assignments]
-    utterances_per_transcript = Utterance.objects.filter(volley__transcript=OuterRef("transcript_id")).values(
-        "volley__transcript"
-    ).annotate(n=Count("id")).values("n")
-    rows = Assignment.objects.filter(pk__in=ids).annotate(
-        total=Coalesce(Subquery(utterances_per_transcript), 0),
-        n_globals=Count("global_ratings", distinct=True),
-        rated=F("coding_round__globals_rated"),
-    ).values("pk", "total", "n_globals", "rated")
-    coded = dict(
-        UtteranceCode.objects.filter(assignment_id__in=ids).values("assignment_id").annotate(n=Count("id"))
-        .values_list("assignment_id", "n")
-    )
-    return {
-        row["pk"]: Progress(
-            coded=coded.get(row["pk"], 0), total=row["total"],
-            globals_set=row["n_globals"] if row["rated"] else 0,
-            globals_total=len(miti.GLOBAL_KEYS) if row["rated"] else 0,
-        )
-        for row in rows
-    }
-
-
-def assignment_progress(assignment: Assignment) -> Progress:
-    """Coded utterances and rated globals of one assignment, in one query (it follows every save)."""
-    def count(queryset) -> Subquery:
-        # Func, not Count: a plain COUNT in the subquery, with no GROUP BY added.
-        return Subquery(queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n"))
-
-    row = (
-        Assignment.objects.filter(pk=assignment.pk)
-        .annotate(
-            coded=Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
-            total=Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0),
-            n_globals=Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
-        )
-        .values("coded", "total", "n_globals")
-        .get()
-    )
-    rated = assignment.coding_round.globals_rated
-    return Progress(
-        coded=row["coded"], total=row["total"], globals_set=row["n_globals"] if rated else 0,
-        globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
-    )
-
-
-@dataclass(frozen=True)
-class UtteranceRow:
-    id: int
-    number: int  # 1-based within the volley
-    text: str
-    code: str | None  # None: not coded yet; "NONE": "No code"
-
-
-@dataclass(frozen=True)
-class VolleyRow:
-    id: int
-    number: int  # 1-based within the transcript
-    client_context: str
-    utterances: list[UtteranceRow]
-    tally: miti.VolleyTally
-
-    @property
-    def counted(self) -> list[str]:
-        """Code keys this volley contributes, in the manual's order."""
-        return [key for key in miti.CODE_KEYS if self.tally.counts.get(key)]
-
-
-@dataclass(frozen=True)
-class CodingSheet:
-    """Everything the coding page shows for one assignment — and nothing about the transcript's source."""
-
-    volleys: list[VolleyRow]
-    globals: dict[str, int | None]
-    progress: Progress
-    codes: dict[int, str] = field(default_factory=dict)
-
-
-def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None) -> list[VolleyRow]:
-    """The transcript's volleys (or just ``volley_ids``) with this assignment's codes and live tallies."""
-    volleys = Volley.objects.filter(transcript_id=assignment.transcript_id).order_by("index")
-    if volley_ids is not None:
-        volleys = volleys.filter(pk__in=volley_ids)
-    volleys = volleys.prefetch_related("utterances")
-    codes_query = UtteranceCode.objects.filter(assignment=assignment)
-    if volley_ids is not None:
-        codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
-    codes = dict(codes_query.values_list("utterance_id", "code"))
-    rows = []
-    for volley in volleys:
-        utterances = sorted(volley.utterances.all(), key=lambda u: u.index)
-        row_codes = [codes.get(u.pk) for u in utterances]
-        rows.append(
-            VolleyRow(
-                id=volley.pk, number=volley.index + 1, client_context=volley.client_context,
-                utterances=[
-                    UtteranceRow(id=u.pk, number=u.index + 1, text=u.text, code=c)
-                    for u, c in zip(utterances, row_codes, strict=True)
-                ],
-                tally=miti.tally_volley(row_codes),
-            )
-        )
-    return rows
-
-
-def global_values(assignment: Assignment) -> dict[str, int | None]:
-    """The four scales in the manual's order, ``None`` when not rated yet."""
-    rated = dict(GlobalRating.objects.filter(assignment=assignment).values_list("scale", "value"))
-    return {key: rated.get(key) for key in miti.GLOBAL_KEYS}
-
-
-def coding_sheet(assignment: Assignment) -> CodingSheet:
-    """The whole coding page's data for one assignment."""
-    volleys = volley_rows(assignment)
-    codes = {u.id: u.code for v in volleys for u in v.utterances if u.code is not None}
-    values = global_values(assignment)
-    rated = assignment.coding_round.globals_rated
-    progress = Progress(
-        coded=len(codes), total=sum(len(v.utterances) for v in volleys),
-        globals_set=sum(v is not None for v in values.values()) if rated else 0,
-        globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
-    )
-    return CodingSheet(volleys=volleys, globals=values, progress=progress, codes=codes)
-
-
-def is_editable(assignment: Assignment) -> bool:
-    """Whether the coder may still change this assignment (not submitted, round open)."""
-    return (
-        assignment.status != Assignment.Status.SUBMITTED
-        and assignment.coding_round.status == CodingRound.Status.OPEN
-    )
-
-
 __all__ = [
     "AssignmentReadOnly",
-    "CodingSheet",
-    "Missing",
-    "Progress",
     "SaveResult",
     "StaleVersion",
-    "UtteranceRow",
-    "VolleyRow",
-    "assignment_progress",
     "clear_code",
-    "coding_sheet",
-    "global_values",
-    "is_editable",
-    "missing_for_submit",
-    "progress_for",
     "save_code",
     "set_global",
     "submit_assignment",
     "undo_last",
-    "volley_rows",
-    "volley_tally",
 ]

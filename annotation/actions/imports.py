@@ -1,4 +1,5 @@
-"""Import dialogue files into a study: a pure parser, then one atomic write."""
+"""Dialogues into a study: import files (a pure parser, then one atomic write), or store one derived
+from another (the recipe's MI-style rewrites: other apps never write dialogues themselves)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from django.conf import settings
 from django.db import transaction
 
 from .. import parsers
+from ..errors import ActionError
 from ..models import Dialogue, ImportBatch, Study, Turn
-from .studies import ActionError
 
 
 def import_dialogues(
@@ -112,3 +113,40 @@ def _store(study: Study, result: parsers.ParseResult, *, label: str, split: str 
     batch.duplicates = duplicates
     batch.save(update_fields=["dialogue_count", "round_count", "duplicates"])
     return batch
+
+
+@transaction.atomic
+def create_derived_dialogue(
+    study: Study,
+    source: Dialogue,
+    *,
+    external_id: str,
+    split: str,
+    turns: Sequence[tuple[str, str]],
+    metadata: dict,
+) -> Dialogue:
+    """Store a dialogue derived from ``source`` (e.g. an MI-style rewrite) with its turns.
+
+    The new dialogue keeps the source's dataset and topic, records ``derived_from``, and gets its own
+    content hash and round count (the importers' rules). An ``external_id`` already used in the study
+    raises ``IntegrityError`` (the unique constraint); this runs in a savepoint of its own, so the
+    caller decides what a clash means and its transaction stays usable.
+    """
+    parsed = parsers.ParsedDialogue(
+        external_id=external_id[:200], turns=[parsers.ParsedTurn(speaker, text) for speaker, text in turns]
+    )
+    dialogue = Dialogue.objects.create(
+        study=study,
+        external_id=parsed.external_id,
+        source_dataset=source.source_dataset,
+        split=split,
+        topic=source.topic,
+        metadata=metadata,
+        content_hash=parsed.content_hash,
+        derived_from=source,
+        round_count=parsed.rounds,
+    )
+    Turn.objects.bulk_create(
+        [Turn(dialogue=dialogue, index=i, speaker=t.speaker, text=t.text) for i, t in enumerate(parsed.turns)]
+    )
+    return dialogue

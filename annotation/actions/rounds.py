@@ -9,8 +9,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, Membership, Transcript, TranscriptSource
-from .studies import ActionError
 
 
 def plan_assignments(

@@ -9,11 +9,8 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
 
+from ..errors import ActionError
 from ..models import Dialogue, Membership, Study
-
-
-class ActionError(ValueError):
-    """A request that cannot be carried out; the message is shown to the user as is."""
 
 
 @transaction.atomic

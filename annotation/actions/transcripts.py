@@ -15,8 +15,8 @@ from django.db import transaction
 from django.db.models import Q
 
 from .. import segmentation
+from ..errors import ActionError
 from ..models import Dialogue, Transcript, TranscriptSource, Turn, Utterance, Volley
-from .studies import ActionError
 
 # No 0/O, 1/I/L: blind codes are read aloud and typed by coders.
 _BLIND_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"

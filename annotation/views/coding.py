@@ -24,8 +24,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import miti, queries
 from ..actions import coding as coding_actions
-from ..actions.studies import ActionError
+from ..errors import ActionError
 from ..models import Assignment
+from ..queries import coding as coding_queries
 
 PAGE = "annotation/coding/transcript.html"
 QUEUE = "annotation/coding/queue.html"
@@ -60,7 +61,7 @@ class CodeButton:
 
 @dataclass(frozen=True)
 class VolleyView:
-    row: coding_actions.VolleyRow
+    row: coding_queries.VolleyRow
     merges: list[str]  # translated explanations of the per-volley rules that merged codes
 
 
@@ -87,7 +88,7 @@ def _palette() -> list[CodeButton]:
     ]
 
 
-def _volley_views(rows: list[coding_actions.VolleyRow]) -> list[VolleyView]:
+def _volley_views(rows: list[coding_queries.VolleyRow]) -> list[VolleyView]:
     # Translate the template first, then fill in the numbers, so the catalogue holds one entry per rule.
     return [
         VolleyView(row=row, merges=[_(note.template).format(**note.params) for note in row.tally.notes])
@@ -112,7 +113,7 @@ def _base_context(assignment: Assignment) -> dict:
         "transcript": assignment.transcript,
         "study": assignment.coding_round.study,
         "coding_round": assignment.coding_round,
-        "editable": coding_actions.is_editable(assignment),
+        "editable": coding_queries.is_editable(assignment),
         "globals_rated": assignment.coding_round.globals_rated,
         "palette": _palette(),
         "scale_values": list(range(miti.GLOBAL_MIN, miti.GLOBAL_MAX + 1)),
@@ -162,7 +163,7 @@ def _js_data(assignment: Assignment, editable: bool) -> dict:
 
 
 def _page_context(request: HttpRequest, assignment: Assignment) -> dict:
-    sheet = coding_actions.coding_sheet(assignment)
+    sheet = coding_queries.coding_sheet(assignment)
     context = _base_context(assignment)
     context.update(
         volleys=_volley_views(sheet.volleys),
@@ -192,12 +193,12 @@ def _partials(request: HttpRequest, assignment: Assignment, *, volley_id: int | 
     context = _base_context(assignment)
     html: list[str] = []
     if volley_id is not None:
-        (view,) = _volley_views(coding_actions.volley_rows(assignment, [volley_id]))
+        (view,) = _volley_views(coding_queries.volley_rows(assignment, [volley_id]))
         html.append(render_to_string(f"{PAGE}#volley", {**context, "volley": view}, request=request))
     if globals_changed:
-        context["globals"] = _global_views(coding_actions.global_values(assignment))
+        context["globals"] = _global_views(coding_queries.global_values(assignment))
         html.append(render_to_string(f"{PAGE}#globals", context, request=request))
-    progress = coding_actions.assignment_progress(assignment)
+    progress = coding_queries.assignment_progress(assignment)
     html.append(render_to_string(f"{PAGE}#status", {**context, "progress": progress, "oob": True}, request=request))
     response = HttpResponse("".join(html), status=status)
     response[VERSION_HEADER] = str(assignment.version)
@@ -273,7 +274,7 @@ def _refused(request: HttpRequest, assignment: Assignment, message: str, *, stat
 def coder_queue(request: HttpRequest) -> HttpResponse:
     """The coder's assignments across rounds, in queue order, under blind codes only."""
     assignments = list(queries.assignments_for(request.user))
-    progress = coding_actions.progress_for(assignments)
+    progress = coding_queries.progress_for(assignments)
     rows = [(a, progress[a.pk]) for a in assignments]
     next_up = next((a for a, _p in rows if a.status != Assignment.Status.SUBMITTED), None)
     return render(request, QUEUE, {"rows": rows, "next_up": next_up})

@@ -33,6 +33,7 @@ from ..models import (
     UtteranceCode,
     Volley,
 )
+from ..queries import adjudication as adjudication_queries
 
 COORDINATOR = queries.COORDINATOR
 
@@ -195,13 +196,10 @@ def _split_point(volley: Volley, index: int, data) -> int:
 @login_required
 def round_list(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for(request.user, slug, role=COORDINATOR)
-    rounds = CodingRound.objects.filter(study=study).annotate(
-        assigned=Count("assignments", filter=Q(assignments__kind=Assignment.Kind.CODING)),
-        submitted=Count(
-            "assignments",
-            filter=Q(assignments__kind=Assignment.Kind.CODING, assignments__status=Assignment.Status.SUBMITTED),
-        ),
-    )
+    totals = queries.totals_by_round(queries.coding_progress(study))
+    rounds = [
+        (r, totals.get(r.pk) or queries.RoundTotal(r.pk, r.name)) for r in CodingRound.objects.filter(study=study)
+    ]
     return render(request, "annotation/rounds/round_list.html", {"study": study, "rounds": rounds})
 
 
@@ -272,27 +270,22 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         .select_related("coder", "transcript", "transcript__source", "transcript__dialogue")
         .order_by("kind", "coder__username", "position")
     )
-    progress: dict[int, dict] = {}
-    for a in assignments:
-        if a.kind != Assignment.Kind.CODING:
-            continue
-        row = progress.setdefault(
-            a.coder_id, {"coder": a.coder, "assigned": 0, "pending": 0, "in_progress": 0, "submitted": 0}
-        )
-        row["assigned"] += 1
-        row[a.status] += 1
-    for row in progress.values():
-        row["percent"] = round(100 * row["submitted"] / row["assigned"]) if row["assigned"] else 0
-    rows = sorted(progress.values(), key=lambda r: r["coder"].get_username())
-    total = sum(r["assigned"] for r in rows)
-    done = sum(r["submitted"] for r in rows)
+    coders = {a.coder_id: a.coder for a in assignments}
+    counted = queries.coding_progress(study, coding_round)
+    rows = [
+        {"coder": coders[r.coder_id], "assigned": r.total, "pending": r.pending, "in_progress": r.in_progress,
+         "submitted": r.submitted, "percent": r.percent_whole}
+        for r in counted
+        if r.kind == Assignment.Kind.CODING
+    ]
+    totals = queries.totals_by_round(counted).get(coding_round.pk) or queries.RoundTotal(coding_round.pk, "")
     context = {
         "study": study,
         "round": coding_round,
         "progress": rows,
-        "total": total,
-        "done": done,
-        "percent": round(100 * done / total) if total else 0,
+        "total": totals.total,
+        "done": totals.submitted,
+        "percent": totals.percent_whole,
         "assignments": assignments,
         "sources": coding_round.sources.all(),
     }
@@ -374,7 +367,7 @@ def assignment_reopen(request: HttpRequest, slug: str, pk: int, apk: int) -> Htt
 def adjudication_list(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     study = queries.study_for(request.user, slug, role=COORDINATOR)
     coding_round = queries.round_for(request.user, study, pk)
-    items = actions.adjudication_items(coding_round)
+    items = adjudication_queries.adjudication_items(coding_round)
     return render(request, "annotation/rounds/adjudication_list.html", {"study": study, "round": coding_round, "items": items})
 
 
@@ -388,7 +381,7 @@ def _adjudication_target(request: HttpRequest, slug: str, pk: int, tpk: int):
 
 
 def _adjudication_context(study, coding_round, transcript) -> dict:
-    comparison = actions.compare(coding_round, transcript)
+    comparison = adjudication_queries.compare(coding_round, transcript)
     return {
         "study": study,
         "round": coding_round,

@@ -1,66 +1,74 @@
 """Every state change of the recipe: prompt versions, transformation jobs (start, claim, store, retry,
-cancel), training exports and fine-tuning jobs (start, stop).
+cancel), training exports and fine-tuning jobs (start, stop, and their life on the worker: claim,
+log, steps, finish).
 
-Atomic, with task enqueues only after commit. Transformation chunks follow the generation runs'
-rules (:mod:`inference.actions`): a chunk claims its items with one conditional UPDATE that gives
-them the task's token; results are written in one transaction only to rows still holding that
-token, so a re-sent task claims nothing twice and a killed worker's claim goes stale and is taken
-over. The long compute (calling a backend, training) lives in :mod:`inference.recipe.execute`.
+Atomic, with task enqueues only after commit, by task name. Transformation chunks follow the
+generation runs' rules through the same claim kernel (:mod:`inference.claims`): a chunk claims its
+items with one conditional UPDATE that gives them the task's token; results are written in one
+transaction only to rows still holding that token, so a re-sent task claims nothing twice and a
+killed worker's claim goes stale and is taken over. Accepted rewrites become dialogues through
+annotation's own action (``annotation.actions.create_derived_dialogue``). The long compute (calling
+a backend, training) lives in :mod:`inference.recipe.execute`; reads in :mod:`inference.recipe.queries`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import F, Max, Q, TextField, Value, prefetch_related_objects
+from django.db.models.functions import Concat
 from django.utils import timezone
 
-from annotation.actions import ActionError
-from annotation.models import Dialogue, Study, Turn
-from annotation.parsers import ParsedTurn, content_hash
-from inference import registry
-from inference.actions import claim_stale_seconds, new_claim_token
+from annotation.actions import create_derived_dialogue
+from annotation.errors import ActionError
+from annotation.models import Dialogue, Study
+from inference import claims, registry
 from inference.models import RegisteredModel
-from inference.recipe_models import (
+
+from . import export, finetune, judge, transform
+from .models import (
     FineTuneJob,
+    FineTuneStep,
     PromptTemplate,
     QualityScore,
     TransformationItem,
     TransformationJob,
 )
-
-from . import export, finetune, judge, transform
+from .queries import select_dialogues, turn_pairs
 
 Item = TransformationItem
 Job = TransformationJob
+TRANSFORM_TASK = "inference.recipe.tasks.transform_chunk"
+FINETUNE_TASK = "inference.recipe.tasks.finetune"
 
 __all__ = [
     "ActionError",
     "TransformationOutcome",
+    "append_finetune_log",
     "cancel_transformation",
+    "claim_finetune",
     "claim_transformation_items",
     "default_prompt",
     "ensure_default_prompts",
     "export_training_data",
+    "finish_finetune",
     "finish_transformation_if_complete",
-    "new_claim_token",
+    "record_finetune_step",
     "release_transformation_claims",
     "request_finetune_stop",
+    "restart_finetune_at",
     "retry_transformation",
     "save_prompt_version",
-    "select_dialogues",
     "start_finetune",
     "start_transformation",
     "store_transformation_results",
     "training_messages",
-    "turn_pairs",
 ]
 
 _DEFAULTS = {
@@ -124,52 +132,6 @@ def save_prompt_version(
         return PromptTemplate.objects.create(
             name=name, version=latest + 1, kind=kind, text=text, note=note[:300], created_by=created_by
         )
-
-
-# --- choosing dialogues -------------------------------------------------------------------------
-
-
-def select_dialogues(
-    study: Study,
-    *,
-    split: str | None = None,
-    external_ids: Sequence[str] | None = None,
-    derived_only: bool = False,
-    min_judge_total: int | None = None,
-) -> QuerySet[Dialogue]:
-    """A study's dialogues by split and/or external ids; optionally only derived ones, or only those
-    a judge scored at least ``min_judge_total`` (any judge, any prompt version). Unknown ids raise."""
-    qs = Dialogue.objects.filter(study=study)
-    if split:
-        if split not in Dialogue.Split.values:
-            raise ActionError(f"Unknown split '{split}'; use one of {', '.join(Dialogue.Split.values)}.")
-        qs = qs.filter(split=split)
-    if external_ids:
-        wanted = [e.strip() for e in external_ids if e.strip()]
-        found = set(qs.filter(external_id__in=wanted).values_list("external_id", flat=True))
-        missing = [e for e in wanted if e not in found]
-        if missing:
-            where = f" in the '{split}' split" if split else ""
-            raise ActionError(f"Unknown dialogue id(s){where}: {', '.join(missing[:10])}.")
-        qs = qs.filter(external_id__in=wanted)
-    if derived_only:
-        qs = qs.filter(derived_from__isnull=False)
-    if min_judge_total is not None:
-        qs = qs.filter(quality_scores__total__gte=min_judge_total).distinct()
-    return qs.order_by("id")
-
-
-def turn_pairs(dialogues: Iterable[Dialogue]) -> dict[int, list[tuple[str, str]]]:
-    """``{dialogue id: [(speaker, text), ...]}`` in turn order, in one query."""
-    pairs: dict[int, list[tuple[str, str]]] = {}
-    ids = [d.pk for d in dialogues]
-    for dialogue_id, speaker, text in (
-        Turn.objects.filter(dialogue_id__in=ids)
-        .order_by("dialogue_id", "index")
-        .values_list("dialogue_id", "speaker", "text")
-    ):
-        pairs.setdefault(dialogue_id, []).append((speaker, text))
-    return pairs
 
 
 # --- transformation jobs --------------------------------------------------------------------------
@@ -271,37 +233,18 @@ def _queue_for(model: RegisteredModel, judge_model: RegisteredModel | None) -> s
 
 
 def _enqueue_after_commit(job: Job, item_ids: Sequence[int]) -> None:
-    if not item_ids:
-        return
-    chunks = [list(item_ids[i : i + job.chunk_size]) for i in range(0, len(item_ids), job.chunk_size)]
-    job_id, queue = job.pk, job.queue
-
-    def send() -> None:
-        from . import tasks
-
-        for chunk in chunks:
-            tasks.transform_chunk.apply_async(args=[job_id, chunk], queue=queue)
-
-    transaction.on_commit(send)
-
-
-def _open_items() -> Q:
-    stale = timezone.now() - timedelta(seconds=claim_stale_seconds())
-    return Q(status=Item.Status.PENDING) | Q(status=Item.Status.CLAIMED, claimed_at__lt=stale)
+    """One chunk task per ``job.chunk_size`` items on the job's queue, sent by name after commit."""
+    claims.send_after_commit(
+        TRANSFORM_TASK, ([job.pk, chunk] for chunk in claims.chunked(item_ids, job.chunk_size)), queue=job.queue
+    )
 
 
 def claim_transformation_items(job: Job, item_ids: Sequence[int], token: str) -> list[Item]:
-    """Claim the open items among ``item_ids`` with one conditional UPDATE; return those now ours
-    (items already holding ``token`` — a redelivered task — included). Marks the job running."""
+    """Claim the open items among ``item_ids`` (``inference.claims.claim``); return those now ours in
+    source order (items already holding ``token`` — a redelivered task — included). Marks the job running."""
     now = timezone.now()
-    Item.objects.filter(job=job, id__in=item_ids).filter(
-        _open_items() | Q(status=Item.Status.CLAIMED, claim_token=token)
-    ).update(status=Item.Status.CLAIMED, claim_token=token, claimed_at=now, attempts=F("attempts") + 1)
-    mine = list(
-        Item.objects.filter(job=job, id__in=item_ids, claim_token=token, status=Item.Status.CLAIMED)
-        .select_related("source")
-        .order_by("source_id")
-    )
+    mine = sorted(claims.claim(Item, item_ids, token, scope={"job": job}), key=lambda item: item.source_id)
+    prefetch_related_objects(mine, "source")
     if mine:
         Job.objects.filter(pk=job.pk, status=Job.Status.QUEUED).update(status=Job.Status.RUNNING)
         Job.objects.filter(pk=job.pk, started_at__isnull=True).update(started_at=now)
@@ -310,9 +253,7 @@ def claim_transformation_items(job: Job, item_ids: Sequence[int], token: str) ->
 
 def release_transformation_claims(token: str) -> int:
     """Give our unfinished claims back (before a retry), so nobody waits for them to go stale."""
-    return Item.objects.filter(claim_token=token, status=Item.Status.CLAIMED).update(
-        status=Item.Status.PENDING, claimed_at=None
-    )
+    return claims.release(Item, token)
 
 
 @dataclass
@@ -365,21 +306,14 @@ def _derived_metadata(job: Job, source: Dialogue) -> dict:
 
 
 def _store_dialogue(job: Job, source: Dialogue, turns: Sequence[tuple[str, str]]) -> Dialogue:
-    dialogue = Dialogue.objects.create(
-        study=job.study,
-        external_id=f"{source.external_id}-{job.suffix}"[:200],
-        source_dataset=source.source_dataset,
+    return create_derived_dialogue(
+        job.study,
+        source,
+        external_id=f"{source.external_id}-{job.suffix}",
         split=job.output_split,
-        topic=source.topic,
+        turns=turns,
         metadata=_derived_metadata(job, source),
-        content_hash=content_hash([ParsedTurn(s, t) for s, t in turns]),
-        derived_from=source,
-        round_count=len(turns) // 2,
     )
-    Turn.objects.bulk_create(
-        [Turn(dialogue=dialogue, index=i, speaker=s, text=t) for i, (s, t) in enumerate(turns)]
-    )
-    return dialogue
 
 
 def _store_score(job: Job, dialogue: Dialogue, outcome: TransformationOutcome) -> None:
@@ -412,7 +346,7 @@ def store_transformation_results(job: Job, token: str, outcomes: Mapping[int, Tr
     with transaction.atomic():
         rows = list(
             Item.objects.select_for_update()
-            .filter(id__in=list(outcomes), claim_token=token, status=Item.Status.CLAIMED)
+            .filter(claims.held_by(Item, token), id__in=list(outcomes))
             .select_related("source")
             .order_by("id")
         )
@@ -608,14 +542,7 @@ def start_finetune(
             queue=_finetune_queue(queue),
             created_by=created_by,
         )
-        job_id, job_queue = job.pk, job.queue
-
-        def send() -> None:
-            from . import tasks
-
-            tasks.finetune.apply_async(args=[job_id], queue=job_queue)
-
-        transaction.on_commit(send)
+        claims.send_after_commit(FINETUNE_TASK, [[job.pk]], queue=job.queue)
     return job
 
 
@@ -633,3 +560,64 @@ def request_finetune_stop(job: FineTuneJob) -> bool:
     )
     job.refresh_from_db()
     return changed == 1
+
+
+# --- a fine-tuning job's life on its worker (called by :func:`.execute.run_finetune`) ----------------
+
+
+def claim_finetune(job_id: int, token: str) -> bool:
+    """Take job ``job_id`` for the delivery ``token`` with one conditional UPDATE: a queued job, or a
+    running one already holding ``token`` (the same task delivered again after its worker died).
+    Any other delivery finds it taken (False)."""
+    return bool(
+        FineTuneJob.objects.filter(pk=job_id)
+        .filter(Q(status=FineTuneJob.Status.QUEUED) | Q(status=FineTuneJob.Status.RUNNING, claim_token=token))
+        .update(status=FineTuneJob.Status.RUNNING, claim_token=token, started_at=timezone.now(), current_step=0)
+    )
+
+
+def append_finetune_log(job_id: int, message: str) -> None:
+    """Add a timestamped line to the job's log (an UPDATE, so a failed job keeps what it said)."""
+    line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {message}\n"
+    FineTuneJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(line), output_field=TextField()))
+
+
+def restart_finetune_at(job_id: int, resumed_after: int) -> int:
+    """Training (re)starts after step ``resumed_after``: steps a previous delivery logged past it are
+    trained again, so they are dropped (the loss chart shows one curve). Returns how many were dropped."""
+    dropped, _ = FineTuneStep.objects.filter(job_id=job_id, step__gt=resumed_after).delete()
+    FineTuneJob.objects.filter(pk=job_id).update(current_step=resumed_after)
+    return dropped
+
+
+def record_finetune_step(job_id: int, entry: finetune.StepLog) -> bool:
+    """Store one optimizer step's loss (idempotent per step) and the job's progress; return whether
+    a stop was requested (the training loop stops after this step)."""
+    FineTuneStep.objects.bulk_create(
+        [
+            FineTuneStep(
+                job_id=job_id,
+                step=entry.step,
+                loss=entry.loss,
+                learning_rate=entry.learning_rate,
+                epoch=entry.epoch,
+                elapsed_s=entry.elapsed_s,
+            )
+        ],
+        ignore_conflicts=True,
+    )
+    FineTuneJob.objects.filter(pk=job_id).update(current_step=entry.step, total_steps=entry.total_steps)
+    return FineTuneJob.objects.filter(pk=job_id, stop_requested=True).exists()
+
+
+def finish_finetune(
+    job_id: int, status: str, *, adapter_path: str = "", model: RegisteredModel | None = None, error: str = ""
+) -> None:
+    """Close the job: ``done`` (with the adapter and the registered model), ``stopped`` or ``failed``
+    (with the error; its log and logged steps are kept)."""
+    changes: dict[str, object] = {"status": status, "finished_at": timezone.now()}
+    if status == FineTuneJob.Status.DONE:
+        changes.update(adapter_path=adapter_path, result_model=model, error="")
+    elif status == FineTuneJob.Status.FAILED:
+        changes["error"] = error
+    FineTuneJob.objects.filter(pk=job_id).update(**changes)

@@ -1,8 +1,8 @@
 """The long compute of the recipe, called by its Celery tasks (and by commands with ``--here``):
 one transformation chunk through a backend, and one fine-tuning job.
 
-State changes go through :mod:`inference.recipe.actions`; this module builds prompts, calls the
-backend or the trainer, and turns what comes back into outcomes to store.
+State changes go through :mod:`inference.recipe.actions` (claim, store, log, finish); this module
+builds prompts, calls the backend or the trainer, and turns what comes back into outcomes to store.
 """
 
 from __future__ import annotations
@@ -12,19 +12,20 @@ import shutil
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.db.models import F, Q, TextField, Value
-from django.db.models.functions import Concat
 from django.utils import timezone
 
 from annotation.models import Dialogue
 from inference import actions as inference_actions
-from inference import registry
+from inference import claims, registry
 from inference.backends import get_backend
-from inference.recipe_models import FineTuneJob, FineTuneStep, TransformationItem, TransformationJob
+from inference.chunks import ChunkSteps, run_claimed_chunk
 
 from . import actions, finetune, judge, transform
+from .models import FineTuneJob, TransformationItem, TransformationJob
+from .queries import turn_pairs
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,31 @@ Outcome = actions.TransformationOutcome
 
 
 # --- transformation chunks --------------------------------------------------------------------------
+
+
+def execute_transform_chunk(
+    task, job_id: int, item_ids: list[int], claim_token: str | None = None
+) -> dict[str, Any]:
+    """The body of the ``transform_chunk`` task; ``task`` is None when called directly (commands, tests)."""
+    job = TransformationJob.objects.select_related("prompt", "judge_prompt").filter(pk=job_id).first()
+    if job is None:
+        return {"job": job_id, "claimed": 0, "skipped": "no such job"}
+    if job.status in (TransformationJob.Status.CANCELLED, TransformationJob.Status.DONE):
+        return {"job": job_id, "claimed": 0, "skipped": job.status}
+    token = claim_token or (getattr(getattr(task, "request", None), "id", None) or claims.new_claim_token())
+    steps = ChunkSteps(
+        claim=lambda token: actions.claim_transformation_items(job, item_ids, token),
+        foreign_wait=lambda token: claims.seconds_until_foreign_claims_go_stale(TransformationItem, item_ids, token),
+        compute=lambda items: transformation_outcomes(job, items),
+        store=lambda token, outcomes: actions.store_transformation_results(job, token, outcomes),
+        release=actions.release_transformation_claims,
+        finish=lambda: actions.finish_transformation_if_complete(job),
+    )
+    result = run_claimed_chunk(task, token, steps)
+    if not result.items:
+        return {"job": job_id, "claimed": 0}
+    accepted = sum(1 for o in result.outcomes.values() if o.check is not None and o.check.ok and not o.error)
+    return {"job": job_id, "claimed": len(result.items), "written": result.written, "accepted": accepted}
 
 
 def transformation_outcomes(
@@ -47,7 +73,7 @@ def transformation_outcomes(
         message = f"backend could not start: {type(error).__name__}: {error}"
         return {item.pk: Outcome(error=message) for item in items}
 
-    turns = actions.turn_pairs([item.source for item in items])
+    turns = turn_pairs([item.source for item in items])
     sources: dict[int, list[tuple[str, str]]] = {}
     batch: list[list[dict[str, str]]] = []
     batch_items: list[TransformationItem] = []
@@ -117,12 +143,6 @@ def _judge(job: TransformationJob, accepted: list[Outcome]) -> None:
 # --- fine-tuning --------------------------------------------------------------------------------------
 
 
-def append_log(job_id: int, message: str) -> None:
-    """Add a timestamped line to the job's log (an UPDATE, so a failed job keeps what it said)."""
-    line = f"{timezone.now():%Y-%m-%d %H:%M:%S} {message}\n"
-    FineTuneJob.objects.filter(pk=job_id).update(log=Concat(F("log"), Value(line), output_field=TextField()))
-
-
 # Optimizer steps between checkpoints of a running job (what a redelivery can lose at most).
 CHECKPOINT_EVERY = 50
 
@@ -147,14 +167,7 @@ def run_finetune(job_id: int, token: str) -> str:
     done or stopped (neither can run again); a failed job keeps it. Anything that goes wrong marks
     the job failed with the error; its log and logged steps are kept.
     """
-    claimed = (
-        FineTuneJob.objects.filter(pk=job_id)
-        .filter(Q(status=FineTuneJob.Status.QUEUED) | Q(status=FineTuneJob.Status.RUNNING, claim_token=token))
-        .update(
-            status=FineTuneJob.Status.RUNNING, claim_token=token, started_at=timezone.now(), current_step=0
-        )
-    )
-    if not claimed:
+    if not actions.claim_finetune(job_id, token):
         status = FineTuneJob.objects.filter(pk=job_id).values_list("status", flat=True).first()
         return status or "missing"
     job = FineTuneJob.objects.select_related("base_model", "study").get(pk=job_id)
@@ -164,33 +177,14 @@ def run_finetune(job_id: int, token: str) -> str:
         chats = _training_chats(job)
         hyper = {k: v for k, v in job.hyperparameters.items() if k != "training_set_sha256"}
         params = finetune.LoraHyperparameters.from_dict(hyper)
-        append_log(job.pk, f"training {base.name} on {len(chats)} dialogues of split '{job.split}'")
+        actions.append_finetune_log(job.pk, f"training {base.name} on {len(chats)} dialogues of split '{job.split}'")
 
         def on_start(resumed_after: int) -> None:
-            # Steps a previous delivery logged past the checkpoint are trained again: drop them.
-            dropped, _ = FineTuneStep.objects.filter(job_id=job.pk, step__gt=resumed_after).delete()
-            FineTuneJob.objects.filter(pk=job.pk).update(current_step=resumed_after)
-            if dropped and not resumed_after:
-                append_log(job.pk, "restarting: this job's previous worker stopped before it finished")
+            if actions.restart_finetune_at(job.pk, resumed_after) and not resumed_after:
+                actions.append_finetune_log(job.pk, "restarting: this job's previous worker stopped before it finished")
 
         def on_step(entry: finetune.StepLog) -> bool:
-            FineTuneStep.objects.bulk_create(
-                [
-                    FineTuneStep(
-                        job_id=job.pk,
-                        step=entry.step,
-                        loss=entry.loss,
-                        learning_rate=entry.learning_rate,
-                        epoch=entry.epoch,
-                        elapsed_s=entry.elapsed_s,
-                    )
-                ],
-                ignore_conflicts=True,
-            )
-            FineTuneJob.objects.filter(pk=job.pk).update(
-                current_step=entry.step, total_steps=entry.total_steps
-            )
-            return FineTuneJob.objects.filter(pk=job.pk, stop_requested=True).exists()
+            return actions.record_finetune_step(job.pk, entry)
 
         result = finetune.train_lora(
             base.base_model,
@@ -199,36 +193,24 @@ def run_finetune(job_id: int, token: str) -> str:
             params,
             chat_template=base.chat_template or None,
             on_step=on_step,
-            log=lambda message: append_log(job.pk, message),
+            log=lambda message: actions.append_finetune_log(job.pk, message),
             checkpoint_dir=checkpoints,
             checkpoint_every=CHECKPOINT_EVERY,
             on_start=on_start,
         )
         shutil.rmtree(checkpoints, ignore_errors=True)
         if result.status == "stopped":
-            FineTuneJob.objects.filter(pk=job.pk).update(
-                status=FineTuneJob.Status.STOPPED, finished_at=timezone.now()
-            )
+            actions.finish_finetune(job.pk, FineTuneJob.Status.STOPPED)
             return FineTuneJob.Status.STOPPED
         model = _register(job, params, result)
-        FineTuneJob.objects.filter(pk=job.pk).update(
-            status=FineTuneJob.Status.DONE,
-            finished_at=timezone.now(),
-            adapter_path=str(result.adapter_dir),
-            result_model=model,
-            error="",
-        )
-        append_log(job.pk, f"registered as model '{model.name}'")
+        actions.finish_finetune(job.pk, FineTuneJob.Status.DONE, adapter_path=str(result.adapter_dir), model=model)
+        actions.append_finetune_log(job.pk, f"registered as model '{model.name}'")
         return FineTuneJob.Status.DONE
     except Exception as error:  # noqa: BLE001 - any failure ends the job visibly, log kept
         log.exception("fine-tune job %s failed", job_id)
         tail = "".join(traceback.format_exception(error)[-3:])
-        append_log(job.pk, f"failed: {type(error).__name__}: {error}\n{tail}")
-        FineTuneJob.objects.filter(pk=job.pk).update(
-            status=FineTuneJob.Status.FAILED,
-            finished_at=timezone.now(),
-            error=f"{type(error).__name__}: {error}",
-        )
+        actions.append_finetune_log(job.pk, f"failed: {type(error).__name__}: {error}\n{tail}")
+        actions.finish_finetune(job.pk, FineTuneJob.Status.FAILED, error=f"{type(error).__name__}: {error}")
         return FineTuneJob.Status.FAILED
 
 
@@ -239,7 +221,7 @@ def _training_chats(job: FineTuneJob) -> list[list[dict[str, str]]]:
             f"{len(job.dialogue_ids) - len(dialogues)} of the job's {len(job.dialogue_ids)} training dialogues "
             "were deleted after it was queued"
         )
-    turns = actions.turn_pairs(dialogues)
+    turns = turn_pairs(dialogues)
     return [actions.training_messages(turns.get(d.pk, []), job.system_prompt) for d in dialogues]
 
 

@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from annotation.models import Dialogue
 from inference.models import RegisteredModel
 from inference.recipe.finetune import LoraHyperparameters
-from inference.recipe_models import PromptTemplate
+from inference.recipe.models import PromptTemplate
 
 SPLITS = [(value, label) for value, label in Dialogue.Split.choices]
 _DEFAULTS = LoraHyperparameters()

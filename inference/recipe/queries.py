@@ -1,26 +1,24 @@
 """Permission-aware reads of the recipe's jobs; views and commands go through these.
 
-Transformation and fine-tuning jobs belong to a study and are coordinator-only (404 for outsiders,
+Also the recipe's dialogue reads (``select_dialogues``, ``turn_pairs``) that its actions and compute
+share. Transformation and fine-tuning jobs belong to a study and are coordinator-only (404 for outsiders,
 403 for coders, through ``annotation.queries.study_for``). Prompts are shared by every study; any
 coordinator may read and version them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
 from annotation import queries as annotation_queries
-from annotation.models import Study
-from inference.recipe_models import (
-    FineTuneJob,
-    PromptTemplate,
-    QualityScore,
-    TransformationItem,
-    TransformationJob,
-)
+from annotation.errors import ActionError
+from annotation.models import Dialogue, Study, Turn
+
+from .models import FineTuneJob, PromptTemplate, QualityScore, TransformationItem, TransformationJob
 
 COORDINATOR = annotation_queries.COORDINATOR
 Item = TransformationItem
@@ -142,3 +140,49 @@ def prompt_for(pk: int) -> PromptTemplate:
 def training_job_of(model) -> FineTuneJob | None:
     """The fine-tuning job that produced a registered model, if the platform trained it."""
     return FineTuneJob.objects.filter(result_model=model).select_related("study", "base_model").first()
+
+
+# --- choosing dialogues -------------------------------------------------------------------------
+
+
+def select_dialogues(
+    study: Study,
+    *,
+    split: str | None = None,
+    external_ids: Sequence[str] | None = None,
+    derived_only: bool = False,
+    min_judge_total: int | None = None,
+) -> QuerySet[Dialogue]:
+    """A study's dialogues by split and/or external ids; optionally only derived ones, or only those
+    a judge scored at least ``min_judge_total`` (any judge, any prompt version). Unknown ids raise."""
+    qs = Dialogue.objects.filter(study=study)
+    if split:
+        if split not in Dialogue.Split.values:
+            raise ActionError(f"Unknown split '{split}'; use one of {', '.join(Dialogue.Split.values)}.")
+        qs = qs.filter(split=split)
+    if external_ids:
+        wanted = [e.strip() for e in external_ids if e.strip()]
+        found = set(qs.filter(external_id__in=wanted).values_list("external_id", flat=True))
+        missing = [e for e in wanted if e not in found]
+        if missing:
+            where = f" in the '{split}' split" if split else ""
+            raise ActionError(f"Unknown dialogue id(s){where}: {', '.join(missing[:10])}.")
+        qs = qs.filter(external_id__in=wanted)
+    if derived_only:
+        qs = qs.filter(derived_from__isnull=False)
+    if min_judge_total is not None:
+        qs = qs.filter(quality_scores__total__gte=min_judge_total).distinct()
+    return qs.order_by("id")
+
+
+def turn_pairs(dialogues: Iterable[Dialogue]) -> dict[int, list[tuple[str, str]]]:
+    """``{dialogue id: [(speaker, text), ...]}`` in turn order, in one query."""
+    pairs: dict[int, list[tuple[str, str]]] = {}
+    ids = [d.pk for d in dialogues]
+    for dialogue_id, speaker, text in (
+        Turn.objects.filter(dialogue_id__in=ids)
+        .order_by("dialogue_id", "index")
+        .values_list("dialogue_id", "speaker", "text")
+    ):
+        pairs.setdefault(dialogue_id, []).append((speaker, text))
+    return pairs

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import queries as annotation_queries
 from inference import queries as inference_queries
-from inference.recipe_models import FineTuneJob, PromptTemplate, TransformationItem
+from inference.recipe.models import FineTuneJob, PromptTemplate, TransformationItem
 
 from . import actions, charts, queries, transform
 from .forms import ExportForm, FineTuneForm, PromptForm, TransformationForm

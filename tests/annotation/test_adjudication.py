@@ -7,6 +7,7 @@ import pytest
 
 from annotation import actions, queries
 from annotation.models import Assignment, AuditEvent, GlobalRating, Utterance, UtteranceCode
+from annotation.queries import adjudication as adjudication_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -64,23 +65,23 @@ def both_submitted(coding_round, transcript, coder, coder2):
 
 
 def test_items_need_two_submitted_codings(coding_round, transcript, coder, coder2):
-    items = {i.transcript.pk: i for i in actions.adjudication_items(coding_round)}
+    items = {i.transcript.pk: i for i in adjudication_queries.adjudication_items(coding_round)}
     assert len(items) == 4 and all(not i.ready for i in items.values())
     n = len(_units(transcript))
     _code(coding_round.assignments.get(transcript=transcript, coder=coder), ["Q"] * n, (3, 3, 3, 3))
-    assert not {i.transcript.pk: i for i in actions.adjudication_items(coding_round)}[transcript.pk].ready
+    assert not {i.transcript.pk: i for i in adjudication_queries.adjudication_items(coding_round)}[transcript.pk].ready
     with pytest.raises(actions.ActionError, match="at least two submitted codings"):
         actions.start_consensus(coding_round, transcript, actor=coder)
     assert not Assignment.objects.filter(kind="consensus").exists()
     _code(coding_round.assignments.get(transcript=transcript, coder=coder2), ["Q"] * n, (3, 3, 3, 4))
-    item = {i.transcript.pk: i for i in actions.adjudication_items(coding_round)}[transcript.pk]
+    item = {i.transcript.pk: i for i in adjudication_queries.adjudication_items(coding_round)}[transcript.pk]
     assert (item.ready, item.submitted, item.utterances, item.utterance_disagreements, item.global_disagreements) == (
         True, 2, n, 0, 1
     )
 
 
 def test_compare_side_by_side(coding_round, transcript, both_submitted):
-    cmp = actions.compare(coding_round, transcript)
+    cmp = adjudication_queries.compare(coding_round, transcript)
     assert [a.coder.username for a in cmp.codings] == ["coder", "coder2"]
     rows = [u for v in cmp.volleys for u in v.utterances]
     assert len(rows) == both_submitted

@@ -19,6 +19,7 @@ from annotation.models import (
     UtteranceCode,
     Volley,
 )
+from annotation.queries import adjudication as adjudication_queries
 from tests.conftest import shared_data
 
 HEADER = (
@@ -107,7 +108,7 @@ def test_fixture_round_structure(study, coordinator):
     assert set(Assignment.objects.filter(coding_round=r).values_list("status", flat=True)) == {"submitted"}
     assert GlobalRating.objects.filter(assignment__coding_round=r).count() == 0
     # Adjudication sees the double-coded transcript with its two disagreements.
-    items = actions.adjudication_items(r)
+    items = adjudication_queries.adjudication_items(r)
     assert [(i.transcript.pk, i.submitted, i.utterance_disagreements, i.global_disagreements) for i in items] == [
         (t1.pk, 2, 2, 0)
     ]

@@ -14,8 +14,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from annotation.actions import coding
 from annotation.models import Assignment, TranscriptSource
+from annotation.queries import coding as coding_queries
 
 from .test_coding_actions import MODEL_SOURCES, build_round, code_everything, rate_globals, utterances_of
 
@@ -138,7 +138,7 @@ def test_reference_and_generated_transcripts_look_the_same(client_for, coder, bl
 def test_coding_sheet_and_page_data_carry_no_source_fields(coder, blinded_round):
     import dataclasses
 
-    sheet = coding.coding_sheet(blinded_round[0])
+    sheet = coding_queries.coding_sheet(blinded_round[0])
     fields = {f.name for f in dataclasses.fields(sheet)}
     fields |= {f.name for f in dataclasses.fields(sheet.volleys[0])}
     fields |= {f.name for f in dataclasses.fields(sheet.volleys[0].utterances[0])}

@@ -15,6 +15,7 @@ from django.db import connection
 from annotation import actions, miti
 from annotation.actions import coding
 from annotation.models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode
+from annotation.queries import coding as coding_queries
 
 DEMO = Path(__file__).resolve().parents[2] / "annotation" / "demo_data" / "demo_dialogues.jsonl"
 
@@ -170,7 +171,7 @@ def test_save_returns_the_volley_tally_with_merge_explanations(coder, assignment
     assert result.tally.counts["CR"] == 1 and result.tally.counts["SR"] == 0
     assert result.tally.merges == ["2 reflections in one volley count once: CR because at least one is complex"]
 
-    rows = {row.id: row for row in coding.volley_rows(assignment)}
+    rows = {row.id: row for row in coding_queries.volley_rows(assignment)}
     row = rows[volley[0].volley_id]
     assert [u.code for u in row.utterances[:2]] == ["SR", "CR"]
     assert row.counted == ["CR"]
@@ -212,7 +213,7 @@ def test_set_global_validates_stores_and_clears(coder, assignment):
 
 @pytest.mark.django_db
 def test_globals_start_unset(coder, assignment):
-    assert coding.global_values(assignment) == dict.fromkeys(miti.GLOBAL_KEYS)
+    assert coding_queries.global_values(assignment) == dict.fromkeys(miti.GLOBAL_KEYS)
     assert not GlobalRating.objects.exists()
 
 
@@ -312,11 +313,11 @@ def test_submit_then_read_only_then_reopen_then_edit_again(coder, coordinator, a
     with pytest.raises(coding.AssignmentReadOnly):
         coding.submit_assignment(assignment, version=version + 1, actor=coder)
     assert UtteranceCode.objects.get(assignment=assignment, utterance=first).code == "NONE"
-    assert not coding.is_editable(fresh(assignment))
+    assert not coding_queries.is_editable(fresh(assignment))
 
     reopened = actions.reopen_assignment(fresh(assignment), actor=coordinator)
     assert (reopened.status, reopened.version) == ("in_progress", version + 2)
-    assert coding.is_editable(reopened)
+    assert coding_queries.is_editable(reopened)
     with pytest.raises(coding.StaleVersion):  # a tab still showing the submitted version
         coding.save_code(reopened, utterance_id=first.pk, code="CR", version=version + 1, actor=coder)
     coding.save_code(reopened, utterance_id=first.pk, code="CR", version=version + 2, actor=coder)
@@ -334,7 +335,7 @@ def test_round_without_globals_submits_on_codes_alone(study, coordinator, coder)
     code_everything(assignment, coder, code="Q")
     coding.submit_assignment(assignment, version=assignment.version, actor=coder)
     assert Assignment.objects.get(pk=assignment.pk).status == "submitted"
-    assert coding.assignment_progress(assignment).globals_total == 0
+    assert coding_queries.assignment_progress(assignment).globals_total == 0
 
 
 @pytest.mark.django_db
@@ -343,7 +344,7 @@ def test_closed_round_is_read_only(coder, assignment):
     first = utterances_of(assignment)[0]
     with pytest.raises(coding.AssignmentReadOnly, match="round is closed"):
         coding.save_code(fresh(assignment), utterance_id=first.pk, code="CR", version=0, actor=coder)
-    assert not coding.is_editable(fresh(assignment))
+    assert not coding_queries.is_editable(fresh(assignment))
 
 
 @pytest.mark.django_db
@@ -353,11 +354,11 @@ def test_progress_and_sheet(coder, assignment):
     coding.save_code(assignment, utterance_id=utterances[1].pk, code="NONE", version=1, actor=coder)
     coding.set_global(assignment, scale="EMPATHY", value=4, version=2, actor=coder)
 
-    progress = coding.assignment_progress(assignment)
+    progress = coding_queries.assignment_progress(assignment)
     assert (progress.coded, progress.total, progress.globals_set, progress.globals_total) == (2, len(utterances), 1, 4)
     assert progress.percent == round(100 * 3 / (len(utterances) + 4))
     assert not progress.complete
-    sheet = coding.coding_sheet(assignment)
+    sheet = coding_queries.coding_sheet(assignment)
     assert sheet.progress == progress
     assert sheet.globals == {"CULTIVATING_CHANGE_TALK": None, "SOFTENING_SUSTAIN_TALK": None, "PARTNERSHIP": None,
                              "EMPATHY": 4}
@@ -366,14 +367,14 @@ def test_progress_and_sheet(coder, assignment):
     assert sheet.volleys[0].client_context  # the client turn is shown as context
 
     others = Assignment.objects.filter(coder=coder).exclude(pk=assignment.pk)
-    all_progress = coding.progress_for(Assignment.objects.filter(coder=coder))
+    all_progress = coding_queries.progress_for(Assignment.objects.filter(coder=coder))
     assert all_progress[assignment.pk] == progress
     assert all(all_progress[a.pk].coded == 0 for a in others)
 
 
 @pytest.mark.django_db
 def test_missing_for_submit_lists_volley_and_utterance_numbers(coder, assignment):
-    missing = coding.missing_for_submit(assignment)
+    missing = coding_queries.missing_for_submit(assignment)
     utterances = utterances_of(assignment)
     assert missing.total_utterances == len(utterances)
     assert missing.uncoded[0] == (1, 1)

@@ -14,6 +14,7 @@ import pytest
 from annotation import actions, miti
 from annotation.actions import coding
 from annotation.models import Assignment, AuditEvent, GlobalRating, UtteranceCode
+from annotation.queries import coding as coding_queries
 
 from .test_coding_actions import build_round, code_everything, rate_globals, utterances_of
 
@@ -68,7 +69,7 @@ def test_coding_page_shows_goal_context_utterances_codes_globals_and_hints(clien
     html = response.content.decode()
     assert mine.transcript.blind_code in html
     assert "quit smoking" in html  # the study's change goal
-    sheet = coding.coding_sheet(mine)
+    sheet = coding_queries.coding_sheet(mine)
     assert sheet.volleys[0].client_context.splitlines()[0] in html  # client context shown
     assert html.count('<li class="utt') == sheet.progress.total
     for u in utterances_of(mine):
@@ -346,3 +347,38 @@ def test_an_outsider_sees_nothing(client_for, outsider, double_coded):
     for method, path, data in endpoints(mine, first.pk):
         assert getattr(client, method)(path, data).status_code == 404, path
     assert not UtteranceCode.objects.exists() and Assignment.objects.get(pk=mine.pk).version == 0
+
+
+@pytest.mark.django_db
+def test_one_code_save_from_the_coding_page_calls_one_action(client_for, coder, double_coded, monkeypatch):
+    """The view parses, calls exactly one action (``save_code``), and reads the rest through queries."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import annotation.actions as package
+
+    calls: list[str] = []
+    modules = [package] + [
+        importlib.import_module(f"{package.__name__}.{info.name}") for info in pkgutil.iter_modules(package.__path__)
+    ]
+    for module in modules:
+        for name, value in list(vars(module).items()):
+            if name.startswith("_") or not inspect.isfunction(value):
+                continue
+            if not value.__module__.startswith(package.__name__):
+                continue  # imported helpers (django, queries, ...) are not calls into actions
+
+            def counted(*args, __name=f"{value.__module__}.{value.__name__}", __real=value, **kwargs):
+                calls.append(__name)
+                return __real(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, counted)
+
+    mine, _ = double_coded
+    first = utterances_of(mine)[0]
+    # As coding.js sends it: a urlencoded POST with the HX-Request header.
+    response = client_for(coder).post(url(mine, "code/"), {"version": 0, "utterance": first.pk, "code": "SR"}, **HX)
+    assert response.status_code == 200 and response["X-Assignment-Version"] == "1"
+    assert calls == ["annotation.actions.coding.save_code"]
+    assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "SR"

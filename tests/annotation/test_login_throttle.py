@@ -117,7 +117,7 @@ def test_the_count_expires_with_its_window(client, coder, auth_rate, monkeypatch
     from django.core.cache.backends import base as cache_base
     from django.core.cache.backends import locmem
 
-    from annotation import throttling
+    from annotation.accounts import throttling
 
     now = [time.time()]
     clock = types.SimpleNamespace(time=lambda: now[0])

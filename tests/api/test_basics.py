@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from annotation.accounts.tokens import token_digest
 from annotation.models import ApiToken, Dialogue, ImportBatch, Membership, Study
-from mi_platform.api_auth import token_digest
 from tests.conftest import FIXTURES, PASSWORD
 
 pytestmark = pytest.mark.django_db

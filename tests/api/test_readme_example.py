@@ -30,9 +30,10 @@ def code_and_submit(assignment, user, code: str) -> None:
     """Code every utterance with ``code``, rate the globals 4, submit — through the coding actions."""
     from annotation import miti
     from annotation.actions import coding
+    from annotation.queries import coding as coding_queries
 
     version = assignment.version
-    for volley in coding.coding_sheet(assignment).volleys:
+    for volley in coding_queries.coding_sheet(assignment).volleys:
         for utterance in volley.utterances:
             version = coding.save_code(assignment, utterance_id=utterance.id, code=code, version=version,
                                        actor=user).version

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from evaluation import exports, services
+from evaluation import actions, exports
 from tests.evaluation.db_helpers import coded_demo_study
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 @pytest.fixture
 def coded(study, coordinator, coder, coder2, demo_dialogues_file):
     coded = coded_demo_study(study, coordinator, [coder, coder2], demo_dialogues_file)
-    services.compute_run_metrics(coded.run)
+    actions.compute_run_metrics(coded.run)
     return coded
 
 
@@ -117,7 +117,7 @@ def test_export_progress_bar_polls_until_the_download_link(browser_context, logi
     assert download.value.suggested_filename == "smoking-codes.csv"
 
     # a new export from the form: the row is added in place (hx-post), the task runs (here eagerly)
-    monkeypatch.setattr(tasks.run_export, "delay", lambda job_id: tasks.run_export.apply(args=[job_id]))
+    monkeypatch.setattr(tasks.run_export, "apply_async", lambda args, kwargs=None, **options: tasks.run_export.apply(args))
     page.select_option("#export-kind", "summaries")
     page.select_option("#export-format", "xlsx")
     page.click("form.card button[type=submit]")

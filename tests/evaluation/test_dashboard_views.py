@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 import pytest
 
 from annotation.models import Assignment
-from evaluation import services
+from evaluation import actions
 from evaluation.models import ExportJob, MetricReport
 
 from .db_helpers import coded_demo_study
@@ -31,7 +31,7 @@ PAGES = [
 @pytest.fixture
 def coded(study, coordinator, coder, coder2, demo_dialogues_file):
     coded = coded_demo_study(study, coordinator, [coder, coder2], demo_dialogues_file)
-    services.compute_run_metrics(coded.run)
+    actions.compute_run_metrics(coded.run)
     return coded
 
 
@@ -179,7 +179,7 @@ def test_compute_button_queues_the_task_after_commit(client_for, coordinator, co
     sent: list[int] = []
     from evaluation import tasks
 
-    monkeypatch.setattr(tasks.compute_run_metrics, "delay", lambda run_id: sent.append(run_id))
+    monkeypatch.setattr(tasks.compute_run_metrics, "apply_async", lambda args, kwargs=None, **options: sent.extend(args))
     with django_capture_on_commit_callbacks(execute=True):
         response = client_for(coordinator).post(f"/studies/smoking/results/metrics/{coded.run.pk}/compute/")
     assert response.status_code == 302 and response["Location"] == "/studies/smoking/results/metrics/"

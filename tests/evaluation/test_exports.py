@@ -16,7 +16,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotation.models import Assignment, Utterance, UtteranceCode
-from evaluation import exports, services
+from evaluation import actions, exports, queries
 from evaluation.models import ExportJob
 from evaluation.results import build_results
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def coded(study, coordinator, coder, coder2, demo_dialogues_file):
     coded = coded_demo_study(study, coordinator, [coder, coder2], demo_dialogues_file)
-    services.compute_run_metrics(coded.run)
+    actions.compute_run_metrics(coded.run)
     return coded
 
 
@@ -160,7 +160,8 @@ def test_export_job_runs_with_progress_and_downloads(client_for, coordinator, co
                                                       django_capture_on_commit_callbacks, monkeypatch) -> None:
     from evaluation import tasks
 
-    monkeypatch.setattr(tasks.run_export, "delay", lambda job_id: tasks.run_export.apply(args=[job_id]))
+    # Sent by name through the task's own apply_async: run it here instead of on a worker.
+    monkeypatch.setattr(tasks.run_export, "apply_async", lambda args, kwargs=None, **options: tasks.run_export.apply(args))
     client = client_for(coordinator)
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post("/studies/smoking/results/exports/", {"kind": "codes", "format": "xlsx", "round": ""})
@@ -242,7 +243,7 @@ def test_export_report_command(coded, tmp_path) -> None:
 def test_export_job_on_a_real_worker(celery_worker_process, coordinator, study, coder, coder2,
                                      demo_dialogues_file) -> None:
     coded = coded_demo_study(study, coordinator, [coder, coder2], demo_dialogues_file)
-    job = services.request_export(study, kind="codes", fmt="csv", requested_by=coordinator,
+    job = actions.request_export(study, kind="codes", fmt="csv", requested_by=coordinator,
                                   coding_round=coded.coding_round)
     deadline = time.time() + 60
     while time.time() < deadline:
@@ -266,7 +267,7 @@ def test_compute_run_metrics_task_is_registered_by_name_and_stores_the_report(co
     report = type(coded.run).objects.get(pk=coded.run.pk).metric_report
     from evaluation import metrics
 
-    pairs, not_done = services.run_pairs(coded.run)
+    pairs, not_done = queries.run_pairs(coded.run)
     expected = metrics.score_rounds(pairs, "zh")
     assert not_done == 0
     assert report.pooled["bleu4"] == pytest.approx(expected.pooled.bleu4, abs=1e-9)

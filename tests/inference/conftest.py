@@ -1,8 +1,9 @@
 """Fixtures of the generation tests: the tiny model (built once per session), a demo study, a model.
 
 The worker-based tests (``celery_worker_process``) need PostgreSQL or SQLite plus Redis, as in
-``scripts/test.sh``. ``fault_worker`` starts that worker with extra environment (slow chunks,
-short claim/visibility timeouts) so a fault can be injected mid-run.
+``scripts/test.sh``. ``fault_worker`` starts a worker from a test-only app module that slows chunks
+down, with extra environment (the delay, short claim/visibility timeouts), so a fault can be
+injected mid-run.
 """
 
 from __future__ import annotations
@@ -60,10 +61,14 @@ def demo_model(demo_model_dir, coordinator):
 
 @pytest.fixture
 def fault_worker(request, monkeypatch, transactional_db):
-    """``celery_worker_process`` started with the environment a test puts in ``request.param``."""
+    """A real worker started from :mod:`tests.inference.fault_worker_app` (the shipped app plus a
+    test hook that slows generation chunks) with the environment a test puts in ``request.param``."""
+    from tests.conftest import running_worker
+
     for key, value in getattr(request, "param", {}).items():
         monkeypatch.setenv(key, str(value))
-    return request.getfixturevalue("celery_worker_process")
+    with running_worker(app_module="tests.inference.fault_worker_app") as worker:
+        yield worker
 
 
 def wait_for_run(run, timeout: float = 120.0, until=None):

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from annotation.models import Dialogue
 from inference import actions as inference_actions
-from inference.recipe_models import FineTuneJob, TransformationJob
+from inference.recipe.models import FineTuneJob, TransformationJob
 from tests.inference.recipe_support import FakeOpenAIServer, demo_model_dir, import_demo_dialogues
 
 pytestmark = pytest.mark.django_db(transaction=True)

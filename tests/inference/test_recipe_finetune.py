@@ -15,7 +15,7 @@ from inference import actions as inference_actions
 from inference.models import GenerationItem, GenerationRun
 from inference.recipe import actions, execute
 from inference.recipe.finetune import LoraHyperparameters, tokenize_dialogue
-from inference.recipe_models import FineTuneJob, FineTuneStep
+from inference.recipe.models import FineTuneJob, FineTuneStep
 from tests.inference.recipe_support import (
     demo_model_dir,
     eager_celery,  # noqa: F401 - a fixture

@@ -10,8 +10,8 @@ import pytest
 
 from annotation.models import Dialogue
 from inference import actions as inference_actions
-from inference.recipe import actions, transform
-from inference.recipe_models import PromptTemplate, QualityScore, TransformationItem, TransformationJob
+from inference.recipe import actions, queries, transform
+from inference.recipe.models import PromptTemplate, QualityScore, TransformationItem, TransformationJob
 from tests.inference.recipe_support import (
     MI_TURNS,
     FakeOpenAIServer,
@@ -198,7 +198,7 @@ def test_openai_server_job_stores_mi_dialogues_with_provenance_and_judge_scores(
     assert {r["temperature"] for r in server.requests} == {0.0}
 
     # The judge filter picks the scored rewrites.
-    screened = actions.select_dialogues(study, split="train", derived_only=True, min_judge_total=8)
+    screened = queries.select_dialogues(study, split="train", derived_only=True, min_judge_total=8)
     assert sorted(screened.values_list("external_id", flat=True)) == ["demo-en-1-mi-v1", "demo-zh-2-mi-v1"]
 
     # Retry the rejected one once the writer behaves.
@@ -276,7 +276,7 @@ def test_refusals_create_nothing(study, writer):
 
 
 def test_cancelled_job_chunks_do_nothing(study, writer, server, django_capture_on_commit_callbacks):
-    from inference.recipe import tasks
+    from inference.recipe import execute
 
     import_demo_dialogues(study)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -284,7 +284,7 @@ def test_cancelled_job_chunks_do_nothing(study, writer, server, django_capture_o
     assert len(callbacks) == 1
     assert actions.cancel_transformation(job) is True
     ids = list(job.items.values_list("id", flat=True))
-    assert tasks.execute_transform_chunk(None, job.pk, ids) == {
+    assert execute.execute_transform_chunk(None, job.pk, ids) == {
         "job": job.pk,
         "claimed": 0,
         "skipped": "cancelled",
@@ -295,7 +295,7 @@ def test_cancelled_job_chunks_do_nothing(study, writer, server, django_capture_o
 
 
 def test_a_redelivered_chunk_writes_nothing_twice(study, writer, server, django_capture_on_commit_callbacks):
-    from inference.recipe import tasks
+    from inference.recipe import execute
 
     import_demo_dialogues(study)
     with django_capture_on_commit_callbacks(execute=False):
@@ -303,10 +303,10 @@ def test_a_redelivered_chunk_writes_nothing_twice(study, writer, server, django_
             study, writer, external_ids=["demo-zh-1", "demo-en-2"], chunk_size=2
         )
     ids = list(job.items.values_list("id", flat=True))
-    first = tasks.execute_transform_chunk(None, job.pk, ids, claim_token="task-1")
+    first = execute.execute_transform_chunk(None, job.pk, ids, claim_token="task-1")
     assert first["claimed"] == 2 and first["written"] == 2
     # The same chunk again (another delivery): nothing is open, nothing is written or requested.
-    assert tasks.execute_transform_chunk(None, job.pk, ids, claim_token="task-2") == {
+    assert execute.execute_transform_chunk(None, job.pk, ids, claim_token="task-2") == {
         "job": job.pk,
         "claimed": 0,
         "skipped": "done",

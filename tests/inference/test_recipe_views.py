@@ -13,7 +13,7 @@ from django.utils.html import escape
 
 from annotation.models import Dialogue
 from inference import actions as inference_actions
-from inference.recipe_models import FineTuneJob, PromptTemplate, TransformationItem, TransformationJob
+from inference.recipe.models import FineTuneJob, PromptTemplate, TransformationItem, TransformationJob
 from tests.inference.recipe_support import (
     MI_TURNS,
     FakeOpenAIServer,

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Dialogue, Transcript, TranscriptSource, Volley
-from inference import actions, tasks
+from inference import actions, claims, execute
 from inference.models import GenerationItem, GenerationRun
 
 from .conftest import DEMO_TEST_ROUNDS, item_rows, wait_for_run
@@ -25,7 +25,7 @@ def run_in_process(run) -> None:
     """Execute every open chunk of the run here, as a worker would (no broker)."""
     ids = list(run.items.order_by("dialogue_id", "round_index").values_list("id", flat=True))
     for start in range(0, len(ids), run.chunk_size):
-        tasks.execute_chunk(None, run.pk, ids[start : start + run.chunk_size])
+        execute.execute_chunk(None, run.pk, ids[start : start + run.chunk_size])
     run.refresh_from_db()
 
 
@@ -192,7 +192,7 @@ def test_claim_takes_open_and_stale_items_and_its_own_but_not_live_foreign_claim
     demo_study, demo_model, settings, returning, monkeypatch
 ):
     # Both SQL paths of claim_items: UPDATE ... RETURNING, and the fallback for databases without it.
-    monkeypatch.setattr(actions, "_can_update_returning", lambda: returning)
+    monkeypatch.setattr(claims, "_can_update_returning", lambda: returning)
     settings.INFERENCE_CLAIM_STALE_SECONDS = 60
     run = actions.start_run(demo_study, demo_model, chunk_size=8)
     a, b, c, d, e, *_ = run.items.order_by("dialogue_id", "round_index")
@@ -226,7 +226,7 @@ def test_cancelled_run_does_no_work_and_resumes_to_done(demo_study, demo_model):
     assert actions.cancel_run(run) is True
     assert run.status == GenerationRun.Status.CANCELLED
     ids = list(run.items.values_list("id", flat=True))
-    assert tasks.execute_chunk(None, run.pk, ids) == {"run": run.pk, "claimed": 0, "skipped": "cancelled"}
+    assert execute.execute_chunk(None, run.pk, ids) == {"run": run.pk, "claimed": 0, "skipped": "cancelled"}
     assert run.items.filter(status="pending").count() == DEMO_TEST_ROUNDS
     assert actions.cancel_run(run) is False  # already finished
 
@@ -317,7 +317,7 @@ def test_failed_item_is_retried_alone_and_the_run_then_finishes(demo_study, demo
     assert run.status == GenerationRun.Status.QUEUED
     with pytest.raises(actions.ActionError, match="is not failed"):
         actions.retry_item(run.items.get(pk=done_before[0][0]))
-    tasks.execute_chunk(None, run.pk, [failed.pk])
+    execute.execute_chunk(None, run.pk, [failed.pk])
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.DONE
     failed.refresh_from_db()
@@ -458,8 +458,8 @@ def test_earlier_rounds_need_no_token_count_when_the_longest_round_of_their_dial
     stranger = GenerationItem(pk=10, dialogue_id=1, messages=[{"role": "user", "content": "not a prefix"}])
 
     backend = CountingBackend()
-    assert tasks._prefixes_known_to_fit([*rounds, other, stranger], backend, budget=200) == {1, 2, 3, 4, 9}
+    assert execute._prefixes_known_to_fit([*rounds, other, stranger], backend, budget=200) == {1, 2, 3, 4, 9}
     assert sorted(backend.counted) == [1, 7]  # one count per dialogue: its longest prompt
     # The longest round is within the margin of the budget: nothing is taken for granted.
     backend = CountingBackend()
-    assert tasks._prefixes_known_to_fit(rounds, backend, budget=70 + tasks.PREFIX_MARGIN_TOKENS - 1) == set()
+    assert execute._prefixes_known_to_fit(rounds, backend, budget=70 + execute.PREFIX_MARGIN_TOKENS - 1) == set()

@@ -15,13 +15,14 @@ import pytest
 
 from annotation import actions as annotation_actions
 from annotation.models import Transcript, TranscriptSource
-from inference import actions, tasks
+from inference import actions, claims, execute, tasks
 from inference.models import GenerationItem, GenerationRun
 
 from .conftest import DEMO_TEST_ROUNDS, item_rows, wait_for_run
 
-# Slow chunks (so the kill lands mid-chunk), claims stale after 3 s, and Redis redelivering an
-# unacknowledged message 4 s after it was handed out (production: 600 s and one hour).
+# Slow chunks (so the kill lands mid-chunk; the hook is tests/inference/fault_worker_app.py), claims
+# stale after 3 s, and Redis redelivering an unacknowledged message 4 s after it was handed out
+# (production: 600 s and one hour).
 KILL_ENV = {
     "INFERENCE_TEST_DELAY_SECONDS": "1.0",
     "INFERENCE_CLAIM_STALE_SECONDS": "3",
@@ -78,7 +79,7 @@ def test_same_chunk_delivered_twice_changes_nothing(celery_worker_process, demo_
     for ids in chunks:
         tasks.run_chunk.delay(run.pk, ids)
     for ids in chunks:
-        tasks.execute_chunk(None, run.pk, ids)
+        execute.execute_chunk(None, run.pk, ids)
     run = wait_for_run(run, timeout=180)
     assert run.status == GenerationRun.Status.DONE
     assert_each_round_once(run)
@@ -96,7 +97,7 @@ def test_same_chunk_delivered_twice_changes_nothing(celery_worker_process, demo_
     assert run.finished_at == finished_at
     # Even with the run reopened, a chunk whose items are done claims nothing and writes nothing.
     GenerationRun.objects.filter(pk=run.pk).update(status=GenerationRun.Status.RUNNING)
-    assert tasks.execute_chunk(None, run.pk, chunks[2]) == {"run": run.pk, "claimed": 0}
+    assert execute.execute_chunk(None, run.pk, chunks[2]) == {"run": run.pk, "claimed": 0}
     assert item_rows(run) == before
     run.refresh_from_db()
     assert run.status == GenerationRun.Status.DONE  # closed again, with the same single source
@@ -109,13 +110,13 @@ def test_late_writer_whose_stale_claim_was_taken_over_writes_nothing(demo_study,
     settings.INFERENCE_CLAIM_STALE_SECONDS = 1
     run = actions.start_run(demo_study, demo_model, chunk_size=DEMO_TEST_ROUNDS)
     ids = list(run.items.values_list("id", flat=True))
-    stalled_token = actions.new_claim_token()
+    stalled_token = claims.new_claim_token()
     claimed = actions.claim_items(run, ids, stalled_token)
     assert len(claimed) == DEMO_TEST_ROUNDS
     # B, too early: the claim is live, so B claims nothing.
-    assert tasks.execute_chunk(None, run.pk, ids) == {"run": run.pk, "claimed": 0}
+    assert execute.execute_chunk(None, run.pk, ids) == {"run": run.pk, "claimed": 0}
     time.sleep(1.2)
-    result = tasks.execute_chunk(None, run.pk, ids)
+    result = execute.execute_chunk(None, run.pk, ids)
     assert result == {"run": run.pk, "claimed": DEMO_TEST_ROUNDS, "written": DEMO_TEST_ROUNDS, "failed": 0}
     before = item_rows(run)
     stale = {pk: actions.ItemOutcome(text="late and stale") for pk in ids}

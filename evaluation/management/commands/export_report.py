@@ -11,9 +11,9 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotation.actions import ActionError
+from annotation.errors import ActionError
 from annotation.models import CodingRound, Study
-from evaluation import exports, services
+from evaluation import exports
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--study", required=True, help="study slug")
-        parser.add_argument("--kind", required=True, choices=sorted(services.EXPORT_FORMATS))
+        parser.add_argument("--kind", required=True, choices=sorted(exports.EXPORT_FORMATS))
         parser.add_argument("--format", required=True, choices=["csv", "xlsx", "pdf", "html"], dest="fmt")
         parser.add_argument(
             "--out", required=True,

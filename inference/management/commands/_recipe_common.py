@@ -40,7 +40,7 @@ def user_named(username: str | None):
 def in_this_process(enabled: bool):
     """With ``enabled``, tasks sent inside the block run here and now (Celery eager mode), so a
     command works without a worker; the task code is the same."""
-    from mi_platform.celery import app
+    from celery import current_app as app
 
     if not enabled:
         yield

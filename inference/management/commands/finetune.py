@@ -7,7 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from inference.recipe import actions
-from inference.recipe_models import FineTuneJob
+from inference.recipe.models import FineTuneJob
 
 from ._recipe_common import in_this_process, model_named, study_named, user_named
 

@@ -1,8 +1,10 @@
 """Tables of the MI-LLM recipe: versioned prompts, MI-style transformation jobs and their items,
 LLM-judge quality scores, LoRA fine-tuning jobs and their per-step loss.
 
-Imported at the bottom of ``inference.models`` so Django sees them as models of the ``inference``
-app. Invariants are database constraints: one item per (job, source dialogue), one prompt per
+Django finds them because ``inference.models`` imports them by name: they are models of the
+``inference`` app (tables ``inference_*``, migrations in ``inference/migrations``). Transformation
+items carry the claim kernel's fields (``inference.claims.ClaimedWork``). Invariants are database
+constraints: one item per (job, source dialogue), one prompt per
 (name, version), one loss row per (job, step), rubric scores within CPsyCoun's ranges.
 """
 
@@ -15,7 +17,9 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.models import Dialogue, Study
 
-# Referenced by label, not imported: inference.models imports this module at its bottom.
+from ..claims import ClaimedWork
+
+# Referenced by label, not imported: inference.models imports this module (a circle otherwise).
 RegisteredModel = "inference.RegisteredModel"
 
 __all__ = [
@@ -108,7 +112,7 @@ class TransformationJob(models.Model):
         return f"transformation {self.pk} ({self.model} · {self.prompt})"
 
 
-class TransformationItem(models.Model):
+class TransformationItem(ClaimedWork):
     """One source dialogue of a job: accepted (a new derived dialogue), rejected (the model's output
     failed validation: raw output and reason kept) or failed (no output: the backend's error)."""
 
@@ -122,9 +126,6 @@ class TransformationItem(models.Model):
     job = models.ForeignKey(TransformationJob, on_delete=models.CASCADE, related_name="items")
     source = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
-    claim_token = models.CharField(max_length=64, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     raw_output = models.TextField(blank=True)
     reason_code = models.CharField(max_length=30, blank=True)
     reason = models.TextField(blank=True)

@@ -1,25 +1,32 @@
 """Personal API tokens: created on the account page or through ``POST /api/tokens/``, revoked by their owner.
 
 Only a SHA-256 digest and a short prefix are stored; the raw token is returned once, by
-``create_token``, and cannot be recovered afterwards.
+``create_token``, and cannot be recovered afterwards. ``create_token``/``revoke_token`` are the
+writes (also exported by ``annotation.actions``); ``active_tokens``/``token_user`` the reads.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from mi_platform.api_auth import token_digest
-
+from ..errors import ActionError
 from ..models import ApiToken
-from .studies import ActionError
 
 # A recognisable prefix lets secret scanners and people spot a leaked token ("mip_…").
 TOKEN_PREFIX = "mip_"
 PREFIX_LENGTH = 10
 MAX_ACTIVE_TOKENS = 50
+# Touch ``last_used_at`` at most this often: avoids a write per request from busy scripts.
+TOUCH_EVERY_SECONDS = 60
+
+
+def token_digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
 
 
 @transaction.atomic
@@ -49,3 +56,33 @@ def revoke_token(user, token_id: int) -> ApiToken:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
     return token
+
+
+def active_tokens(user) -> QuerySet[ApiToken]:
+    """The user's tokens that still work (the account page and ``GET /api/tokens/``)."""
+    return ApiToken.objects.filter(user=user, revoked_at__isnull=True)
+
+
+def token_user(raw: str) -> ApiToken | None:
+    """The active token with this raw value, its user loaded (None for unknown, revoked or inactive).
+
+    Records the use (``last_used_at``), at most once a minute.
+    """
+    token = ApiToken.objects.select_related("user").filter(digest=token_digest(raw), revoked_at__isnull=True).first()
+    if token is None or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > TOUCH_EVERY_SECONDS:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    return token
+
+
+__all__ = [
+    "MAX_ACTIVE_TOKENS",
+    "TOKEN_PREFIX",
+    "active_tokens",
+    "create_token",
+    "revoke_token",
+    "token_digest",
+    "token_user",
+]

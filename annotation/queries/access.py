@@ -1,4 +1,4 @@
-"""Permission-aware reads. Views, the API, tasks and commands all go through these.
+"""The permission gate: who may see which study, round and assignment. Every other read starts here.
 
 An outsider gets 404 (the study's existence is not revealed); a member without the needed role gets
 403. Site staff (Django ``is_staff``) act as coordinators everywhere.
@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from .models import Assignment, CodingRound, Dialogue, Membership, Study, Transcript
+from ..models import Assignment, CodingRound, Dialogue, Membership, Study, Transcript
 
 COORDINATOR = Membership.Role.COORDINATOR
 CODER = Membership.Role.CODER

@@ -1,27 +1,31 @@
-"""The user's own page (password change link, API tokens) and the throttled login page."""
+"""The user's own page (password change link, API tokens), its token forms, and the throttled login pages.
+
+Parse → act → render; token writes go through :mod:`.tokens`."""
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import REDIRECT_FIELD_NAME
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
-from .. import throttling
+from ..errors import ActionError
+from ..models import ApiToken
+from . import throttling, tokens
 
 
 def render_account(request: HttpRequest, *, new_token: str = "", status: int = 200) -> HttpResponse:
     """The account page; ``new_token`` is the raw token just created (shown once)."""
-    tokens = request.user.api_tokens.filter(revoked_at__isnull=True)
-    context = {"tokens": tokens, "new_token": new_token, "token_revoke_url": True}
+    context = {"tokens": tokens.active_tokens(request.user), "new_token": new_token, "token_revoke_url": True}
     response = render(request, "annotation/account.html", context, status=status)
     if new_token:
         # The page holds a secret: keep it out of browser and proxy caches.
@@ -34,8 +38,31 @@ def account(request: HttpRequest) -> HttpResponse:
     return render_account(request)
 
 
+@login_required
+@require_POST
+def token_create(request: HttpRequest) -> HttpResponse:
+    try:
+        _token, raw = tokens.create_token(request.user, request.POST.get("name", ""))
+    except ActionError as exc:
+        messages.error(request, str(exc))
+        return render_account(request, status=400)
+    # Rendered, not redirected: the raw token must never travel in a URL or be stored in the session.
+    return render_account(request, new_token=raw)
+
+
+@login_required
+@require_POST
+def token_revoke(request: HttpRequest, pk: int) -> HttpResponse:
+    try:
+        tokens.revoke_token(request.user, pk)
+    except ApiToken.DoesNotExist as exc:
+        raise Http404(_("No such token.")) from exc
+    messages.success(request, _("Token revoked."))
+    return redirect("account")
+
+
 class LoginView(auth_views.LoginView):
-    """Django's login page, refusing sign-ins with 429 after too many failures (``annotation.throttling``).
+    """Django's login page, refusing sign-ins with 429 after too many failures (``annotation.accounts.throttling``).
 
     GET is never refused. A refused POST is not authenticated at all, so a right password gets the
     same answer as a wrong one until the window closes.
