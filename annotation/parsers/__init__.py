@@ -64,6 +64,7 @@ from .base import (
     SPLITS,
     SYSTEM,
     ImportFormatError,
+    ImportOptions,
     ParsedDialogue,
     ParsedTurn,
     ParseResult,
@@ -73,7 +74,16 @@ from .base import (
     decode_utf8,
     find_content_duplicates,
 )
-from .entry import FORMATS, detect_format, parse_bytes, parse_path
+from .entry import (
+    FILE_SUFFIXES,
+    FORMAT_SUMMARIES,
+    FORMATS,
+    detect_format,
+    folder_members,
+    parse_bytes,
+    parse_path,
+)
+from .speakers import KNOWN_PAIRS, SpeakerPair
 
 
 def annomi_annotator_labels(
@@ -95,22 +105,28 @@ def annomi_annotator_labels(
 __all__ = [
     "CLIENT",
     "COUNSELOR",
+    "FILE_SUFFIXES",
     "FORMATS",
+    "FORMAT_SUMMARIES",
+    "KNOWN_PAIRS",
     "SPEAKERS",
     "SPLITS",
     "SYSTEM",
     "AnnoMIAnnotatorLabels",
     "AnnoMILabel",
     "ImportFormatError",
+    "ImportOptions",
     "ParseResult",
     "ParsedDialogue",
     "ParsedTurn",
+    "SpeakerPair",
     "annomi_annotator_labels",
     "check_size",
     "content_duplicate_groups",
     "content_hash",
     "detect_format",
     "find_content_duplicates",
+    "folder_members",
     "parse_bytes",
     "parse_path",
 ]

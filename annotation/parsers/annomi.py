@@ -140,7 +140,7 @@ def parse_annomi(text: str, filename: str, warnings: list[str]) -> list[ParsedDi
                         f"{annotators[0]}"
                     )
         first = rows[0].cells
-        metadata: dict = {"transcript_id": transcript_id}
+        metadata: dict[str, object] = {"transcript_id": transcript_id}
         metadata.update({c: first[c] for c in METADATA_COLUMNS if first.get(c)})
         if annotators[0] is not None:
             metadata["annotator_ids"] = annotators
@@ -179,6 +179,7 @@ def annomi_annotator_labels(text: str, filename: str) -> list[AnnoMIAnnotatorLab
     result = []
     for transcript_id in sorted(grouped):
         for annotator_id, rows in sorted(grouped[transcript_id].items()):
+            assert annotator_id is not None  # the annotator_id column is required above
             _, index_map = merge_turns(
                 (ROLES[r.cells["interlocutor"]], r.cells["utterance_text"]) for r in rows
             )
