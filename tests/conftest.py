@@ -53,6 +53,15 @@ def _fresh_cache(_local_memory_cache):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _import_dir(settings, tmp_path, monkeypatch):
+    """Stored uploads of background imports go to the test's own folder — for a worker started by the test too."""
+    folder = tmp_path / "imports"
+    settings.MI_IMPORT_DIR = folder
+    monkeypatch.setenv("MI_IMPORT_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, **extra):

@@ -26,7 +26,7 @@ from .coding import (
     submit_assignment,
     undo_last,
 )
-from .imports import import_dialogues
+from .imports import IMPORT_TASK, import_dialogues, request_import, run_import
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
     ActionError,
@@ -46,6 +46,7 @@ from .transcripts import (
 )
 
 __all__ = [
+    "IMPORT_TASK",
     "ActionError",
     "AssignmentReadOnly",
     "StaleVersion",
@@ -73,7 +74,9 @@ __all__ = [
     "record_consensus_global",
     "remove_membership",
     "reopen_assignment",
+    "request_import",
     "revoke_token",
+    "run_import",
     "set_membership",
     "split_by_ids",
     "split_randomly",
