@@ -155,7 +155,13 @@ def _worker_env(db_name: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, request):
+def celery_app_module() -> str:
+    """The ``-A`` app of the test worker; a test module overrides it to start a test-only app (fault tests)."""
+    return "mi_platform"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, request, celery_app_module):
     """Start a real ``celery worker`` process on the test database and the Redis broker.
 
     Tests that use it must use ``transactional_db`` so the worker sees committed rows. Yields a small
@@ -178,7 +184,7 @@ def celery_worker_process(transactional_db, request):
         def start(self) -> None:
             log = open(Path(settings.VAR_DIR) / "worker-test.log", "ab")
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "mi_platform", "worker", "-Q", queues, "-c", "1",
+                [sys.executable, "-m", "celery", "-A", celery_app_module, "worker", "-Q", queues, "-c", "1",
                  "--pool", "prefork", "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                 cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
