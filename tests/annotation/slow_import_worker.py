@@ -4,7 +4,8 @@
 kill the worker in the middle of an import: while ``annotation.run_import`` runs, a database execute
 wrapper (installed on ``task_prerun``, removed on ``task_postrun``) waits before the first INSERT into
 the turn table — the dialogues of the batch are inserted then, uncommitted — after creating the marker
-file named by ``MI_TEST_IMPORT_PAUSE_MARKER``. Once the marker exists there is no more pause, so the
+file named by ``MI_TEST_IMPORT_PAUSE_MARKER``, until a file of that name plus ``.go`` appears (a browser
+test lets it go on) or the test kills the worker. Once the marker exists there is no more pause, so a
 redelivered task runs straight through. Nothing of this is in the shipped code.
 """
 
@@ -27,7 +28,10 @@ def _pause_before_turns(execute, sql, params, many, context):
     marker = Path(os.environ["MI_TEST_IMPORT_PAUSE_MARKER"])
     if sql.startswith('INSERT INTO "annotation_turn"') and not marker.exists():
         marker.write_text(str(os.getpid()))
-        time.sleep(PAUSE_SECONDS)  # the test kills the worker long before this ends
+        go = marker.with_name(marker.name + ".go")
+        deadline = time.monotonic() + PAUSE_SECONDS
+        while not go.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
     return execute(sql, params, many, context)
 
 
