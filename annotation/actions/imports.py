@@ -14,7 +14,7 @@ import logging
 import shutil
 import uuid
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from django.conf import settings
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
@@ -289,6 +289,26 @@ def _remove_upload(batch: ImportBatch) -> None:
 # ------------------------------------------------------------------ the one write
 
 
+def _insert_turns(rows: Iterable[tuple[int, int, str, str]]) -> None:
+    """Insert (dialogue id, index, speaker, text) rows into the turn table, in the caller's transaction.
+
+    On PostgreSQL with COPY: building ~55,000 model instances and INSERT parameters for CPsyCounD's
+    turns took most of the import's time; COPY streams the rows and still checks every constraint.
+    """
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(Turn._meta.get_field(name).column) for name in ("dialogue", "index", "speaker", "text"))
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {quote(Turn._meta.db_table)} ({columns}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    Turn.objects.bulk_create(
+        (Turn(dialogue_id=d, index=i, speaker=speaker, text=text) for d, i, speaker, text in rows), batch_size=2000
+    )
+
+
 def _store(
     study: Study,
     result: parsers.ParseResult,
@@ -341,12 +361,9 @@ def _store(
         for d in dialogues
     ]
     created = Dialogue.objects.bulk_create(rows, batch_size=1000)
-    turns = [
-        Turn(dialogue=row, index=i, speaker=t.speaker, text=t.text)
-        for row, d in zip(created, dialogues, strict=True)
-        for i, t in enumerate(d.turns)
-    ]
-    Turn.objects.bulk_create(turns, batch_size=2000)
+    _insert_turns(
+        (row.pk, i, t.speaker, t.text) for row, d in zip(created, dialogues, strict=True) for i, t in enumerate(d.turns)
+    )
 
     duplicates: dict[str, str] = {}
     first_by_hash: dict[str, Dialogue] = {}

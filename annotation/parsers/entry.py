@@ -36,6 +36,7 @@ from .speakers import (
     parse_prefixed_text,
     stem,
     string_lines,
+    suffix,
     text_lines,
 )
 from .tables import mapped_columns, parse_rows, read_csv_rows, read_parquet_rows
@@ -73,7 +74,7 @@ Progress = Callable[[int, int], None]  # (files done, files in all)
 
 
 def _suffix(name: str) -> str:
-    return PurePosixPath(name.replace("\\", "/")).suffix.lower()
+    return suffix(name)
 
 
 def _natural_key(name: str) -> list[int | str]:

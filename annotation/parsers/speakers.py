@@ -24,7 +24,6 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import PurePosixPath
 from typing import Any
 
 from .base import CLIENT, COUNSELOR, ImportFormatError, ImportOptions, ParsedDialogue, make_dialogue
@@ -92,26 +91,21 @@ def given_pair(options: ImportOptions, filename: str) -> SpeakerPair | None:
     return SpeakerPair(client, counselor)
 
 
-def count_pair(lines: Sequence[str], pair: SpeakerPair) -> tuple[int, int]:
-    """How many of ``lines`` start with the client prefix, and with the counselor prefix."""
-    clients = counselors = 0
-    pattern = _pattern(pair)
-    for line in lines:
-        found = pattern.match(line)
-        if found is not None:
-            if found.group("client") is not None:
-                clients += 1
-            else:
-                counselors += 1
-    return clients, counselors
+# The name before a colon at the start of a line; detection counts these once per line.
+_LEADING_NAME = re.compile(r"^\s*([^\s:：]{1,20})\s*[:：]")
 
 
 def detect_pair(lines: Sequence[str]) -> SpeakerPair | None:
     """The known pair that matches the most lines (one that matches both speakers first), or None."""
+    names: Counter[str] = Counter()
+    for line in lines:
+        found = _LEADING_NAME.match(line)
+        if found is not None:
+            names[found.group(1).casefold()] += 1
     best: SpeakerPair | None = None
     best_key: tuple[bool, int] = (False, 0)
     for pair in KNOWN_PAIRS:
-        clients, counselors = count_pair(lines, pair)
+        clients, counselors = names[pair.client.casefold()], names[pair.counselor.casefold()]
         key = (clients > 0 and counselors > 0, clients + counselors)
         if key[1] and key > best_key:
             best, best_key = pair, key
@@ -128,9 +122,22 @@ def candidate_prefixes(lines: Sequence[str], limit: int = 2) -> list[str]:
     return [prefix for prefix, _ in counts.most_common(limit)]
 
 
+def basename(filename: str) -> str:
+    return filename.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def suffix(filename: str) -> str:
+    """The lower-cased extension (``.txt``), as ``PurePosixPath.suffix`` gives it, without building a path."""
+    name = basename(filename)
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
+
+
 def stem(filename: str) -> str:
     """The file stem (``.../Data/case_12.txt`` -> ``case_12``), whatever the path separator."""
-    return PurePosixPath(filename.replace("\\", "/")).stem
+    name = basename(filename)
+    dot = name.rfind(".")
+    return name[:dot] if 0 < dot < len(name) - 1 else name
 
 
 def text_lines(text: str) -> list[str]:

@@ -2,8 +2,8 @@
 
 ``test_import_worker.py`` starts a worker with ``celery -A tests.annotation.slow_import_worker`` so it can
 kill the worker in the middle of an import: while ``annotation.run_import`` runs, a database execute
-wrapper (installed on ``task_prerun``, removed on ``task_postrun``) waits before the first INSERT into
-the turn table — the dialogues of the batch are inserted then, uncommitted — after creating the marker
+wrapper (installed on ``task_prerun``, removed on ``task_postrun``) waits before the batch row is ended
+inside the write transaction — dialogues and turns are written then, uncommitted — after creating the marker
 file named by ``MI_TEST_IMPORT_PAUSE_MARKER``, until a file of that name plus ``.go`` appears (a browser
 test lets it go on) or the test kills the worker. Once the marker exists there is no more pause, so a
 redelivered task runs straight through. Nothing of this is in the shipped code.
@@ -24,9 +24,11 @@ __all__ = ["app"]
 PAUSE_SECONDS = 120
 
 
-def _pause_before_turns(execute, sql, params, many, context):
+def _pause_before_commit(execute, sql, params, many, context):
     marker = Path(os.environ["MI_TEST_IMPORT_PAUSE_MARKER"])
-    if sql.startswith('INSERT INTO "annotation_turn"') and not marker.exists():
+    # Progress updates of the batch run outside a transaction; the one that ends it runs inside the write.
+    ending = sql.startswith('UPDATE "annotation_importbatch"') and context["connection"].in_atomic_block
+    if ending and not marker.exists():
         marker.write_text(str(os.getpid()))
         go = marker.with_name(marker.name + ".go")
         deadline = time.monotonic() + PAUSE_SECONDS
@@ -40,12 +42,12 @@ def _install(sender=None, **kwargs) -> None:
     if sender is not None and sender.name == "annotation.run_import":
         from django.db import connection
 
-        connection.execute_wrappers.append(_pause_before_turns)
+        connection.execute_wrappers.append(_pause_before_commit)
 
 
 @task_postrun.connect
 def _remove(sender=None, **kwargs) -> None:
     from django.db import connection
 
-    if _pause_before_turns in connection.execute_wrappers:
-        connection.execute_wrappers.remove(_pause_before_turns)
+    if _pause_before_commit in connection.execute_wrappers:
+        connection.execute_wrappers.remove(_pause_before_commit)
