@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
@@ -105,7 +106,11 @@ def import_dialogues(
 
 
 def _stored_name(filename: str) -> str:
-    return get_valid_filename(Path(filename.replace("\\", "/")).name) or "upload"
+    """A safe file name for the stored copy (the batch keeps the name as uploaded, for messages)."""
+    try:
+        return get_valid_filename(Path(filename.replace("\\", "/")).name)[:200]
+    except SuspiciousFileOperation:  # "", "." or "..": nothing usable left
+        return "upload"
 
 
 def _zip_folder(folder: Path, target: Path) -> None:
