@@ -27,8 +27,8 @@ class MembershipAdmin(admin.ModelAdmin):
 
 @admin.register(models.ImportBatch)
 class ImportBatchAdmin(admin.ModelAdmin):
-    list_display = ["filename", "study", "format", "dialogue_count", "round_count", "created_at"]
-    list_filter = ["study", "format"]
+    list_display = ["filename", "study", "status", "format", "dialogue_count", "round_count", "attempts", "created_at"]
+    list_filter = ["status", "study", "format"]
 
 
 class TurnInline(admin.TabularInline):

@@ -16,7 +16,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import actions, miti, parsers, queries
+from . import actions, miti, queries
 from . import serializers as s
 from .accounts.api import ApiView, StudyScopedView
 from .actions import coding
@@ -119,26 +119,30 @@ class ImportListView(StudyScopedView):
 
     @extend_schema(responses=s.ImportBatchSerializer(many=True), summary="Past imports of the study")
     def get(self, request: Request, slug: str) -> Response:
-        return self.paginated(self.get_study().imports.order_by("-created_at", "-id"), s.ImportBatchSerializer)
+        imports = self.get_study().imports.select_related("study").order_by("-created_at", "-id")
+        return self.paginated(imports, s.ImportBatchSerializer)
 
-    @extend_schema(request={"multipart/form-data": s.ImportRequestSerializer}, responses={201: s.ImportBatchSerializer},
-                   summary="Import a dialogue file (all or nothing; same parsers and messages as the page)")
+    @extend_schema(request={"multipart/form-data": s.ImportRequestSerializer}, responses={202: s.ImportBatchSerializer},
+                   summary="Queue a dialogue file's import (all or nothing, on a worker); poll status_url")
     def post(self, request: Request, slug: str) -> Response:
         study = self.get_study()
-        data = self.valid(s.ImportRequestSerializer)
+        serializer = s.ImportRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
         upload = data["file"]
-        parsers.check_size(upload.size, _max_import_bytes(), upload.name)
-        batch = actions.import_dialogues(
-            study, data=upload.read(), filename=upload.name, fmt=data["format"] or None,
-            split=data["split"] or None, created_by=request.user,
+        batch = actions.request_import(
+            study, upload=upload, filename=upload.name, fmt=data["format"] or None, split=data["split"] or None,
+            options=serializer.import_options(), created_by=request.user,
         )
-        return Response(s.ImportBatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+        body = s.ImportBatchSerializer(batch).data
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
 
 
-def _max_import_bytes() -> int:
-    from django.conf import settings
-
-    return settings.MI_MAX_IMPORT_BYTES
+class ImportDetailView(StudyScopedView):
+    @extend_schema(responses=s.ImportBatchSerializer,
+                   summary="An import's status: queued, running (progress), done (counts, warnings) or failed (errors)")
+    def get(self, request: Request, slug: str, pk: int) -> Response:
+        return Response(s.ImportBatchSerializer(queries.import_batch_for(request.user, self.get_study(), pk)).data)
 
 
 class SplitView(StudyScopedView):

@@ -1,12 +1,25 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import parsers
 from .models import Dialogue, Membership, Study
 
-FORMAT_CHOICES = [("", _("Detect from content"))] + [(f, f) for f in parsers.FORMATS]
+FORMAT_LABELS = {
+    "jsonl": _("JSONL (this platform's format)"),
+    "cpsycound": _("CPsyCounD text (.txt, folder zip)"),
+    "psydt": _("PsyDTCorpus JSON"),
+    "sharegpt": _("ShareGPT JSON"),
+    "alpaca": _("Alpaca JSON"),
+    "annomi": _("AnnoMI CSV"),
+    "openai": _("OpenAI chat JSONL"),
+    "prefixed": _("Speaker-prefixed text or JSON list of strings (e.g. CPsyCounE)"),
+    "csv": _("CSV: dialogue id, speaker, text"),
+    "parquet": _("Parquet: dialogue id, speaker, text"),
+}
+FORMAT_CHOICES = [("", _("Detect from content"))] + [(f, format_lazy("{} — {}", f, FORMAT_LABELS[f])) for f in parsers.FORMATS]
 
 
 class StudyForm(forms.ModelForm):
@@ -21,11 +34,62 @@ class MemberForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text=_("JSONL, CPsyCounD .txt or .zip, PsyDTCorpus / ShareGPT / Alpaca JSON, AnnoMI CSV."))
-    format = forms.ChoiceField(choices=FORMAT_CHOICES, required=False)
+    file = forms.FileField(
+        label=_("File"),
+        help_text=_(
+            "JSONL, CPsyCounD .txt or .zip, PsyDTCorpus / ShareGPT / Alpaca / OpenAI chat JSON, speaker-prefixed "
+            "text or JSON lists, AnnoMI CSV, CSV or Parquet with dialogue id, speaker and text columns."
+        ),
+    )
+    format = forms.ChoiceField(label=_("Format"), choices=FORMAT_CHOICES, required=False)
     split = forms.ChoiceField(
+        label=_("Split"),
         choices=[("", _("As in the file (default unused)"))] + list(Dialogue.Split.choices), required=False
     )
+    client_prefix = forms.CharField(
+        label=_("Client prefix"), required=False, max_length=40,
+        help_text=_("Speaker-prefixed files: the client's name before the colon, e.g. 求助者. CSV/Parquet: the "
+                    "client's speaker value. Leave both prefixes empty to detect a known pair."),
+    )
+    counselor_prefix = forms.CharField(
+        label=_("Counselor prefix"), required=False, max_length=40,
+        help_text=_("The counselor's name or speaker value, e.g. 支持者."),
+    )
+    dialogue_column = forms.CharField(label=_("Dialogue id column"), initial="dialogue_id", max_length=100)
+    speaker_column = forms.CharField(label=_("Speaker column"), initial="speaker", max_length=100)
+    text_column = forms.CharField(label=_("Text column"), initial="text", max_length=100)
+    merge_consecutive = forms.BooleanField(
+        label=_("Merge consecutive turns of one speaker"), required=False,
+        help_text=_("JSONL, ShareGPT, OpenAI chat, PsyDTCorpus and Alpaca records with two turns of one speaker in a "
+                    "row, or a counselor turn first where the format needs the client first, are refused unless "
+                    "this is ticked; each merged place is then listed as a warning."),
+    )
+
+    # Fields for CSV/Parquet columns and prefixes are shown in a group of their own.
+    advanced = ("client_prefix", "counselor_prefix", "dialogue_column", "speaker_column", "text_column")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("dialogue_column", "speaker_column", "text_column"):
+            self.fields[name].required = False
+
+    def clean(self) -> dict:
+        data = super().clean()
+        client, counselor = data.get("client_prefix", "").strip(), data.get("counselor_prefix", "").strip()
+        if bool(client) != bool(counselor):
+            self.add_error("counselor_prefix" if client else "client_prefix",
+                           _("Name both the client and the counselor prefix, or neither."))
+        return data
+
+    def import_options(self) -> parsers.ImportOptions:
+        data = self.cleaned_data
+        return parsers.ImportOptions(
+            client_prefix=data["client_prefix"], counselor_prefix=data["counselor_prefix"],
+            merge_consecutive=data["merge_consecutive"],
+            dialogue_column=data["dialogue_column"].strip() or "dialogue_id",
+            speaker_column=data["speaker_column"].strip() or "speaker",
+            text_column=data["text_column"].strip() or "text",
+        )
 
 
 class RandomSplitForm(forms.Form):

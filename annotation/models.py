@@ -65,16 +65,39 @@ class Membership(models.Model):
 
 
 class ImportBatch(models.Model):
-    """One import (file, folder or zip): provenance of the dialogues it created."""
+    """One import (file, folder or zip): its progress on the worker, and provenance of the dialogues it made.
+
+    A page or API import is stored under ``MI_IMPORT_DIR`` (``upload_path``) and queued; the worker
+    claims the batch (``claim_token``; ``claimed_at`` is its heartbeat), parses and writes in one
+    transaction, and ends it ``done`` (counts, warnings) or ``failed`` (``errors``) — the stored upload is
+    removed then. ``attempts`` counts claims: a redelivered task that took over a stale claim makes it 2.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        RUNNING = "running", _("Running")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
 
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="imports")
     filename = models.CharField(max_length=500)
-    format = models.CharField(max_length=20)
+    format = models.CharField(max_length=20, blank=True)  # requested (or "") until done, then what was read
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    # What the coordinator asked for: format, split, prefixes, CSV columns, merge tick.
+    options = models.JSONField(default=dict, blank=True)
+    upload_path = models.CharField(max_length=500, blank=True)
     dialogue_count = models.PositiveIntegerField(default=0)
     round_count = models.PositiveIntegerField(default=0)
     # Content duplicates are flagged, never silently dropped: {external_id: first external_id}.
     duplicates = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
+    errors = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)  # the current attempt's start on the worker
+    finished_at = models.DateTimeField(null=True, blank=True)  # commit (done) or failure
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -82,6 +105,16 @@ class ImportBatch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "running", "done", "failed"]), name="import_batch_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0), name="import_batch_progress_range"),
+        ]
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
 
 
 class Dialogue(models.Model):

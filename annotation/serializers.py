@@ -139,21 +139,36 @@ class DialogueDetailSerializer(DialogueSerializer):
 
 
 class ImportBatchSerializer(serializers.ModelSerializer):
+    status = status_field(ImportBatch.Status.choices)
     duplicates = serializers.DictField(
         child=serializers.CharField(), read_only=True,
         help_text="Content duplicates, flagged not dropped: {new external_id: first external_id}.",
     )
     warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+    errors = serializers.ListField(
+        child=serializers.CharField(), read_only=True,
+        help_text="Why a failed import was refused (file, record and field named); nothing was imported.",
+    )
+    progress = serializers.FloatField(read_only=True, help_text="0–1 while queued or running; 1 when done.")
+    options = serializers.JSONField(read_only=True, help_text="Format, split, prefixes, columns and merge tick asked for.")
+    status_url = serializers.SerializerMethodField()
 
     class Meta:
         model = ImportBatch
-        fields = ["id", "filename", "format", "dialogue_count", "round_count", "duplicates", "warnings", "created_at"]
+        fields = [
+            "id", "filename", "format", "status", "progress", "dialogue_count", "round_count", "duplicates",
+            "warnings", "errors", "options", "attempts", "created_at", "started_at", "finished_at", "status_url",
+        ]
         read_only_fields = fields
+
+    def get_status_url(self, batch: ImportBatch) -> str:
+        return f"/api/studies/{batch.study.slug}/imports/{batch.pk}/"
 
 
 class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField(
-        help_text="JSONL, CPsyCounD .txt or .zip, PsyDTCorpus / ShareGPT / Alpaca JSON, AnnoMI CSV.",
+        help_text="JSONL, CPsyCounD .txt or .zip, PsyDTCorpus / ShareGPT / Alpaca / OpenAI chat JSON(L), "
+        "speaker-prefixed text or JSON lists (CPsyCounE), AnnoMI CSV, dialogue_id/speaker/text CSV or Parquet.",
     )
     format = serializers.ChoiceField(
         choices=list(parsers.FORMATS), required=False, allow_blank=True, default="",
@@ -163,6 +178,43 @@ class ImportRequestSerializer(serializers.Serializer):
         choices=Dialogue.Split.choices, required=False, allow_blank=True, default="",
         help_text="Empty: as in the file (default unused).",
     )
+    client_prefix = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=40,
+        help_text="Speaker-prefixed files: the client's speaker name (e.g. 求助者; a trailing colon is optional). "
+        "CSV/Parquet: the client's speaker value. Empty (with counselor_prefix): detect a known pair.",
+    )
+    counselor_prefix = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=40,
+        help_text="The counselor's speaker name or value (e.g. 支持者); named together with client_prefix.",
+    )
+    dialogue_column = serializers.CharField(required=False, default="dialogue_id", max_length=100,
+                                            help_text="CSV/Parquet: the dialogue id column.")
+    speaker_column = serializers.CharField(required=False, default="speaker", max_length=100,
+                                           help_text="CSV/Parquet: the speaker column.")
+    text_column = serializers.CharField(required=False, default="text", max_length=100,
+                                        help_text="CSV/Parquet: the text column.")
+    merge_consecutive = serializers.BooleanField(
+        required=False, default=False,
+        help_text="Role-tagged formats (JSONL, ShareGPT, OpenAI chat, PsyDTCorpus, Alpaca): merge two turns of "
+        "one speaker in a row (and keep a counselor turn first) instead of refusing the record; each place "
+        "becomes a warning on the batch.",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if bool(attrs["client_prefix"].strip()) != bool(attrs["counselor_prefix"].strip()):
+            raise serializers.ValidationError(
+                {"counselor_prefix" if attrs["client_prefix"].strip() else "client_prefix":
+                 ["Name both the client and the counselor prefix, or neither."]}
+            )
+        return attrs
+
+    def import_options(self) -> parsers.ImportOptions:
+        data = self.validated_data
+        return parsers.ImportOptions(
+            client_prefix=data["client_prefix"], counselor_prefix=data["counselor_prefix"],
+            merge_consecutive=data["merge_consecutive"], dialogue_column=data["dialogue_column"],
+            speaker_column=data["speaker_column"], text_column=data["text_column"],
+        )
 
 
 class SplitRequestSerializer(serializers.Serializer):

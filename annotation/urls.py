@@ -17,6 +17,7 @@ urlpatterns = [
     path("studies/<slug:slug>/", studies.study_detail, name="study-detail"),
     path("studies/<slug:slug>/members/", studies.study_members, name="study-members"),
     path("studies/<slug:slug>/import/", studies.study_import, name="study-import"),
+    path("studies/<slug:slug>/imports/<int:pk>/", studies.import_status, name="import-status"),
     path("studies/<slug:slug>/split/", studies.study_split, name="study-split"),
     path("studies/<slug:slug>/dialogues/", studies.dialogue_list, name="dialogue-list"),
     path("studies/<slug:slug>/dialogues/<int:pk>/", studies.dialogue_detail, name="dialogue-detail"),

@@ -4,6 +4,10 @@ Usage: python bench/import_cpsycound.py [--repeat N] [--data DIR]
 The data folder defaults to $MI_SHARED_DATA or <repo>/../shared/data. Prints dialogues, rounds,
 content duplicates and seconds per parse (best and median of N), and the ratio of the best time
 to the 10-second budget the import issue sets.
+
+With ``--worker`` (issue 13) it times the whole background import instead: a zip of the folder is
+uploaded to the import page (Django's test client, in this process: no network transfer) on PostgreSQL,
+and the ``annotation.run_import`` task imports it — see ``bench/import_worker.py``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="timed parses (default 5)")
     parser.add_argument("--data", type=Path, default=default_data, help="shared data folder")
-    args = parser.parse_args()
+    parser.add_argument("--worker", action="store_true",
+                        help="time the upload request and the import task on PostgreSQL (bench/import_worker.py; "
+                             "its options follow, see --worker --help)")
+    args, rest = parser.parse_known_args()
+    if args.worker:
+        import import_worker
+
+        return import_worker.main(["--data", str(args.data), "--repeat", str(args.repeat), *rest])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     folder = args.data / "CPsyCounD" / "Data"
     if not folder.is_dir():

@@ -29,6 +29,7 @@ urlpatterns = [
     path("studies/<slug:slug>/dialogues/", annotation_api.DialogueListView.as_view(), name="api-dialogues"),
     path("studies/<slug:slug>/dialogues/<int:pk>/", annotation_api.DialogueDetailView.as_view(), name="api-dialogue"),
     path("studies/<slug:slug>/imports/", annotation_api.ImportListView.as_view(), name="api-imports"),
+    path("studies/<slug:slug>/imports/<int:pk>/", annotation_api.ImportDetailView.as_view(), name="api-import"),
     path("studies/<slug:slug>/split/", annotation_api.SplitView.as_view(), name="api-split"),
     # transcripts, coding rounds, assignments (coordinators)
     path("studies/<slug:slug>/sources/", annotation_api.SourceListView.as_view(), name="api-sources"),

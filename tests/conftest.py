@@ -54,6 +54,15 @@ def _fresh_cache(_local_memory_cache):
     cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _import_dir(settings, tmp_path, monkeypatch):
+    """Stored uploads of background imports go to the test's own folder — for a worker started by the test too."""
+    folder = tmp_path / "imports"
+    settings.MI_IMPORT_DIR = folder
+    monkeypatch.setenv("MI_IMPORT_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str, **extra):
@@ -212,11 +221,18 @@ def running_worker(queues: str = "cpu,gpu", app_module: str = "mi_platform"):
 
 
 @pytest.fixture
-def celery_worker_process(transactional_db, request):
-    """Start a real ``celery worker`` process (the app as shipped) on the test database and Redis.
+def celery_app_module() -> str:
+    """The ``-A`` app of :func:`celery_worker_process`; a test module overrides it to start a test-only app."""
+    return "mi_platform"
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db, request, celery_app_module):
+    """Start a real ``celery worker`` process on the test database and Redis (the app as shipped, unless
+    the test module overrides ``celery_app_module``).
 
     Tests that use it must use ``transactional_db`` so the worker sees committed rows. Yields the
     controller of :func:`running_worker`.
     """
-    with running_worker(getattr(request, "param", "cpu,gpu")) as worker:
+    with running_worker(getattr(request, "param", "cpu,gpu"), app_module=celery_app_module) as worker:
         yield worker

@@ -24,7 +24,7 @@ from .coding import (
     submit_assignment,
     undo_last,
 )
-from .imports import create_derived_dialogue, import_dialogues
+from .imports import IMPORT_TASK, create_derived_dialogue, import_dialogues, request_import, run_import
 from .rounds import create_coding_round, plan_assignments, reopen_assignment
 from .studies import (
     ActionError,
@@ -43,6 +43,7 @@ from .transcripts import (
 )
 
 __all__ = [
+    "IMPORT_TASK",
     "ActionError",
     "AssignmentReadOnly",
     "StaleVersion",
@@ -66,7 +67,9 @@ __all__ = [
     "record_consensus_global",
     "remove_membership",
     "reopen_assignment",
+    "request_import",
     "revoke_token",
+    "run_import",
     "set_membership",
     "split_by_ids",
     "split_randomly",

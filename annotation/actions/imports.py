@@ -1,16 +1,68 @@
 """Dialogues into a study: import files (a pure parser, then one atomic write), or store one derived
-from another (the recipe's MI-style rewrites: other apps never write dialogues themselves)."""
+from another (the recipe's MI-style rewrites: other apps never write dialogues themselves).
+
+Two ways in. ``import_dialogues`` parses and writes at once (management command, demo, tests).
+``request_import`` stores the upload under ``MI_IMPORT_DIR``, creates an ``ImportBatch`` in state
+queued and, after commit, sends the ``annotation.run_import`` task by name to the ``cpu`` queue; the
+worker calls ``run_import``, which claims the batch, parses (reporting progress), writes everything in
+one transaction and ends the batch ``done`` or ``failed``. The stored upload is removed when the
+batch ends, done or failed: the coordinator still has the file, and a failed batch keeps the messages.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+import shutil
+import uuid
+import zipfile
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.files.move import file_move_safe
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.text import get_valid_filename
 
 from .. import parsers
 from ..errors import ActionError
 from ..models import Dialogue, ImportBatch, Study, Turn
+
+log = logging.getLogger(__name__)
+
+IMPORT_TASK = "annotation.run_import"
+IMPORT_QUEUE = "cpu"
+# Share of the progress bar given to parsing (per file of a zip or folder); writing is the rest.
+PARSE_SHARE = 0.7
+
+
+class ClaimLost(Exception):
+    """Another worker took the batch over (this one was presumed dead): stop, write nothing."""
+
+
+# ------------------------------------------------------------------ options
+
+
+def _check_request(fmt: str | None, split: str | None, options: parsers.ImportOptions, label: str) -> None:
+    """Refuse what can be refused before any work: an unknown format or split, half a prefix pair."""
+    if fmt is not None and fmt not in parsers.FORMATS:
+        raise ActionError(f"Unknown format '{fmt}'; use one of {', '.join(parsers.FORMATS)}.")
+    if split is not None and split not in Dialogue.Split.values:
+        raise ActionError(f"Unknown split '{split}'; use train, test or unused.")
+    if bool(options.client_prefix.strip()) != bool(options.counselor_prefix.strip()):
+        raise ActionError(f"{label}: name both the client and the counselor prefix, or neither.")
+
+
+def _batch_options(fmt: str | None, split: str | None, options: parsers.ImportOptions) -> dict[str, Any]:
+    return {"format": fmt or "", "split": split or "", **options.as_dict()}
+
+
+# ------------------------------------------------------------------ at once
 
 
 def import_dialogues(
@@ -21,6 +73,7 @@ def import_dialogues(
     path: str | None = None,
     fmt: str | None = None,
     split: str | None = None,
+    options: parsers.ImportOptions | None = None,
     created_by=None,
 ) -> ImportBatch:
     """Parse an upload (``data`` + ``filename``) or a server-side ``path`` and store it, all or nothing.
@@ -29,22 +82,254 @@ def import_dialogues(
     for conflicts with the study (an external id that already exists). Content duplicates — within the
     import or against the study — are stored and flagged with ``duplicate_of``, never dropped.
     """
+    options = options or parsers.ImportOptions()
+    label = filename if data is not None else str(path or "")
+    _check_request(fmt, split, options, label)
     if data is not None:
         parsers.check_size(len(data), settings.MI_MAX_IMPORT_BYTES, filename)
-        result = parsers.parse_bytes(data, filename, fmt=fmt)
-        label = filename
+        result = parsers.parse_bytes(data, filename, fmt=fmt, options=options)
     elif path is not None:
-        result = parsers.parse_path(path, fmt=fmt)
-        label = str(path)
+        result = parsers.parse_path(path, fmt=fmt, options=options)
     else:
         raise ActionError("Nothing to import: give a file.")
-    if split is not None and split not in Dialogue.Split.values:
-        raise ActionError(f"Unknown split '{split}'; use train, test or unused.")
-    return _store(study, result, label=label, split=split, created_by=created_by)
+    with transaction.atomic():
+        batch = ImportBatch.objects.create(
+            study=study, filename=label[:500], format=result.format, status=ImportBatch.Status.DONE, progress=1.0,
+            options=_batch_options(fmt, split, options), created_by=created_by, attempts=1,
+            started_at=timezone.now(),
+        )
+        _store(study, result, label=label, split=split, created_by=created_by, batch=batch)
+    batch.refresh_from_db()
+    return batch
 
 
-@transaction.atomic
-def _store(study: Study, result: parsers.ParseResult, *, label: str, split: str | None, created_by) -> ImportBatch:
+# ------------------------------------------------------------------ in the background
+
+
+def _stored_name(filename: str) -> str:
+    """A safe file name for the stored copy (the batch keeps the name as uploaded, for messages)."""
+    try:
+        return get_valid_filename(Path(filename.replace("\\", "/")).name)[:200]
+    except SuspiciousFileOperation:  # "", "." or "..": nothing usable left
+        return "upload"
+
+
+def _zip_folder(folder: Path, target: Path) -> None:
+    """Pack a folder's dialogue files into one zip, so the worker reads what ``parse_path`` would.
+
+    Members are named relative to the folder and the batch is named after the folder, so messages
+    read ``<folder>/<file>`` as in a synchronous import.
+    """
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, file in parsers.folder_members(folder):
+            archive.write(file, name)
+
+
+def request_import(
+    study: Study,
+    *,
+    upload: UploadedFile | None = None,
+    data: bytes | None = None,
+    filename: str = "",
+    path: str | None = None,
+    fmt: str | None = None,
+    split: str | None = None,
+    options: parsers.ImportOptions | None = None,
+    created_by=None,
+) -> ImportBatch:
+    """Store an upload (a Django ``UploadedFile``, ``data`` bytes, or a server-side file or folder at
+    ``path``) under ``MI_IMPORT_DIR`` and queue its import; returns the queued ``ImportBatch`` at once.
+
+    Only cheap checks happen here (format and split names, prefixes named in pairs, the size limit);
+    the worker does the rest and records the outcome on the batch. A folder is packed into a zip.
+    """
+    options = options or parsers.ImportOptions()
+    source = Path(path) if path is not None else None
+    label = filename or (str(source) if source is not None else "")
+    _check_request(fmt, split, options, label)
+    size = getattr(upload, "size", None) if upload is not None else len(data) if data is not None else None
+    if size is not None:
+        parsers.check_size(size, settings.MI_MAX_IMPORT_BYTES, label)
+    if upload is None and data is None and source is None:
+        raise ActionError("Nothing to import: give a file.")
+    if source is not None and not source.exists():
+        raise parsers.ImportFormatError("no such file or folder", str(source), None, None)
+
+    folder = Path(settings.MI_IMPORT_DIR) / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        target = folder / _stored_name(label)
+        if upload is not None:
+            temporary = getattr(upload, "temporary_file_path", None)
+            if temporary is not None:  # a large upload Django already spooled to disk: move, not copy
+                file_move_safe(temporary(), str(target))
+            else:
+                with target.open("wb") as out:
+                    for chunk in upload.chunks():
+                        out.write(chunk)
+        elif data is not None:
+            target.write_bytes(data)
+        elif source is not None and source.is_dir():
+            target = folder / f"{_stored_name(source.name)}.zip"
+            _zip_folder(source, target)
+        elif source is not None:
+            shutil.copyfile(source, target)
+        if size is None:
+            parsers.check_size(target.stat().st_size, settings.MI_MAX_IMPORT_BYTES, label)
+        with transaction.atomic():
+            batch = ImportBatch.objects.create(
+                study=study, filename=label[:500], format=fmt or "", options=_batch_options(fmt, split, options),
+                upload_path=str(target), created_by=created_by,
+            )
+            transaction.on_commit(lambda: send_import(batch.pk))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return batch
+
+
+def send_import(batch_id: int) -> None:
+    """Send the import task by name (the web process never imports the tasks module)."""
+    from celery import current_app
+
+    current_app.send_task(IMPORT_TASK, args=[batch_id], queue=IMPORT_QUEUE)
+
+
+class _Progress:
+    """Progress and heartbeat of one claimed batch, written (throttled) as the parser reports files."""
+
+    def __init__(self, batch_id: int, token: str) -> None:
+        self.batch_id, self.token, self.last = batch_id, token, 0.0
+
+    def update(self, fraction: float, force: bool = False) -> None:
+        if not force and fraction - self.last < 0.02:
+            return
+        self.last = fraction
+        mine = ImportBatch.objects.filter(pk=self.batch_id, claim_token=self.token, status=ImportBatch.Status.RUNNING)
+        if not mine.update(progress=min(fraction, 0.99), claimed_at=timezone.now()):
+            raise ClaimLost()
+
+    def parsed(self, done: int, total: int) -> None:
+        self.update(PARSE_SHARE * done / max(total, 1))
+
+
+def run_import(batch_id: int) -> str:
+    """Import a queued batch (the worker's side of ``request_import``). Safe to call twice.
+
+    Claims the batch with a conditional update — a queued batch, or a running one whose claim is
+    older than ``MI_IMPORT_CLAIM_STALE_SECONDS`` (its worker died) — so a redelivered task never
+    imports twice. Returns ``"done"``, ``"failed"``, ``"finished"`` (it had ended already), ``"busy"``
+    (another worker holds a live claim: try later), ``"lost"`` (taken over meanwhile) or ``"gone"``.
+    """
+    token = uuid.uuid4().hex
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.MI_IMPORT_CLAIM_STALE_SECONDS)
+    claimable = Q(status=ImportBatch.Status.QUEUED) | Q(status=ImportBatch.Status.RUNNING, claimed_at__lt=stale)
+    claimed = ImportBatch.objects.filter(claimable, pk=batch_id).update(
+        status=ImportBatch.Status.RUNNING, claim_token=token, claimed_at=now, started_at=now,
+        attempts=F("attempts") + 1, progress=0.0, errors=[],
+    )
+    batch = ImportBatch.objects.select_related("study", "created_by").filter(pk=batch_id).first()
+    if batch is None:
+        return "gone"
+    if not claimed:
+        if batch.finished:
+            _remove_upload(batch)  # left behind when a worker died between commit and clean-up
+            return "finished"
+        return "busy"
+    options = batch.options or {}
+    progress = _Progress(batch_id, token)
+    try:
+        data = Path(batch.upload_path).read_bytes()
+        result = parsers.parse_bytes(
+            data, batch.filename, fmt=options.get("format") or None,
+            options=parsers.ImportOptions.from_dict(options), progress=progress.parsed,
+        )
+        progress.update(PARSE_SHARE, force=True)
+        with transaction.atomic():
+            _store(
+                batch.study, result, label=batch.filename, split=options.get("split") or None,
+                created_by=batch.created_by, batch=batch, claim_token=token,
+            )
+    except ClaimLost:
+        log.warning("import batch %s was taken over by another worker; this attempt wrote nothing", batch_id)
+        return "lost"
+    except (parsers.ImportFormatError, ActionError) as exc:
+        return _fail(batch, token, str(exc))
+    except IntegrityError:
+        return _fail(batch, token, f"{batch.filename}: another import added some of these dialogue ids at the same "
+                                   "time (field external_id); nothing was imported.")
+    except OSError as exc:
+        return _fail(batch, token, f"{batch.filename}: the stored upload cannot be read ({exc.strerror or exc}); "
+                                   "upload the file again.")
+    except Exception as exc:  # noqa: BLE001 - the batch must end failed, saying why, whatever broke
+        log.exception("import batch %s failed", batch_id)
+        return _fail(batch, token, f"{batch.filename}: internal error ({type(exc).__name__}: {exc}); "
+                                   "nothing was imported.")
+    _remove_upload(batch)
+    return "done"
+
+
+def _fail(batch: ImportBatch, token: str, message: str) -> str:
+    ended = ImportBatch.objects.filter(pk=batch.pk, claim_token=token, status=ImportBatch.Status.RUNNING).update(
+        status=ImportBatch.Status.FAILED, errors=[message], finished_at=timezone.now(),
+    )
+    if not ended:
+        return "lost"
+    _remove_upload(batch)
+    return "failed"
+
+
+def _remove_upload(batch: ImportBatch) -> None:
+    """Delete the stored upload (its folder under MI_IMPORT_DIR) once the batch has ended."""
+    if not batch.upload_path:
+        return
+    path = Path(batch.upload_path)
+    root = Path(settings.MI_IMPORT_DIR).resolve()
+    folder = path.parent.resolve()
+    if folder.is_relative_to(root) and folder != root:  # never delete outside the import folder
+        shutil.rmtree(folder, ignore_errors=True)
+    ImportBatch.objects.filter(pk=batch.pk).update(upload_path="")
+
+
+# ------------------------------------------------------------------ the one write
+
+
+def _insert_turns(rows: Iterable[tuple[int, int, str, str]]) -> None:
+    """Insert (dialogue id, index, speaker, text) rows into the turn table, in the caller's transaction.
+
+    On PostgreSQL with COPY: building ~55,000 model instances and INSERT parameters for CPsyCounD's
+    turns took most of the import's time; COPY streams the rows and still checks every constraint.
+    """
+    if connection.vendor == "postgresql":
+        quote = connection.ops.quote_name
+        columns = ", ".join(quote(Turn._meta.get_field(name).column) for name in ("dialogue", "index", "speaker", "text"))
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {quote(Turn._meta.db_table)} ({columns}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    Turn.objects.bulk_create(
+        (Turn(dialogue_id=d, index=i, speaker=speaker, text=text) for d, i, speaker, text in rows), batch_size=2000
+    )
+
+
+def _store(
+    study: Study,
+    result: parsers.ParseResult,
+    *,
+    label: str,
+    split: str | None,
+    created_by,
+    batch: ImportBatch | None = None,
+    claim_token: str | None = None,
+) -> ImportBatch:
+    """Write parsed dialogues and their turns into ``batch`` (created when None), in the caller's transaction.
+
+    With ``claim_token`` the batch is ended ``done`` only while that claim holds; otherwise
+    ``ClaimLost`` rolls the whole write back.
+    """
     dialogues: Sequence[parsers.ParsedDialogue] = result.dialogues
     ext_ids = [d.external_id for d in dialogues]
     clash = list(
@@ -62,10 +347,11 @@ def _store(study: Study, result: parsers.ParseResult, *, label: str, split: str 
         .order_by("id")
         .values_list("content_hash", "id")
     )
-    batch = ImportBatch.objects.create(
-        study=study, filename=label[:500], format=result.format, created_by=created_by,
-        warnings=list(result.warnings)[:1000],
-    )
+    if batch is None:
+        batch = ImportBatch.objects.create(
+            study=study, filename=label[:500], format=result.format, created_by=created_by,
+            status=ImportBatch.Status.DONE, progress=1.0, attempts=1, started_at=timezone.now(),
+        )
     rows = [
         Dialogue(
             study=study,
@@ -81,12 +367,9 @@ def _store(study: Study, result: parsers.ParseResult, *, label: str, split: str 
         for d in dialogues
     ]
     created = Dialogue.objects.bulk_create(rows, batch_size=1000)
-    turns = [
-        Turn(dialogue=row, index=i, speaker=t.speaker, text=t.text)
-        for row, d in zip(created, dialogues, strict=True)
-        for i, t in enumerate(d.turns)
-    ]
-    Turn.objects.bulk_create(turns, batch_size=2000)
+    _insert_turns(
+        (row.pk, i, t.speaker, t.text) for row, d in zip(created, dialogues, strict=True) for i, t in enumerate(d.turns)
+    )
 
     duplicates: dict[str, str] = {}
     first_by_hash: dict[str, Dialogue] = {}
@@ -108,10 +391,23 @@ def _store(study: Study, result: parsers.ParseResult, *, label: str, split: str 
             first_by_hash[row.content_hash] = row
     if to_flag:
         Dialogue.objects.bulk_update(to_flag, ["duplicate_of"], batch_size=1000)
-    batch.dialogue_count = len(created)
-    batch.round_count = sum(d.rounds for d in dialogues)
-    batch.duplicates = duplicates
-    batch.save(update_fields=["dialogue_count", "round_count", "duplicates"])
+    ended = {
+        "dialogue_count": len(created),
+        "round_count": sum(d.rounds for d in dialogues),
+        "duplicates": duplicates,
+        "warnings": list(result.warnings)[:1000],
+        "format": result.format,
+        "status": ImportBatch.Status.DONE,
+        "progress": 1.0,
+        "finished_at": timezone.now(),
+    }
+    mine = ImportBatch.objects.filter(pk=batch.pk)
+    if claim_token is not None:
+        mine = mine.filter(claim_token=claim_token, status=ImportBatch.Status.RUNNING)
+    if not mine.update(**ended):
+        raise ClaimLost()
+    for key, value in ended.items():
+        setattr(batch, key, value)
     return batch
 
 

@@ -1,13 +1,17 @@
 """Dialogue-file parsers for imports (pure: no Django; bytes or paths in, data classes out).
 
-Entry points: ``parse_path(path, fmt=None)`` (file, folder or zip) and
-``parse_bytes(data, filename, fmt=None)`` (uploads, zip included) return a ``ParseResult``
+Entry points: ``parse_path(path, fmt=None, options=…)`` (file, folder or zip) and
+``parse_bytes(data, filename, fmt=None, options=…)`` (uploads, zip included) return a ``ParseResult``
 (``dialogues``, ``format``, ``warnings``). The format is detected from the extension and content
-unless ``fmt`` names one of ``FORMATS``. Bad input raises ``ImportFormatError`` naming file,
-line/record and field. Every format's turns go through the same rules: text stripped, empty
-turns dropped (with a warning), consecutive turns of one speaker merged with a blank line
-between (docs/metrics.md, "Rounds"); a dialogue needs at least one counselor turn. Speakers are
-``client``, ``counselor`` and ``system``.
+unless ``fmt`` names one of ``FORMATS``; when none fits, the error names the closest format, why it
+did not match, and every supported format. ``ImportOptions`` carries what the coordinator says
+(speaker prefixes, CSV/Parquet columns, the merge tick). Bad input raises ``ImportFormatError``
+naming file, line/record and field. Every format's turns go through the same rules: text stripped,
+empty turns dropped (with a warning); a dialogue needs a counselor turn and at least one round.
+Role-tagged formats (jsonl, openai, sharegpt, psydt, alpaca) refuse two turns of one speaker in a
+row — and sharegpt, psydt and alpaca a counselor turn first — unless ``merge_consecutive`` (then
+merged with a blank line between, and warned); plain transcripts merge such runs quietly
+(docs/imports.md states the rule per format). Speakers are ``client``, ``counselor`` and ``system``.
 
 Formats
 -------
@@ -26,7 +30,16 @@ is accepted too)::
 
 ``cpsycound`` — CPsyCounD ``case_N.txt``: turns start with ``来访者：`` / ``心理咨询师：``; a
 paragraph without a prefix continues the previous turn; CRLF and BOM tolerated. One file, a
-folder or a zip of files; external_id is the file stem (``case_12``).
+folder or a zip of files; external_id is the file stem (``case_12``). One instance of:
+
+``prefixed`` — speaker-prefixed transcripts (``speakers``): text files (several dialogues separated
+by two or more blank lines) or JSON lists of prefixed strings (CPsyCounE); the prefix pair is a
+known one (``KNOWN_PAIRS``, ASCII or full-width colon) or given in ``ImportOptions``.
+
+``csv`` / ``parquet`` — turn tables (``tables``): dialogue id, speaker and text columns (names and
+speaker values from ``ImportOptions`` or a known pair).
+
+``openai`` — OpenAI chat JSONL: ``{"messages": [{"role": system|developer|user|assistant, "content"}]}``.
 
 ``psydt`` — PsyDTCorpus JSON: list of ``{"id", "normalizedTag", "messages": [{"role", "content"}]}``;
 user -> client, assistant -> counselor, system -> system; topic = normalizedTag; external_id = id.
@@ -64,6 +77,7 @@ from .base import (
     SPLITS,
     SYSTEM,
     ImportFormatError,
+    ImportOptions,
     ParsedDialogue,
     ParsedTurn,
     ParseResult,
@@ -73,7 +87,16 @@ from .base import (
     decode_utf8,
     find_content_duplicates,
 )
-from .entry import FORMATS, detect_format, parse_bytes, parse_path
+from .entry import (
+    FILE_SUFFIXES,
+    FORMAT_SUMMARIES,
+    FORMATS,
+    detect_format,
+    folder_members,
+    parse_bytes,
+    parse_path,
+)
+from .speakers import KNOWN_PAIRS, SpeakerPair
 
 
 def annomi_annotator_labels(
@@ -95,22 +118,28 @@ def annomi_annotator_labels(
 __all__ = [
     "CLIENT",
     "COUNSELOR",
+    "FILE_SUFFIXES",
     "FORMATS",
+    "FORMAT_SUMMARIES",
+    "KNOWN_PAIRS",
     "SPEAKERS",
     "SPLITS",
     "SYSTEM",
     "AnnoMIAnnotatorLabels",
     "AnnoMILabel",
     "ImportFormatError",
+    "ImportOptions",
     "ParseResult",
     "ParsedDialogue",
     "ParsedTurn",
+    "SpeakerPair",
     "annomi_annotator_labels",
     "check_size",
     "content_duplicate_groups",
     "content_hash",
     "detect_format",
     "find_content_duplicates",
+    "folder_members",
     "parse_bytes",
     "parse_path",
 ]

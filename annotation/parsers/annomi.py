@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
-from typing import Any
 
 from .base import CLIENT, COUNSELOR, ImportFormatError, ParsedDialogue, location, make_dialogue, merge_turns
 
@@ -141,7 +140,7 @@ def parse_annomi(text: str, filename: str, warnings: list[str]) -> list[ParsedDi
                         f"{annotators[0]}"
                     )
         first = rows[0].cells
-        metadata: dict[str, Any] = {"transcript_id": transcript_id}
+        metadata: dict[str, object] = {"transcript_id": transcript_id}
         metadata.update({c: first[c] for c in METADATA_COLUMNS if first.get(c)})
         if annotators[0] is not None:
             metadata["annotator_ids"] = annotators
@@ -180,8 +179,7 @@ def annomi_annotator_labels(text: str, filename: str) -> list[AnnoMIAnnotatorLab
     result = []
     for transcript_id in sorted(grouped):
         for annotator_id, rows in sorted(grouped[transcript_id].items()):
-            # extra_columns makes "annotator_id" a required column, so every row has one.
-            assert annotator_id is not None
+            assert annotator_id is not None  # the annotator_id column is required above
             _, index_map = merge_turns(
                 (ROLES[r.cells["interlocutor"]], r.cells["utterance_text"]) for r in rows
             )

@@ -17,7 +17,7 @@ SYSTEM = "system"
 SPEAKERS = (CLIENT, COUNSELOR, SYSTEM)
 SPLITS = ("train", "test", "unused")
 
-# Separator used when consecutive turns of one speaker are merged (docs/metrics.md, "Rounds").
+# Separator used when consecutive turns of one speaker are merged (METRICS.md §1).
 MERGE_SEPARATOR = "\n\n"
 
 
@@ -49,7 +49,7 @@ class ImportFormatError(ValueError):
         return f"{where}: {self.message}" if where else self.message
 
     def __reduce__(self) -> tuple[type[ImportFormatError], tuple[str, str | None, str | None, str | None]]:
-        # Keep the four arguments through pickling (Celery results, multiprocessing).
+        # keep the four arguments through pickling (Celery results, multiprocessing)
         return (type(self), (self.message, self.file, self.record, self.field))
 
 
@@ -88,7 +88,7 @@ class ParsedDialogue:
 
     @property
     def rounds(self) -> int:
-        """Number of rounds (docs/metrics.md, "Rounds").
+        """Number of rounds (METRICS.md §1).
 
         A round is a counselor turn whose nearest preceding non-system turn is a client turn.
         So: counselor/system turns before the first client turn are not rounds (nothing to answer);
@@ -143,6 +143,115 @@ def merge_turns(raw: Iterable[tuple[str, str]]) -> tuple[list[ParsedTurn], list[
     return turns, index_map
 
 
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """What the coordinator may say about a file beyond its format (form, API and CLI alike).
+
+    ``client_prefix``/``counselor_prefix`` name the speakers of speaker-prefixed text and JSON lists
+    (``求助者`` or ``求助者：``; a trailing colon is optional) and the speaker values of CSV/Parquet
+    rows; empty means "detect a known pair". The three column names map CSV/Parquet columns.
+    ``merge_consecutive`` lets role-tagged formats merge two turns of one speaker in a row (and keep
+    a counselor turn first) instead of refusing the record; each such place becomes a warning.
+    """
+
+    client_prefix: str = ""
+    counselor_prefix: str = ""
+    merge_consecutive: bool = False
+    dialogue_column: str = "dialogue_id"
+    speaker_column: str = "speaker"
+    text_column: str = "text"
+
+    def as_dict(self) -> dict[str, str | bool]:
+        return {
+            "client_prefix": self.client_prefix,
+            "counselor_prefix": self.counselor_prefix,
+            "merge_consecutive": self.merge_consecutive,
+            "dialogue_column": self.dialogue_column,
+            "speaker_column": self.speaker_column,
+            "text_column": self.text_column,
+        }
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> ImportOptions:
+        """The inverse of :meth:`as_dict`; unknown keys are ignored, missing ones take the default."""
+        values = values or {}
+        default = cls()
+        return cls(
+            client_prefix=str(values.get("client_prefix") or ""),
+            counselor_prefix=str(values.get("counselor_prefix") or ""),
+            merge_consecutive=bool(values.get("merge_consecutive", False)),
+            dialogue_column=str(values.get("dialogue_column") or default.dialogue_column),
+            speaker_column=str(values.get("speaker_column") or default.speaker_column),
+            text_column=str(values.get("text_column") or default.text_column),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRules:
+    """How strictly a format's turn order is checked (docs/imports.md states it per format).
+
+    ``role_tagged``: every turn carries its speaker's role, so two turns of one speaker in a row are
+    a mistake in the file, refused unless ``merge`` (then merged, with a warning per place).
+    ``client_first``: the format requires the client to speak first (after system turns); a
+    counselor turn first is refused unless ``merge`` (then kept, with a warning: it is no round).
+    Plain transcripts (text, utterance rows) are not role-tagged: their paragraphs and rows of one
+    speaker are merged quietly, as the corpora are written that way.
+    """
+
+    role_tagged: bool = False
+    client_first: bool = False
+    merge: bool = False
+
+
+PLAIN = TurnRules()
+_SPEAKER_NAMES = {CLIENT: "client", COUNSELOR: "counselor", SYSTEM: "system"}
+
+
+def _check_order(
+    turns: Sequence[tuple[str, str, str]],
+    rules: TurnRules,
+    external_id: str,
+    *,
+    file: str,
+    record: str | None,
+    warnings: list[str],
+) -> None:
+    """Refuse (or, with ``rules.merge``, warn about) turns out of order; turns are (speaker, text, label)."""
+    merge_hint = "tick 'merge consecutive turns of one speaker' to merge them"
+    first = next((t for t in turns if t[0] != SYSTEM), None)
+    if rules.client_first and first is not None and first[0] == COUNSELOR:
+        if not rules.merge:
+            raise ImportFormatError(
+                f"dialogue {external_id!r} starts with a counselor turn; this format needs the client first "
+                "(tick 'merge consecutive turns of one speaker' to keep it as an opening turn)",
+                file,
+                record,
+                first[2],
+            )
+        warnings.append(
+            f"{location(file, record, first[2])}: dialogue {external_id!r} starts with a counselor turn; "
+            "kept as an opening turn (not a round)"
+        )
+    if not rules.role_tagged:
+        return
+    for before, after in zip(turns, turns[1:], strict=False):
+        if before[0] != after[0]:
+            continue
+        speaker = _SPEAKER_NAMES.get(before[0], before[0])
+        if not rules.merge:
+            raise ImportFormatError(
+                f"two {speaker} turns in a row ({before[2]} and {after[2]}) in dialogue {external_id!r}; "
+                f"turns must alternate — {merge_hint}",
+                file,
+                record,
+                after[2],
+            )
+        warnings.append(
+            f"{location(file, record, after[2])}: merged two {speaker} turns in a row "
+            f"({before[2]} and {after[2]}) of dialogue {external_id!r}"
+        )
+
+
 def make_dialogue(
     external_id: str,
     raw_turns: Sequence[tuple[str, str]],
@@ -154,11 +263,15 @@ def make_dialogue(
     topic: str | None = None,
     metadata: dict[str, Any] | None = None,
     split: str | None = None,
+    rules: TurnRules = PLAIN,
+    turn_labels: Sequence[str] | None = None,
 ) -> ParsedDialogue:
-    """Validate raw (speaker, text) turns, merge them and build a ParsedDialogue.
+    """Validate raw (speaker, text) turns, check their order, merge them and build a ParsedDialogue.
 
     Empty turns are dropped with a warning (CPsyCounD has two files ending on a bare "来访者：");
-    a dialogue left with no turns, or with no counselor turn, is an error.
+    a dialogue left with no turns, with no counselor turn or with no round (no client turn answered
+    by a counselor turn) is an error. ``rules`` says how turn order is checked (see TurnRules);
+    ``turn_labels`` name each raw turn in messages (e.g. ``conversations[3]``; default ``turns[i]``).
     """
     for i, (speaker, _text) in enumerate(raw_turns):
         if speaker not in SPEAKERS:  # format parsers map roles first; this guards direct callers
@@ -180,7 +293,15 @@ def make_dialogue(
         )
     if not any(t.speaker == COUNSELOR for t in turns):
         raise ImportFormatError(f"dialogue {external_id!r} has no counselor turn", file, record, "turns")
-    return ParsedDialogue(
+    if rules.role_tagged or rules.client_first:
+        labels = list(turn_labels) if turn_labels is not None else [f"turns[{i}]" for i in range(len(raw_turns))]
+        kept = [
+            (speaker, text, labels[i])
+            for i, ((speaker, text), merged) in enumerate(zip(raw_turns, index_map, strict=True))
+            if merged is not None
+        ]
+        _check_order(kept, rules, external_id, file=file, record=record, warnings=warnings)
+    dialogue = ParsedDialogue(
         external_id=external_id,
         turns=turns,
         source_dataset=source_dataset,
@@ -190,6 +311,16 @@ def make_dialogue(
         origin_file=file,
         origin_record=record,
     )
+    if dialogue.rounds == 0:
+        speakers = ", ".join(t.speaker for t in turns[:6]) + (", …" if len(turns) > 6 else "")
+        raise ImportFormatError(
+            f"dialogue {external_id!r} has no round: no client turn is answered by a counselor turn "
+            f"(turns: {speakers}); it could never be generated or coded",
+            file,
+            record,
+            "turns",
+        )
+    return dialogue
 
 
 def content_hash(turns: Iterable[ParsedTurn]) -> str:

@@ -1,9 +1,11 @@
-"""JSON-based formats: the project's own JSONL, PsyDTCorpus, LLaMA-Factory ShareGPT and Alpaca.
+"""JSON-based formats: the project's own JSONL, PsyDTCorpus, LLaMA-Factory ShareGPT and Alpaca,
+OpenAI chat.
 
 Every format is read from a JSON list of records, a single record object, or JSON Lines (one
 record per line; blank lines skipped). Records are named "record N" (1-based) in a list and
 "line N" in JSON Lines, in errors and in the fallback external id ``<file stem>-<N>``.
-See the package docstring for each format's fields.
+See the package docstring for each format's fields. All of them are role-tagged: two turns of one
+speaker in a row are refused unless ``ImportOptions.merge_consecutive`` (``RULES`` per format).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any, Literal, overload
+from typing import Any
 
 from .base import (
     CLIENT,
@@ -20,18 +22,31 @@ from .base import (
     SPLITS,
     SYSTEM,
     ImportFormatError,
+    ImportOptions,
     ParsedDialogue,
+    TurnRules,
     location,
     make_dialogue,
 )
 
 Records = list[tuple[str, Any]]  # (record label, decoded JSON value)
-JsonObject = dict[str, Any]  # a decoded JSON object
+Record = dict[str, Any]
+RawTurns = list[tuple[str, str, str]]  # (speaker, text, label such as "conversations[2]")
 
 JSONL_KEYS = {"external_id", "topic", "split", "source", "metadata", "turns"}
 # Keys our own exports may carry that the parser recomputes; ignored without a warning.
 JSONL_DERIVED_KEYS = {"content_hash", "rounds"}
 PSYDT_ROLES = {"user": CLIENT, "assistant": COUNSELOR, "system": SYSTEM}
+# OpenAI's "developer" role is the newer name of "system".
+OPENAI_ROLES = {"user": CLIENT, "assistant": COUNSELOR, "system": SYSTEM, "developer": SYSTEM}
+# (role-tagged, client first) per format; the coordinator's merge tick is added per import.
+RULES: dict[str, tuple[bool, bool]] = {
+    "jsonl": (True, False),  # MI sessions often open with the counselor
+    "openai": (True, False),  # chat transcripts may open with an assistant greeting
+    "psydt": (True, True),  # LLaMA-Factory sharegpt-style: user first
+    "sharegpt": (True, True),  # LLaMA-Factory: human at odd positions, gpt at even
+    "alpaca": (True, True),  # history pairs and instruction -> output: client first by construction
+}
 SHAREGPT_ROLES = {
     "human": CLIENT,
     "user": CLIENT,
@@ -74,57 +89,50 @@ def _load_lines(text: str, filename: str) -> Records:
     return records
 
 
-def detect_json_format(records: Records, filename: str) -> str:
-    """Tell the format from the keys of the first record."""
-    if not records:
-        raise ImportFormatError("no records in the file", filename, None, None)
-    label, first = records[0]
-    if not isinstance(first, dict):
-        raise ImportFormatError("expected a JSON object", filename, label, None)
+def detect_json_format(records: Records) -> str | None:
+    """Tell the format from the keys of the first record; None when no record format fits."""
+    if not records or not isinstance(records[0][1], dict):
+        return None
+    first = records[0][1]
     if "turns" in first:
         return "jsonl"
     if "messages" in first:
-        return "psydt"
+        # PsyDTCorpus records carry its topic tag; a bare {"messages": [...]} is OpenAI chat.
+        return "psydt" if "normalizedTag" in first else "openai"
     if "conversations" in first:
         return "sharegpt"
     if "instruction" in first and "output" in first:
         return "alpaca"
-    raise ImportFormatError(
-        f"unknown format: no 'turns', 'messages', 'conversations' or 'instruction'+'output' key "
-        f"(keys: {', '.join(sorted(first)) or 'none'}); name the format explicitly",
-        filename,
-        label,
-        "fmt",
-    )
+    return None
 
 
-def _object(value: Any, filename: str, label: str) -> JsonObject:
+def _rules(fmt: str, options: ImportOptions) -> TurnRules:
+    role_tagged, client_first = RULES[fmt]
+    return TurnRules(role_tagged=role_tagged, client_first=client_first, merge=options.merge_consecutive)
+
+
+def _object(value: Any, filename: str, label: str) -> Record:
     if not isinstance(value, dict):
         raise ImportFormatError(f"expected a JSON object, got {type(value).__name__}", filename, label, None)
     return value
 
 
-@overload
-def _string(
-    record: JsonObject, key: str, filename: str, label: str, *, required: Literal[True], path: str = ""
-) -> str: ...
-@overload
-def _string(
-    record: JsonObject, key: str, filename: str, label: str, *, required: Literal[False], path: str = ""
-) -> str | None: ...
-def _string(
-    record: JsonObject, key: str, filename: str, label: str, *, required: bool, path: str = ""
-) -> str | None:
+def _optional_string(record: Record, key: str, filename: str, label: str, path: str = "") -> str | None:
     value = record.get(key)
-    if value is None and not required:
+    if value is None:
         return None
+    return _string(record, key, filename, label, path=path)
+
+
+def _string(record: Record, key: str, filename: str, label: str, path: str = "") -> str:
+    value = record.get(key)
     if not isinstance(value, str):
         problem = "missing" if value is None else f"must be a string, got {type(value).__name__}"
         raise ImportFormatError(problem, filename, label, path or key)
     return value
 
 
-def _id(record: JsonObject, key: str, filename: str, label: str) -> str:
+def _id(record: Record, key: str, filename: str, label: str) -> str:
     """A record's own id (string or integer) or, without one, ``<file stem>-<record number>``."""
     value = record.get(key)
     if isinstance(value, bool) or not isinstance(value, str | int | type(None)):
@@ -136,10 +144,24 @@ def _id(record: JsonObject, key: str, filename: str, label: str) -> str:
     return str(value)
 
 
+def _content(message: Record, key: str, filename: str, label: str, path: str) -> str:
+    """A message's text: a string, or (OpenAI) a list of {"type": "text", "text"} parts joined."""
+    value = message.get(key)
+    if isinstance(value, list):
+        parts = []
+        for j, part in enumerate(value):
+            if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
+                raise ImportFormatError("expected a text part {\"type\": \"text\", \"text\": ...}", filename, label,
+                                        f"{path}[{j}]")
+            parts.append(part["text"])
+        return "\n".join(parts)
+    return _string(message, key, filename, label, path=path)
+
+
 def _messages(
-    record: JsonObject, key: str, roles: dict[str, str], role_keys: tuple[str, str], filename: str, label: str
-) -> list[tuple[str, str]]:
-    """Map a list of chat messages to (speaker, text); role_keys = (role key, content key)."""
+    record: Record, key: str, roles: dict[str, str], role_keys: tuple[str, str], filename: str, label: str
+) -> RawTurns:
+    """Map a list of chat messages to (speaker, text, label); role_keys = (role key, content key)."""
     messages = record.get(key)
     if not isinstance(messages, list):
         problem = "missing" if messages is None else "must be a list of messages"
@@ -157,21 +179,24 @@ def _messages(
                 label,
                 f"{key}[{i}].{role_key}",
             )
-        text = _string(message, content_key, filename, label, required=True, path=f"{key}[{i}].{content_key}")
-        turns.append((roles[role], text))
+        text = _content(message, content_key, filename, label, f"{key}[{i}].{content_key}")
+        turns.append((roles[role], text, f"{key}[{i}]"))
     return turns
 
 
-def parse_jsonl(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
+def parse_jsonl(
+    records: Records, filename: str, warnings: list[str], options: ImportOptions
+) -> list[ParsedDialogue]:
     """The project's own format: {"external_id", "topic"?, "split"?, "source"?, "metadata"?, "turns"}."""
     dialogues = []
+    rules = _rules("jsonl", options)
     for label, value in records:
         record = _object(value, filename, label)
-        external_id = _string(record, "external_id", filename, label, required=True)
+        external_id = _string(record, "external_id", filename, label)
         if not external_id.strip():
             raise ImportFormatError("must not be empty", filename, label, "external_id")
-        topic = _string(record, "topic", filename, label, required=False)
-        source = _string(record, "source", filename, label, required=False)
+        topic = _optional_string(record, "topic", filename, label)
+        source = _optional_string(record, "source", filename, label)
         split = record.get("split")
         if split is not None and split not in SPLITS:
             raise ImportFormatError(
@@ -190,7 +215,7 @@ def parse_jsonl(records: Records, filename: str, warnings: list[str]) -> list[Pa
             raise ImportFormatError(
                 "missing" if turns is None else "must be a list of turns", filename, label, "turns"
             )
-        raw = []
+        raw: list[tuple[str, str]] = []
         for i, turn in enumerate(turns):
             if not isinstance(turn, dict):
                 raise ImportFormatError("expected a turn object", filename, label, f"turns[{i}]")
@@ -202,9 +227,7 @@ def parse_jsonl(records: Records, filename: str, warnings: list[str]) -> list[Pa
                     label,
                     f"turns[{i}].speaker",
                 )
-            raw.append(
-                (speaker, _string(turn, "text", filename, label, required=True, path=f"turns[{i}].text"))
-            )
+            raw.append((speaker, _string(turn, "text", filename, label, path=f"turns[{i}].text")))
         dialogues.append(
             make_dialogue(
                 external_id.strip(),
@@ -216,6 +239,7 @@ def parse_jsonl(records: Records, filename: str, warnings: list[str]) -> list[Pa
                 topic=topic,
                 metadata=metadata,
                 split=split,
+                rules=rules,
             )
         )
     return dialogues
@@ -225,8 +249,9 @@ def _parse_records(
     records: Records,
     filename: str,
     warnings: list[str],
-    turns: Callable[[JsonObject, str], list[tuple[str, str]]],
+    turns: Callable[[Record, str], RawTurns],
     *,
+    rules: TurnRules,
     source_dataset: str,
     topic_field: str,
 ) -> list[ParsedDialogue]:
@@ -239,48 +264,78 @@ def _parse_records(
         dialogues.append(
             make_dialogue(
                 _id(record, "id", filename, label),
-                raw,
+                [(speaker, text) for speaker, text, _ in raw],
                 file=filename,
                 record=label,
                 warnings=warnings,
                 source_dataset=source_dataset,
-                topic=_string(record, topic_field, filename, label, required=False),
+                topic=_optional_string(record, topic_field, filename, label),
+                rules=rules,
+                turn_labels=[turn_label for _, _, turn_label in raw],
             )
         )
     return dialogues
 
 
-def _system_turn(record: JsonObject, filename: str, label: str) -> list[tuple[str, str]]:
+def _system_turn(record: Record, filename: str, label: str) -> RawTurns:
     """LLaMA-Factory's optional top-level ``system`` prompt, as a system turn."""
-    system = _string(record, "system", filename, label, required=False)
-    return [(SYSTEM, system)] if system else []
+    system = _optional_string(record, "system", filename, label)
+    return [(SYSTEM, system, "system")] if system else []
 
 
-def parse_psydt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
+def parse_psydt(
+    records: Records, filename: str, warnings: list[str], options: ImportOptions
+) -> list[ParsedDialogue]:
     """PsyDTCorpus: {"id", "normalizedTag", "messages": [{"role": system|user|assistant, "content"}]}."""
 
-    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
+    def turns(record: Record, label: str) -> RawTurns:
         return _messages(record, "messages", PSYDT_ROLES, ("role", "content"), filename, label)
 
     return _parse_records(
-        records, filename, warnings, turns, source_dataset="PsyDTCorpus", topic_field="normalizedTag"
+        records, filename, warnings, turns, rules=_rules("psydt", options), source_dataset="PsyDTCorpus",
+        topic_field="normalizedTag",
     )
 
 
-def parse_sharegpt(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
+def parse_openai(
+    records: Records, filename: str, warnings: list[str], options: ImportOptions
+) -> list[ParsedDialogue]:
+    """OpenAI chat (fine-tuning JSONL): {"messages": [{"role": system|developer|user|assistant, "content"}]}.
+
+    ``content`` is a string or a list of text parts; other keys of a message ("weight", "name") are
+    ignored; the external id is the record's "id" when present, else ``<file stem>-<N>``.
+    """
+
+    def turns(record: Record, label: str) -> RawTurns:
+        return _messages(record, "messages", OPENAI_ROLES, ("role", "content"), filename, label)
+
+    return _parse_records(
+        records, filename, warnings, turns, rules=_rules("openai", options), source_dataset="openai",
+        topic_field="topic",
+    )
+
+
+def parse_sharegpt(
+    records: Records, filename: str, warnings: list[str], options: ImportOptions
+) -> list[ParsedDialogue]:
     """LLaMA-Factory ShareGPT: "conversations" of {"from", "value"}, optional top-level "system"."""
 
-    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
+    def turns(record: Record, label: str) -> RawTurns:
         system = _system_turn(record, filename, label)
         return system + _messages(record, "conversations", SHAREGPT_ROLES, ("from", "value"), filename, label)
 
-    return _parse_records(records, filename, warnings, turns, source_dataset="sharegpt", topic_field="topic")
+    return _parse_records(
+        records, filename, warnings, turns, rules=_rules("sharegpt", options), source_dataset="sharegpt",
+        topic_field="topic",
+    )
 
 
-def parse_alpaca(records: Records, filename: str, warnings: list[str]) -> list[ParsedDialogue]:
+def parse_alpaca(
+    records: Records, filename: str, warnings: list[str], options: ImportOptions
+) -> list[ParsedDialogue]:
     """LLaMA-Factory Alpaca: history [[q, r], ...], then instruction(+input) -> output; optional system."""
 
-    def turns(record: JsonObject, label: str) -> list[tuple[str, str]]:
+    def turns(record: Record, label: str) -> RawTurns:
         raw = _system_turn(record, filename, label)
         history = record.get("history") or []
         if not isinstance(history, list):
@@ -290,15 +345,25 @@ def parse_alpaca(records: Records, filename: str, warnings: list[str]) -> list[P
                 raise ImportFormatError(
                     "expected a [query, response] pair of strings", filename, label, f"history[{i}]"
                 )
-            raw += [(CLIENT, pair[0]), (COUNSELOR, pair[1])]
-        instruction = _string(record, "instruction", filename, label, required=True)
-        extra = _string(record, "input", filename, label, required=False)
+            raw += [(CLIENT, pair[0], f"history[{i}][0]"), (COUNSELOR, pair[1], f"history[{i}][1]")]
+        instruction = _string(record, "instruction", filename, label)
+        extra = _optional_string(record, "input", filename, label)
         # LLaMA-Factory's converter joins instruction and input with a newline.
-        raw.append((CLIENT, f"{instruction}\n{extra}" if extra else instruction))
-        raw.append((COUNSELOR, _string(record, "output", filename, label, required=True)))
+        raw.append((CLIENT, f"{instruction}\n{extra}" if extra else instruction, "instruction"))
+        raw.append((COUNSELOR, _string(record, "output", filename, label), "output"))
         return raw
 
-    return _parse_records(records, filename, warnings, turns, source_dataset="alpaca", topic_field="topic")
+    return _parse_records(
+        records, filename, warnings, turns, rules=_rules("alpaca", options), source_dataset="alpaca",
+        topic_field="topic",
+    )
 
 
-PARSERS = {"jsonl": parse_jsonl, "psydt": parse_psydt, "sharegpt": parse_sharegpt, "alpaca": parse_alpaca}
+RecordParser = Callable[[Records, str, list[str], ImportOptions], list[ParsedDialogue]]
+PARSERS: dict[str, RecordParser] = {
+    "jsonl": parse_jsonl,
+    "psydt": parse_psydt,
+    "sharegpt": parse_sharegpt,
+    "alpaca": parse_alpaca,
+    "openai": parse_openai,
+}

@@ -11,7 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 
-from ..models import Assignment, CodingRound, Dialogue, Membership, Study, Transcript
+from ..models import Assignment, CodingRound, Dialogue, ImportBatch, Membership, Study, Transcript
 
 COORDINATOR = Membership.Role.COORDINATOR
 CODER = Membership.Role.CODER
@@ -77,6 +77,16 @@ def dialogues_for(user: User, study: Study) -> QuerySet[Dialogue]:
     if not is_coordinator(user, study):
         raise PermissionDenied("Only the study's coordinators can browse dialogues.")
     return Dialogue.objects.filter(study=study)
+
+
+def import_batch_for(user: User, study: Study, pk: int) -> ImportBatch:
+    """One import of the study, for its coordinators (404 when it is another study's)."""
+    if not is_coordinator(user, study):
+        raise PermissionDenied("Only the study's coordinators can follow imports.")
+    batch = ImportBatch.objects.select_related("study").filter(study=study, pk=pk).first()
+    if batch is None:
+        raise Http404("No such import.")
+    return batch
 
 
 def assignments_for(user: User) -> QuerySet[Assignment]:

@@ -8,7 +8,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import actions, parsers, queries
 from ..forms import IdSplitForm, ImportForm, MemberForm, RandomSplitForm, StudyForm
@@ -79,6 +79,7 @@ def study_members(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def study_import(request: HttpRequest, slug: str) -> HttpResponse:
+    """The import form. A valid upload is stored and queued; the answer is the batch's status page."""
     study = queries.study_for(request.user, slug, role=queries.COORDINATOR)
     form = ImportForm(request.POST or None, request.FILES or None)
     status = 200
@@ -86,31 +87,38 @@ def study_import(request: HttpRequest, slug: str) -> HttpResponse:
         if form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                parsers.check_size(upload.size, _max_bytes(), upload.name)
-                batch = actions.import_dialogues(
-                    study, data=upload.read(), filename=upload.name,
+                batch = actions.request_import(
+                    study, upload=upload, filename=upload.name,
                     fmt=form.cleaned_data["format"] or None, split=form.cleaned_data["split"] or None,
-                    created_by=request.user,
+                    options=form.import_options(), created_by=request.user,
                 )
             except (parsers.ImportFormatError, actions.ActionError) as exc:
                 form.add_error(None, str(exc))
                 status = 400
             else:
-                msg = _("Imported %(n)d dialogues (%(r)d rounds) from %(f)s.") % {
-                    "n": batch.dialogue_count, "r": batch.round_count, "f": batch.filename}
-                if batch.duplicates:
-                    msg += " " + _("%(d)d flagged as content duplicates.") % {"d": len(batch.duplicates)}
-                messages.success(request, msg)
-                return redirect("study-detail", slug=slug)
+                return redirect("import-status", slug=slug, pk=batch.pk)
         else:
             status = 400
-    return render(request, "annotation/import.html", {"study": study, "form": form}, status=status)
+    context = {"study": study, "form": form, "imports": study.imports.all()[:5]}
+    return render(request, "annotation/import.html", context, status=status)
 
 
-def _max_bytes() -> int:
-    from django.conf import settings
-
-    return settings.MI_MAX_IMPORT_BYTES
+@login_required
+@require_GET
+def import_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
+    """One import's progress: the status partial while HTMX polls it, the whole page otherwise."""
+    study = queries.study_for(request.user, slug, role=queries.COORDINATOR)
+    batch = queries.import_batch_for(request.user, study, pk)
+    context = {
+        "study": study,
+        "batch": batch,
+        "percent": round(batch.progress * 100),
+        "writing": batch.status == batch.Status.RUNNING and batch.progress >= actions.imports.PARSE_SHARE,
+    }
+    htmx = getattr(request, "htmx", None)
+    if htmx and not htmx.history_restore_request:
+        return render(request, "annotation/import_status.html#status", context)
+    return render(request, "annotation/import_status.html", context)
 
 
 @login_required

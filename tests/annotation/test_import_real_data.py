@@ -51,3 +51,26 @@ def test_annomi_simple(study):
     assert batch.dialogue_count == 133
     assert ImportBatch.objects.get(pk=batch.pk).dialogue_count == 133
     assert Dialogue.objects.filter(study=study, source_dataset="AnnoMI").count() == 133
+
+
+def test_whole_cpsycound_folder_through_the_background_import(study):
+    """The folder, packed into one zip as ``import_dialogues --async`` does, imported by the task's action."""
+    folder = shared_data("CPsyCounD", "Data")
+    batch = actions.request_import(study, path=str(folder))
+    assert actions.run_import(batch.pk) == "done"
+    batch.refresh_from_db()
+    print(f"CPsyCounD background import: {(batch.finished_at - batch.started_at).total_seconds():.1f} s")
+    assert (batch.status, batch.format, batch.dialogue_count, batch.round_count) == ("done", "cpsycound", 3134, 24590)
+    assert batch.duplicates == {"case_1921": "case_1762", "case_2274": "case_1762", "case_2301": "case_1762"}
+    assert Turn.objects.filter(dialogue__study=study).count() > 2 * 24590
+    # messages name the files as a synchronous import of the folder does
+    assert sum(f"{folder}/case_983.txt" in w or f"{folder}/case_1408.txt" in w for w in batch.warnings) == 2
+
+
+def test_annomi_full_through_the_background_import(study):
+    path = shared_data("AnnoMI", "AnnoMI-full.csv")
+    batch = actions.request_import(study, data=path.read_bytes(), filename="AnnoMI-full.csv")
+    assert actions.run_import(batch.pk) == "done"
+    batch.refresh_from_db()
+    assert (batch.format, batch.dialogue_count) == ("annomi", 133)
+    assert Dialogue.objects.filter(study=study, source_dataset="AnnoMI").count() == 133

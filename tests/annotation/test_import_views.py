@@ -1,5 +1,9 @@
 """Import page and ``manage.py import_dialogues``: every bad input of issue 2 is refused with a message
-naming the file, record and field, and leaves the database as it was; personas on every study page."""
+naming the file, record and field, and leaves the database as it was; personas on every study page.
+
+The page stores the upload and queues it (issue 13); here the worker's side runs in this process
+through the task itself (``tasks.run_import.apply``), and the status page shows the outcome.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from annotation import actions
+from annotation import actions, tasks
 from annotation.models import Dialogue, ImportBatch, Turn
 from tests.conftest import FIXTURES
 
@@ -36,14 +40,33 @@ GOOD_JSONL = (
 )
 
 
-def _state() -> tuple[int, int, int]:
-    return Dialogue.objects.count(), Turn.objects.count(), ImportBatch.objects.count()
+def _state() -> tuple[int, int]:
+    return Dialogue.objects.count(), Turn.objects.count()
 
 
 def _upload(client, name: str, data: bytes, **extra):
     return client.post(
         "/studies/smoking/import/", {"file": SimpleUploadedFile(name, data), "format": "", "split": "", **extra}
     )
+
+
+def _queued(response) -> ImportBatch:
+    """The batch a successful upload queued: the answer redirects to its status page."""
+    assert response.status_code == 302, response.content.decode()[:2000]
+    batch = ImportBatch.objects.order_by("-id").first()
+    assert response["Location"] == f"/studies/smoking/imports/{batch.pk}/"
+    assert batch.status == ImportBatch.Status.QUEUED and Path(batch.upload_path).is_file()
+    return batch
+
+
+def _work(batch: ImportBatch) -> str:
+    """What the worker does with the batch, run here through the task itself."""
+    return tasks.run_import.apply(args=[batch.pk]).get()["outcome"]
+
+
+def _error_box(client, batch: ImportBatch) -> str:
+    body = client.get(f"/studies/smoking/imports/{batch.pk}/").content.decode()
+    return body[body.index('id="import-errors"') :].split("</div>")[0]
 
 
 @pytest.fixture
@@ -54,20 +77,25 @@ def seeded(study):
 
 
 @pytest.mark.parametrize(("name", "expected"), BAD_CASES)
-def test_bad_upload_is_refused_and_nothing_is_saved(client_for, coordinator, seeded, name, expected):
+def test_bad_upload_fails_on_the_worker_and_nothing_is_saved(client_for, coordinator, seeded, name, expected):
     before = _state()
-    response = _upload(client_for(coordinator), name, (BAD / name).read_bytes())
-    assert response.status_code == 400
-    body = response.content.decode()
-    error = body[body.index('id="import-error"') :].split("</div>")[0]
+    client = client_for(coordinator)
+    batch = _queued(_upload(client, name, (BAD / name).read_bytes()))
+    stored = Path(batch.upload_path)
+    assert _work(batch) == "failed"
+    batch.refresh_from_db()
+    assert batch.status == "failed" and len(batch.errors) == 1 and batch.finished_at is not None
+    assert (batch.dialogue_count, batch.upload_path) == (0, "") and not stored.exists()  # upload removed
+    error = _error_box(client, batch)
     for part in expected:
         assert part.replace("'", "&#x27;") in error, (part, error)
+    assert "Nothing was imported." in error
     assert _state() == before
 
 
 @pytest.mark.parametrize(("name", "expected"), BAD_CASES)
 def test_bad_file_command_exits_1_and_saves_nothing(seeded, name, expected):
-    before = _state()
+    before = _state(), ImportBatch.objects.count()
     with pytest.raises(CommandError) as exc:
         call_command("import_dialogues", "smoking", str(BAD / name))
     assert exc.value.returncode == 1
@@ -75,16 +103,16 @@ def test_bad_file_command_exits_1_and_saves_nothing(seeded, name, expected):
     for part in expected:
         assert part in message, (part, message)
     assert "Nothing was imported." in message
-    assert _state() == before
+    assert (_state(), ImportBatch.objects.count()) == before
 
 
 def test_duplicate_external_id_against_the_database(client_for, coordinator, seeded):
     before = _state()
     data = (GOOD_JSONL.replace("d-1", "d-2") + GOOD_JSONL).encode()  # d-2 is new, d-1 is already stored
-    response = _upload(client_for(coordinator), "again.jsonl", data)
-    assert response.status_code == 400
-    body = response.content.decode()
-    assert "again.jsonl: dialogue id(s) already in this study: d-1 (field external_id)" in body
+    client = client_for(coordinator)
+    batch = _queued(_upload(client, "again.jsonl", data))
+    assert _work(batch) == "failed"
+    assert "again.jsonl: dialogue id(s) already in this study: d-1 (field external_id)" in _error_box(client, batch)
     assert _state() == before
     assert not Dialogue.objects.filter(external_id="d-2").exists()
 
@@ -99,19 +127,29 @@ def test_duplicate_external_id_against_the_database_command(seeded, tmp_path):
 
 
 @override_settings(MI_MAX_IMPORT_BYTES=100)
-def test_oversize_upload_is_refused(client_for, coordinator, seeded):
-    before = _state()
+def test_oversize_upload_is_refused_at_once(client_for, coordinator, seeded, _import_dir):
+    before = _state(), ImportBatch.objects.count()
     data = (GOOD_JSONL.replace("d-1", "big") * 3).encode()
     assert len(data) > 100
     response = _upload(client_for(coordinator), "big.jsonl", data)
     assert response.status_code == 400
     assert f"big.jsonl: file is {len(data):,} bytes, over the limit of 100 bytes" in response.content.decode()
-    assert _state() == before
+    assert (_state(), ImportBatch.objects.count()) == before  # no batch, nothing stored
+    assert not _import_dir.exists() or not any(_import_dir.rglob("*.jsonl"))
 
 
-def test_good_upload_and_command(client_for, coordinator, study, demo_dialogues_file):
-    response = _upload(client_for(coordinator), "demo.jsonl", demo_dialogues_file.read_bytes())
-    assert response.status_code == 302 and response["Location"] == "/studies/smoking/"
+def test_good_upload_shows_progress_then_counts_and_command(client_for, coordinator, study, demo_dialogues_file):
+    client = client_for(coordinator)
+    batch = _queued(_upload(client, "demo.jsonl", demo_dialogues_file.read_bytes()))
+    page = client.get(f"/studies/smoking/imports/{batch.pk}/").content.decode()
+    assert 'data-status="queued"' in page and 'hx-trigger="every 1s"' in page  # polls while not finished
+    assert f'href="/studies/smoking/imports/{batch.pk}/"' in page  # the same view without JavaScript
+    assert Dialogue.objects.filter(study=study).count() == 0  # nothing happens in the request
+    assert _work(batch) == "done"
+    partial = client.get(f"/studies/smoking/imports/{batch.pk}/", HTTP_HX_REQUEST="true").content.decode()
+    assert partial.lstrip().startswith('<section id="import-status"') and "<html" not in partial
+    assert 'data-status="done"' in partial and "hx-trigger" not in partial  # polling stops
+    assert "Imported 8 dialogues (27 rounds, format jsonl)." in partial
     assert Dialogue.objects.filter(study=study).count() == 8
     out = io.StringIO()
     call_command("import_dialogues", "smoking", str(FIXTURES / "import" / "cpsycound"), "--split", "test", stdout=out)
@@ -125,7 +163,7 @@ def test_command_names_unknown_study_and_missing_path(study, tmp_path):
     missing = Path(tmp_path) / "missing.jsonl"
     with pytest.raises(CommandError, match="missing.jsonl"):
         call_command("import_dialogues", "smoking", str(missing))
-    assert _state() == (0, 0, 0)
+    assert (*_state(), ImportBatch.objects.count()) == (0, 0, 0)
 
 
 def test_script_in_text_is_stored_as_text_and_escaped(client_for, coordinator, study):
@@ -134,7 +172,8 @@ def test_script_in_text_is_stored_as_text_and_escaped(client_for, coordinator, s
         b' {"speaker": "counselor", "text": "<img src=x onerror=alert(2)>"}]}\n'
     )
     client = client_for(coordinator)
-    assert _upload(client, "<b>evil</b>.jsonl", data).status_code == 302
+    batch = _queued(_upload(client, "<b>evil</b>.jsonl", data))
+    assert _work(batch) == "done"
     dialogue = Dialogue.objects.get(study=study)
     assert dialogue.external_id == "x<i>"
     assert list(dialogue.turns.values_list("text", flat=True)) == [
@@ -144,6 +183,7 @@ def test_script_in_text_is_stored_as_text_and_escaped(client_for, coordinator, s
         "/studies/smoking/",
         "/studies/smoking/dialogues/",
         f"/studies/smoking/dialogues/{dialogue.pk}/",
+        f"/studies/smoking/imports/{batch.pk}/",
     ]
     for url in pages:
         body = client.get(url).content.decode()
@@ -187,10 +227,10 @@ def test_coordinator_opens_every_study_page(client_for, coordinator, study, url)
 def test_coder_cannot_import(client_for, coder, study, demo_dialogues_file):
     response = _upload(client_for(coder), "demo.jsonl", demo_dialogues_file.read_bytes())
     assert response.status_code == 403
-    assert _state() == (0, 0, 0)
+    assert (*_state(), ImportBatch.objects.count()) == (0, 0, 0)
 
 
 def test_outsider_cannot_import(client_for, outsider, study, demo_dialogues_file):
     response = _upload(client_for(outsider), "demo.jsonl", demo_dialogues_file.read_bytes())
     assert response.status_code == 404
-    assert _state() == (0, 0, 0)
+    assert (*_state(), ImportBatch.objects.count()) == (0, 0, 0)

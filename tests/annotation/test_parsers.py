@@ -14,6 +14,7 @@ import pytest
 from annotation.parsers import (
     FORMATS,
     ImportFormatError,
+    ImportOptions,
     ParsedDialogue,
     ParsedTurn,
     annomi_annotator_labels,
@@ -43,6 +44,9 @@ def zip_bytes(members: dict[str, bytes]) -> bytes:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()
+
+
+MERGE = ImportOptions(merge_consecutive=True)
 
 
 def raised(path: Path | str, fmt: str | None = None) -> ImportFormatError:
@@ -108,7 +112,7 @@ def test_cpsycound_folder_merges_paragraphs_and_runs_and_flags_duplicates():
     assert result.dialogues[2].content_hash == result.dialogues[1].content_hash
     assert find_content_duplicates(result.dialogues) == {"session_10": "session_2"}
     assert result.warnings == [
-        f"{FIXTURES / 'cpsycound' / 'README.md'}: skipped (not .txt, .json, .jsonl, .csv)",
+        f"{FIXTURES / 'cpsycound' / 'README.md'}: skipped (not .txt, .json, .jsonl, .csv, .parquet)",
         "dialogue 'session_10' has the same content as 'session_2'",
     ]
 
@@ -120,7 +124,8 @@ def test_cpsycound_single_file_tolerates_bom_and_crlf():
 
 
 def test_jsonl_own_format():
-    result = parse_path(FIXTURES / "dialogues.jsonl")
+    # en-001 has two client turns in a row: merged only because the coordinator ticked "merge"
+    result = parse_path(FIXTURES / "dialogues.jsonl", options=MERGE)
     assert result.format == "jsonl"
     en, zh, en2 = result.dialogues
     assert (en.external_id, en.topic, en.split, en.source_dataset, en.metadata) == (
@@ -141,7 +146,11 @@ def test_jsonl_own_format():
     assert en.rounds == 2
     assert (zh.external_id, zh.topic, zh.split, zh.source_dataset, zh.rounds) == ("zh-001", None, None, "", 1)
     assert (en2.split, en2.rounds) == ("train", 1)
-    assert result.warnings == [f"{FIXTURES / 'dialogues.jsonl'}, line 4: ignored unknown key(s) notes"]
+    assert result.warnings == [
+        f"{FIXTURES / 'dialogues.jsonl'}, line 1, field 'turns[4]': merged two client turns in a row "
+        "(turns[3] and turns[4]) of dialogue 'en-001'",
+        f"{FIXTURES / 'dialogues.jsonl'}, line 4: ignored unknown key(s) notes",
+    ]
 
 
 def test_psydt():
@@ -235,7 +244,7 @@ def test_annomi_full_takes_turns_once_from_lowest_annotator():
         ("counselor", "You're worried about it.\n\nMany people cut down with a plan."),
     ]
     assert (five.metadata["annotator_ids"], six.metadata["annotator_ids"]) == ([0, 2], [4])
-    assert (five.rounds, six.rounds) == (1, 0)
+    assert (five.rounds, six.rounds) == (1, 1)
     assert (
         len(result.warnings) == 1
         and "1 transcript(s) were labelled by several annotators" in result.warnings[0]
@@ -290,11 +299,11 @@ def test_annomi_labels_need_the_full_file():
 def test_format_detected_from_content_without_extension(name, expected):
     data = (FIXTURES / name).read_bytes()
     assert detect_format(data, "upload") == expected
-    assert parse_bytes(data, "upload").format == expected
+    assert parse_bytes(data, "upload", options=MERGE).format == expected
 
 
 def test_jsonl_under_json_extension_is_read_as_lines():
-    result = parse_bytes((FIXTURES / "dialogues.jsonl").read_bytes(), "dialogues.json")
+    result = parse_bytes((FIXTURES / "dialogues.jsonl").read_bytes(), "dialogues.json", options=MERGE)
     assert [d.external_id for d in result.dialogues] == ["en-001", "zh-001", "en-002"]
 
 
@@ -307,10 +316,13 @@ def test_explicit_format_overrides_detection():
 def test_unknown_explicit_format():
     error = raised(FIXTURES / "psydt.json", fmt="xml")
     assert (error.file, error.record, error.field) == (str(FIXTURES / "psydt.json"), None, "fmt")
-    assert "unknown format 'xml'; expected one of jsonl, cpsycound, psydt, sharegpt, alpaca, annomi" in str(
-        error
+    assert (
+        "unknown format 'xml'; expected one of jsonl, cpsycound, psydt, sharegpt, alpaca, annomi, openai, "
+        "prefixed, csv, parquet" in str(error)
     )
-    assert FORMATS == ("jsonl", "cpsycound", "psydt", "sharegpt", "alpaca", "annomi")
+    assert FORMATS == (
+        "jsonl", "cpsycound", "psydt", "sharegpt", "alpaca", "annomi", "openai", "prefixed", "csv", "parquet"
+    )
 
 
 # ---------------------------------------------------------------- zip uploads
@@ -333,7 +345,7 @@ def test_zip_upload_of_cpsycound_files():
     assert [d.external_id for d in result.dialogues] == ["session_1", "session_2", "session_10"]
     assert sum(d.rounds for d in result.dialogues) == 6
     assert result.warnings == [
-        "upload.zip/Data/notes.docx: skipped (not .txt, .json, .jsonl, .csv)",
+        "upload.zip/Data/notes.docx: skipped (not .txt, .json, .jsonl, .csv, .parquet)",
         "dialogue 'session_10' has the same content as 'session_2'",
     ]
     assert result.dialogues[0].origin_file == "upload.zip/Data/session_1.txt"
@@ -374,7 +386,7 @@ def test_zip_limits_and_damage():
     with pytest.raises(ImportFormatError, match=r"^broken\.zip: not a valid zip archive$"):
         parse_bytes(b"PK\x03\x04 cut off", "broken.zip")
     with pytest.raises(
-        ImportFormatError, match=r"^empty\.zip: no dialogue files \(\.txt, \.json, \.jsonl, \.csv\) found$"
+        ImportFormatError, match=r"^empty\.zip: no dialogue files \(\.txt, \.json, \.jsonl, \.csv, \.parquet\) found$"
     ):
         parse_bytes(zip_bytes({}), "empty.zip")
 
@@ -472,12 +484,16 @@ def test_duplicate_external_id_within_a_file():
     )
 
 
-def test_unknown_format():
+def test_unknown_format_lists_the_formats_and_why_the_closest_did_not_match():
     error = raised(BAD / "unknown_format.dat")
     assert (error.record, error.field) == (None, "fmt")
     assert str(error).startswith(
-        f"{BAD / 'unknown_format.dat'}, field 'fmt': unknown format: not CPsyCounD text"
+        f"{BAD / 'unknown_format.dat'}, field 'fmt': no supported format matches this file. "
+        "Closest: prefixed — text, but no turn starts with a speaker prefix such as 'Client:' or '来访者：'. "
+        "Supported formats: jsonl: "
     )
+    for fmt in FORMATS:
+        assert f"{fmt}: " in str(error)
 
 
 def test_text_before_first_speaker_prefix():

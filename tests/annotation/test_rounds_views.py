@@ -308,7 +308,7 @@ def test_import_annomi_labels_command(study, coordinator):
         "import_annomi_labels", "smoking", str(FIXTURES / "import" / "annomi_full.csv"), "--user", "coordinator",
         stdout=out,
     )
-    assert "2 transcripts, 3 annotators, 3 submitted codings, 7 utterance codes" in out.getvalue()
+    assert "2 transcripts, 3 annotators, 3 submitted codings, 8 utterance codes" in out.getvalue()
     coding_round = CodingRound.objects.get(study=study)
     assert coding_round.created_by == coordinator
     codes = dict(

@@ -22,7 +22,7 @@ CHECKPOINT_B = "/checkpoints/secret-beta/adapter"
 # Which object each path's {id} names (the last collection segment before it decides).
 ID_FOR_SEGMENT = {
     "tokens": "token", "dialogues": "dialogue", "rounds": "round", "assignments": "assignment", "models": "model",
-    "runs": "run", "exports": "export",
+    "runs": "run", "exports": "export", "imports": "import",
 }
 
 
@@ -135,5 +135,5 @@ def matrix_ids(world, coder, tokens, settings, tmp_path):
         "utterance": Utterance.objects.filter(volley__transcript=assignment.transcript).order_by("volley__index", "index")
         .first().pk,
         "model": run.model_id, "served_model": served.pk, "run": run.pk, "item_id": failed.pk, "export": export.pk,
-        "reference": world["reference"].pk,
+        "reference": world["reference"].pk, "import": study.imports.order_by("id").first().pk,
     }

@@ -105,22 +105,40 @@ def test_create_study_and_members(coordinator, coder, api):
 
 
 def test_import_file_and_error_message_as_on_the_page(study, api, client_for, coordinator):
+    from annotation import tasks
+
     client = api("coordinator")
     with open(FIXTURES / "import" / "dialogues.jsonl", "rb") as handle:
-        response = client.post("/api/studies/smoking/imports/", {"file": handle, "split": "test"}, format="multipart")
-    assert response.status_code == 201, response.json()
-    assert response.json()["dialogue_count"] == Dialogue.objects.filter(study=study, split="test").count() == 3
+        response = client.post(
+            "/api/studies/smoking/imports/", {"file": handle, "split": "test", "merge_consecutive": "true"},
+            format="multipart",
+        )
+    assert response.status_code == 202, response.json()
+    body = response.json()
+    assert body["status"] == "queued" and response["Location"] == body["status_url"]
+    assert body["status_url"] == f"/api/studies/smoking/imports/{body['id']}/"
+    assert tasks.run_import.apply(args=[body["id"]]).get() == {"batch": body["id"], "outcome": "done"}
+    done = client.get(body["status_url"]).json()
+    assert (done["status"], done["progress"], done["attempts"]) == ("done", 1.0, 1)
+    assert done["dialogue_count"] == Dialogue.objects.filter(study=study, split="test").count() == 3
+    assert any("merged two client turns in a row" in w for w in done["warnings"])
 
     bad = FIXTURES / "import" / "bad" / "unknown_role.json"
     with open(bad, "rb") as handle:
         api_response = client.post("/api/studies/smoking/imports/", {"file": handle}, format="multipart")
     with open(bad, "rb") as handle:
         page = client_for(coordinator).post("/studies/smoking/import/", {"file": handle})
-    assert api_response.status_code == 400 and page.status_code == 400
-    message = api_response.json()["detail"]
-    assert "unknown_role.json" in message and api_response.json()["errors"] == {"file": [message]}
-    assert message in page.content.decode().replace("&#x27;", "'").replace("&quot;", '"')
-    assert ImportBatch.objects.filter(study=study).count() == 1
+    assert api_response.status_code == 202 and page.status_code == 302
+    api_batch = api_response.json()["id"]
+    page_batch = ImportBatch.objects.filter(study=study).exclude(pk__in=[body["id"], api_batch]).get().pk
+    for batch_id in (api_batch, page_batch):
+        assert tasks.run_import.apply(args=[batch_id]).get()["outcome"] == "failed"
+    failed = client.get(f"/api/studies/smoking/imports/{api_batch}/").json()
+    (message,) = failed["errors"]
+    assert failed["status"] == "failed" and "unknown_role.json, record 2" in message
+    status_page = client_for(coordinator).get(page["Location"]).content.decode()
+    assert message in status_page.replace("&#x27;", "'").replace("&quot;", '"')
+    assert Dialogue.objects.filter(study=study).count() == 3
 
 
 def test_dialogues_are_for_coordinators(study, api, demo_dialogues_file):

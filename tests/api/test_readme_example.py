@@ -68,9 +68,32 @@ def demo_study(coordinator, coder, coder2, demo_dialogues_file):
     return study
 
 
-def test_readme_example_runs_as_written(demo_study, coordinator, live_server, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def import_worker(monkeypatch):
+    """A stand-in for the Celery worker, for imports only: the batch the API queues is imported in a thread.
+
+    A real worker would also pick up the example's generation run, which must stay queued here.
+    """
+    import threading
+
+    from django.db import connection
+
     from annotation import actions
-    from annotation.models import Dialogue
+    from annotation.actions import imports
+
+    def work(batch_id: int) -> None:
+        try:
+            actions.run_import(batch_id)
+        finally:
+            connection.close()
+
+    monkeypatch.setattr(imports, "send_import", lambda batch_id: threading.Thread(target=work, args=[batch_id]).start())
+
+
+def test_readme_example_runs_as_written(demo_study, coordinator, live_server, tmp_path, monkeypatch, capsys,
+                                        import_worker):
+    from annotation import actions
+    from annotation.models import Dialogue, ImportBatch
     from inference.models import GenerationRun
 
     _token, raw = actions.create_token(coordinator, "readme")
@@ -83,8 +106,9 @@ def test_readme_example_runs_as_written(demo_study, coordinator, live_server, tm
     exec(compile(readme_python_block(), "README.md", "exec"), namespace)  # noqa: S102 - our own doc
     out = capsys.readouterr().out
 
-    # The import went in as train dialogues.
+    # The import was queued, imported by the (stand-in) worker, and went in as train dialogues.
     assert "imported 3 dialogues" in out
+    assert ImportBatch.objects.filter(study=demo_study, status="done", filename="my_dialogues.jsonl").count() == 1
     imported = Dialogue.objects.filter(study=demo_study, external_id__in=["en-001", "zh-001", "en-002"])
     assert sorted(imported.values_list("split", flat=True)) == ["train"] * 3
     # The run exists, covers every round of the test split and is waiting for a worker.
