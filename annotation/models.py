@@ -112,9 +112,17 @@ class ImportBatch(models.Model):
             models.CheckConstraint(condition=Q(progress__gte=0.0, progress__lte=1.0), name="import_batch_progress_range"),
         ]
 
+    # Share of the progress bar given to parsing (per file of a zip or folder); writing is the rest.
+    PARSE_SHARE = 0.7
+
     @property
     def finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def writing(self) -> bool:
+        """Parsed, now writing to the database (the last part of the progress bar)."""
+        return self.status == self.Status.RUNNING and self.progress >= self.PARSE_SHARE
 
 
 class Dialogue(models.Model):

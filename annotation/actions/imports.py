@@ -37,8 +37,7 @@ log = logging.getLogger(__name__)
 
 IMPORT_TASK = "annotation.run_import"
 IMPORT_QUEUE = "cpu"
-# Share of the progress bar given to parsing (per file of a zip or folder); writing is the rest.
-PARSE_SHARE = 0.7
+PARSE_SHARE = ImportBatch.PARSE_SHARE
 
 
 class ClaimLost(Exception):

@@ -17,7 +17,7 @@ SYSTEM = "system"
 SPEAKERS = (CLIENT, COUNSELOR, SYSTEM)
 SPLITS = ("train", "test", "unused")
 
-# Separator used when consecutive turns of one speaker are merged (METRICS.md §1).
+# Separator used when consecutive turns of one speaker are merged (docs/metrics.md, "Rounds").
 MERGE_SEPARATOR = "\n\n"
 
 
@@ -88,7 +88,7 @@ class ParsedDialogue:
 
     @property
     def rounds(self) -> int:
-        """Number of rounds (METRICS.md §1).
+        """Number of rounds (docs/metrics.md, "Rounds").
 
         A round is a counselor turn whose nearest preceding non-system turn is a client turn.
         So: counselor/system turns before the first client turn are not rounds (nothing to answer);

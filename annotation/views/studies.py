@@ -113,7 +113,7 @@ def import_status(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "study": study,
         "batch": batch,
         "percent": round(batch.progress * 100),
-        "writing": batch.status == batch.Status.RUNNING and batch.progress >= actions.imports.PARSE_SHARE,
+        "writing": batch.writing,
     }
     htmx = getattr(request, "htmx", None)
     if htmx and not htmx.history_restore_request:
