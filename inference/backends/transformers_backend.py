@@ -36,6 +36,10 @@ class TransformersEngine:
     adapters: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def close(self) -> None:
+        """Drop the weights (the cache then frees GPU memory: :func:`free_gpu_memory`)."""
+        self.model = None
+
 
 class TransformersBackend(GenerationBackend):
     """transformers ``generate`` with left-padded batches.
@@ -52,6 +56,14 @@ class TransformersBackend(GenerationBackend):
     engine_options = ("device", "dtype")
 
     # -- engine ----------------------------------------------------------------------------
+    def uses_gpu(self) -> bool:
+        device = self.spec.options.get("device")
+        if device:
+            return str(device).startswith("cuda")
+        import torch
+
+        return bool(torch.cuda.is_available())
+
     def load_engine(self) -> TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM
