@@ -55,6 +55,14 @@ class RegisteredModel(models.Model):
         max_length=100, blank=True, help_text=_("Name of the environment variable holding the API key.")
     )
     context_length = models.PositiveIntegerField(null=True, blank=True)
+    engine_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Backend options as JSON, e.g. {\"max_lora_rank\": 128, \"gpu_memory_utilization\": 0.85} "
+            "for vLLM or {\"batch_size\": 16} for transformers; checked before an engine starts."
+        ),
+    )
     temperature = models.FloatField(default=0.0)
     top_p = models.FloatField(default=1.0)
     top_k = models.IntegerField(default=-1)
