@@ -33,6 +33,7 @@ __all__ = [
     "PromptTemplate",
     "QualityScore",
     "RegisteredModel",
+    "WorkerPreflight",
     "TransformationItem",
     "TransformationJob",
 ]
@@ -154,3 +155,17 @@ class GenerationItem(ClaimedWork):
             models.UniqueConstraint(fields=["run", "dialogue", "round_index"], name="one_item_per_run_round")
         ]
         indexes = [models.Index(fields=["run", "status"])]
+
+
+class WorkerPreflight(models.Model):
+    """The last ``gpu_preflight`` of a GPU worker machine (``--record``): shown on the models page.
+
+    ``checks`` is the list of ``{"name", "status", "message"}`` lines (``inference.preflight``)."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    ok = models.BooleanField()
+    checks = models.JSONField(default=list)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname"]

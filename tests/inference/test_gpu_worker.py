@@ -14,6 +14,7 @@ import pytest
 
 from annotation.errors import ActionError
 from inference import actions, execute, registry
+from inference.backends import GenerationParams, ModelSpec
 from inference.backends.base import cached_engine_keys, shared_engine
 from inference.models import GenerationItem, GenerationRun
 from inference.workers import pool_name, pool_refusal, worker_command
@@ -174,3 +175,36 @@ def test_training_unloads_this_workers_engines_first_and_frees_gpu_memory_after(
     assert events == ["train with 0 engines loaded", "free GPU memory"]
     job.refresh_from_db()
     assert "released 1 loaded engine(s) before training" in job.log
+
+
+# -- the transformers backend sized for a GPU ---------------------------------------------------------
+def test_transformers_sub_batch_is_the_whole_chunk_on_cuda_bounded_by_the_kv_cache(monkeypatch):
+    from inference.backends.transformers_backend import (
+        TransformersBackend,
+        TransformersEngine,
+        default_batch_size,
+        kv_cache_bytes_per_token,
+    )
+
+    mib = 1024**2
+    # A Llama-style 1B: 16 layers, 32 heads of 64, 8 KV heads, bf16 → 2·16·8·64·2 bytes per token.
+    config = SimpleNamespace(num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8, hidden_size=2048)
+    assert kv_cache_bytes_per_token(config, 2) == 32768
+    # 640 tokens per prompt (512 prompt + 128 new) → 20 MiB of KV cache per prompt.
+    assert default_batch_size(40, True, 10 * 1024 * mib, 32768, 640) == 40  # room for 256: the chunk
+    assert default_batch_size(40, True, 400 * mib, 32768, 640) == 10  # half of 400 MiB / 20 MiB
+    assert default_batch_size(40, True, 0, 32768, 640) == 1
+    assert default_batch_size(40, False, 0, 0, 0) == 8 and default_batch_size(3, False, 0, 0, 0) == 3
+
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (400 * mib, 80 * 1024 * mib))
+    engine = TransformersEngine(
+        tokenizer=None, model=SimpleNamespace(config=config, dtype=torch.bfloat16), device="cuda:0"
+    )
+    spec = ModelSpec(name="t", backend="transformers", base_model="/m", params=GenerationParams(max_new_tokens=128))
+    encoded = [(i, [1] * 512) for i in range(40)]
+    assert TransformersBackend(spec)._batch_size(engine, encoded) == 10
+    configured = ModelSpec(name="t", backend="transformers", base_model="/m", options={"batch_size": 16})
+    assert TransformersBackend(configured)._batch_size(engine, encoded) == 16
+    on_cpu = TransformersEngine(tokenizer=None, model=None, device="cpu")
+    assert TransformersBackend(spec)._batch_size(on_cpu, encoded) == 8
