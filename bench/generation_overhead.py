@@ -23,6 +23,20 @@ Not a test. In one command:
 Run: .venv/bin/python bench/generation_overhead.py [--repeat 7] [--passes 5] [--max-new-tokens 64]
      [--chunk-size 8] [--threads 2] [--model-dir DIR] [--steps 300] [--database-url URL]
      [--backend transformers|vllm]
+
+``--stub`` measures the platform's cost per generated round instead (the target of a GPU
+deployment: a 7B model on vLLM spends tens of milliseconds per round at batch 40, so the platform
+must stay ≤ 1 ms per round): the backend is an instant stub (``bench/stub_backend.py``), the test
+split is ``--rounds`` (default 600) synthetic rounds (``--rounds-per-dialogue``, default 12), chunks
+of ``--chunk-size`` (40 in this mode unless given), on ``--database-url`` (PostgreSQL; SQLite
+otherwise). It prints the in-process figure (Celery eager: everything but the broker) per round,
+PASS/FAIL against 1 ms; with ``--broker-url redis://…`` it also starts a real worker
+(``bench/stub_worker_app.py``, solo pool) and prints the broker hop separately: the end-to-end time
+of the same run through Redis and the worker, minus the in-process time, per chunk and per round.
+
+     .venv/bin/python bench/generation_overhead.py --stub --database-url postgres://… \
+         [--broker-url redis://127.0.0.1:6379/15] [--rounds 600] [--repeat 7]
+
 Exit status: 0 on PASS, 1 on FAIL, 2 on a setup error.
 """
 
@@ -45,18 +59,158 @@ sys.path.insert(0, str(REPO))  # run as a plain script from anywhere
 TARGETS = {"transformers": 0.15, "vllm": 0.10}
 
 
-def configure(workdir: Path, database_url: str | None) -> None:
+def configure(workdir: Path, database_url: str | None, broker_url: str | None = None) -> None:
     """Environment for an isolated Django + eager Celery before django.setup()."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "mi_platform.settings"
     os.environ["MI_VAR_DIR"] = str(workdir)
     os.environ["DATABASE_URL"] = database_url or f"sqlite:///{workdir / 'bench.sqlite3'}"
     for name in ("REDIS_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
-        os.environ.pop(name, None)  # filesystem broker in the temp folder; eager tasks never use it
+        # The filesystem broker in the temp folder (eager tasks never use it), or the given Redis.
+        if broker_url:
+            os.environ[name] = broker_url
+        else:
+            os.environ.pop(name, None)
     os.environ["CELERY_TASK_ALWAYS_EAGER"] = "1"
     os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     import django
 
     django.setup()
+
+
+STUB_TARGET_S = 0.001  # platform time per generated round, in-process
+
+
+def synthetic_corpus(path: Path, rounds: int, per_dialogue: int) -> int:
+    """A JSONL of test dialogues with ``rounds`` rounds in all (client turn + counselor reply each)."""
+    import json
+
+    lines, made, n = [], 0, 0
+    while made < rounds:
+        k = min(per_dialogue, rounds - made)
+        turns = []
+        for r in range(k):
+            turns.append({"speaker": "client", "text": f"第{n}段第{r}轮：最近工作压力很大，晚上总是睡不着，我该怎么办？"})
+            turns.append({"speaker": "counselor", "text": f"听起来压力让你很疲惫（{n}-{r}）。你希望先从哪里开始改变？"})
+        lines.append(json.dumps({"external_id": f"bench-{n}", "split": "test", "turns": turns}, ensure_ascii=False))
+        made, n = made + k, n + 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return n
+
+
+def stub_main(args) -> int:
+    """``--stub``: the platform's own cost per round with an instant backend (see the module docstring)."""
+    workdir = Path(tempfile.mkdtemp(prefix="mi-bench-generation-stub-"))
+    configure(workdir, args.database_url, args.broker_url)
+    import subprocess
+
+    from django.core.management import call_command
+
+    from annotation import actions as annotation_actions
+    from bench import stub_backend
+    from inference import actions
+    from inference.models import GenerationRun
+    from mi_platform.celery import app
+
+    call_command("migrate", verbosity=0)
+    stub_backend.install()
+    stub_backend.timed(stub_backend.InstantBackend)
+    suffix = secrets.token_hex(3)
+    study = annotation_actions.create_study(name=f"Bench stub {suffix}", slug=f"bench-stub-{suffix}", change_goal="x")
+    corpus = workdir / "corpus.jsonl"
+    dialogues = synthetic_corpus(corpus, args.rounds, args.rounds_per_dialogue)
+    annotation_actions.import_dialogues(study, path=str(corpus))
+    # Registered as "openai" (the stub stands in for it; nothing is contacted), with a context limit
+    # so that context fitting runs as it does for a vLLM model.
+    model = actions.register_model(
+        name=f"bench-stub-{suffix}", backend="openai", base_model="stub", server_url="http://stub.invalid/v1",
+        context_length=4096, max_new_tokens=64, temperature=0.0, seed=0,
+        system_prompt="You are a counselor who uses motivational interviewing.",
+    )  # fmt: skip
+    chunk = args.chunk_size
+
+    def eager_run() -> tuple[float, float, GenerationRun]:
+        stub_backend.in_generate[0] = 0.0
+        begin = time.perf_counter()
+        run = actions.start_run(study, model, chunk_size=chunk)
+        elapsed = time.perf_counter() - begin
+        run.refresh_from_db()
+        if run.status != GenerationRun.Status.DONE:
+            raise SystemExit(f"run {run.pk} ended {run.status}: {run.error}")
+        return elapsed, elapsed - stub_backend.in_generate[0], run
+
+    _, _, warm = eager_run()
+    rounds = warm.items.count()
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+    own = [eager_run()[1] for _ in range(max(1, args.repeat))]
+    if args.profile:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
+        print(f"profile       the timed in-process runs: {args.profile} (python -m pstats)")
+    per_round = statistics.median(own) / rounds
+    db = os.environ["DATABASE_URL"].split("://")[0]
+    print(f"rounds        {rounds} per run ({dialogues} dialogues of up to {args.rounds_per_dialogue} rounds), "
+          f"chunk size {chunk} ({-(-rounds // chunk)} chunks), instant stub backend, database {db}")  # fmt: skip
+    print(
+        f"in-process    platform time per run: median {statistics.median(own) * 1000:.1f} ms, best "
+        f"{min(own) * 1000:.1f} ms (n={len(own)}; Celery eager, generate() time excluded)"
+    )
+    print(f"per round     median {per_round * 1000:.3f} ms, best {min(own) / rounds * 1000:.3f} ms")
+    worker = None
+    if args.broker_url:
+        env = dict(os.environ, CELERY_TASK_ALWAYS_EAGER="0")
+        app.conf.task_always_eager = False
+        app.control.purge()  # e.g. the metrics tasks the eager runs queued
+        log = open(workdir / "worker.log", "ab")  # noqa: SIM115 - closed with the worker
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "bench.stub_worker_app", "worker", "-Q", "cpu", "-c", "1",
+             "--pool", "solo", "-l", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            deadline = time.time() + 90
+            while not app.control.ping(timeout=1.0):
+                if worker.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"the stub worker did not start; see {workdir / 'worker.log'}")
+
+            def broker_run() -> float:
+                begin = time.perf_counter()
+                run = actions.start_run(study, model, chunk_size=chunk)
+                while True:
+                    status = GenerationRun.objects.filter(pk=run.pk).values_list("status", flat=True).get()
+                    if status in (GenerationRun.Status.DONE, GenerationRun.Status.FAILED):
+                        return time.perf_counter() - begin
+                    time.sleep(0.01)  # one status query per 10 ms: polling must not load the database
+
+            broker_run()  # warm the worker
+            through = [broker_run() for _ in range(max(1, args.repeat))]
+            hop = statistics.median(through) - statistics.median(own)
+            chunks = -(-rounds // chunk)
+            print(
+                f"with broker   end to end per run: median {statistics.median(through) * 1000:.1f} ms, best "
+                f"{min(through) * 1000:.1f} ms (n={len(through)}; Redis + a solo worker, polled every 10 ms)"
+            )
+            best_hop = min(through) - min(own)
+            print(
+                f"broker hop    {hop * 1000:.1f} ms per run = {hop / chunks * 1000:.2f} ms per chunk, "
+                f"{hop / rounds * 1000:.3f} ms per round (end to end minus in-process, medians); best vs "
+                f"best {best_hop * 1000:.1f} ms per run = {best_hop / chunks * 1000:.2f} ms per chunk"
+            )
+        finally:
+            worker.terminate()
+            worker.wait(30)
+            log.close()
+    print(f"load average  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if args.database_url:
+        GenerationRun.objects.filter(study=study).delete()
+        study.delete()
+        model.delete()
+    passed = per_round <= STUB_TARGET_S
+    print(f"{'PASS' if passed else 'FAIL'}          target ≤ {STUB_TARGET_S * 1000:.0f} ms per round in-process")
+    return 0 if passed else 1
 
 
 def main() -> int:
@@ -77,8 +231,17 @@ def main() -> int:
         default="transformers",
         help="vllm needs a GPU and vLLM installed",
     )
+    parser.add_argument("--stub", action="store_true", help="platform cost per round with an instant backend")
+    parser.add_argument("--rounds", type=int, default=600, help="--stub: rounds in the test split (≥ 500)")
+    parser.add_argument("--rounds-per-dialogue", type=int, default=12)
+    parser.add_argument("--broker-url", default=None, help="--stub: also time a real worker over this Redis")
+    parser.add_argument("--profile", default=None, help="--stub: write a cProfile of the timed runs here")
     args = parser.parse_args()
 
+    if args.stub:
+        if "--chunk-size" not in sys.argv:
+            args.chunk_size = 40  # a vLLM-sized chunk
+        return stub_main(args)
     if args.backend == "vllm" and importlib.util.find_spec("vllm") is None:
         print("--backend vllm needs vLLM (pip install '.[gpu]') and a GPU", file=sys.stderr)
         return 2

@@ -27,7 +27,7 @@ from annotation.models import Dialogue, Study, Turn
 
 from . import claims, prompts, registry
 from .backends import get_backend
-from .models import GenerationItem, GenerationRun, RegisteredModel
+from .models import GenerationItem, GenerationRun, RegisteredModel, WorkerPreflight
 
 log = logging.getLogger(__name__)
 
@@ -439,3 +439,13 @@ def _send_evaluation(run_id: int) -> None:
 
 # "test_model" is an action, not a pytest test, even when a test module imports it by name.
 test_model.__test__ = False  # type: ignore[attr-defined]
+
+
+def record_preflight(hostname: str, checks: Sequence[Mapping[str, str]]) -> WorkerPreflight:
+    """Store a GPU worker's preflight (``gpu_preflight --record``), replacing its previous one."""
+    ok = not any(check["status"] == "failed" for check in checks)
+    row, _ = WorkerPreflight.objects.update_or_create(
+        hostname=hostname[:200],
+        defaults={"ok": ok, "checks": [dict(check) for check in checks], "checked_at": timezone.now()},
+    )
+    return row

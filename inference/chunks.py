@@ -7,8 +7,8 @@ kernel (:mod:`inference.claims`: the claim fields and the claim / release / stal
 
 - a chunk claims its items with a token; nothing claimed while another delivery holds a live claim
   means "retry when that claim goes stale" (if its worker died, we take over then);
-- only named transient errors (lost database or network connections) are retried, with backoff; a
-  retry keeps the token, so it re-claims its own items; claimed items are released first so nobody
+- only named transient errors (lost database or network connections, a dead engine) are retried,
+  with backoff; a retry keeps the token, so it re-claims its own items; claimed items are released first so nobody
   waits for staleness;
 - anything else the work raises is the caller's ``compute`` to turn into per-item outcomes.
 """
@@ -21,9 +21,17 @@ from typing import Any
 
 from django.db import InterfaceError, OperationalError
 
-# Connection-level failures that a later attempt can cure. builtin ConnectionError covers
-# refused/reset sockets (and redis-py's ConnectionError subclasses it).
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, OperationalError, InterfaceError)
+from .backends.base import EngineDead
+
+# Failures that a later attempt can cure: lost connections (builtin ConnectionError covers
+# refused/reset sockets, and redis-py's ConnectionError subclasses it), and an engine that died
+# (it has been evicted: the retry loads a fresh one).
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,
+    OperationalError,
+    InterfaceError,
+    EngineDead,
+)
 MAX_RETRIES = 5
 
 

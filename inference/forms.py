@@ -16,6 +16,7 @@ _PROBLEM_FIELDS = {
     "inference.E002": "adapter_path",
     "inference.E003": "chat_template",
     "inference.E004": "server_url",
+    "inference.E007": "engine_options",
 }
 
 MODEL_FIELDS = [
@@ -28,6 +29,7 @@ MODEL_FIELDS = [
     "server_url",
     "api_key_env",
     "context_length",
+    "engine_options",
     "temperature",
     "top_p",
     "top_k",
@@ -53,6 +55,10 @@ class RegisteredModelForm(forms.ModelForm):
             "chat_template": forms.Textarea(attrs={"rows": 4}),
             "system_prompt": forms.Textarea(attrs={"rows": 3}),
         }
+
+    def clean_engine_options(self):
+        # An empty box means no options (the form field gives None for it).
+        return self.cleaned_data.get("engine_options") or {}
 
     def clean(self):
         cleaned = super().clean()

@@ -33,9 +33,23 @@ __all__ = [
     "PromptTemplate",
     "QualityScore",
     "RegisteredModel",
+    "WorkerPreflight",
     "TransformationItem",
     "TransformationJob",
 ]
+
+
+class PromptMessagesField(models.JSONField):
+    """A JSON field whose bulk inserts use ``VALUES`` rather than Django 5.2's ``UNNEST`` on PostgreSQL.
+
+    For ``UNNEST`` psycopg writes each column as a text array and escapes every double quote of every
+    JSON document through a regex callback; a run's items carry whole prompt histories, so inserting
+    them that way took 2-3x longer (600 items: 1.3-2.1 s against 0.5-0.7 s, measured under load; see
+    docs/benchmarks.md, "Platform cost per round"). A field with its own placeholder opts out.
+    """
+
+    def get_placeholder(self, value, compiler, connection):
+        return "%s"
 
 
 class RegisteredModel(models.Model):
@@ -55,6 +69,14 @@ class RegisteredModel(models.Model):
         max_length=100, blank=True, help_text=_("Name of the environment variable holding the API key.")
     )
     context_length = models.PositiveIntegerField(null=True, blank=True)
+    engine_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text=_(
+            "Backend options as JSON, e.g. {\"max_lora_rank\": 128, \"gpu_memory_utilization\": 0.85} "
+            "for vLLM or {\"batch_size\": 16} for transformers; checked before an engine starts."
+        ),
+    )
     temperature = models.FloatField(default=0.0)
     top_p = models.FloatField(default=1.0)
     top_k = models.IntegerField(default=-1)
@@ -128,7 +150,7 @@ class GenerationItem(ClaimedWork):
     run = models.ForeignKey(GenerationRun, on_delete=models.CASCADE, related_name="items")
     dialogue = models.ForeignKey(Dialogue, on_delete=models.CASCADE, related_name="+")
     round_index = models.PositiveIntegerField()
-    messages = models.JSONField(default=list)
+    messages = PromptMessagesField(default=list)
     reference = models.TextField(blank=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     response = models.TextField(blank=True)
@@ -146,3 +168,17 @@ class GenerationItem(ClaimedWork):
             models.UniqueConstraint(fields=["run", "dialogue", "round_index"], name="one_item_per_run_round")
         ]
         indexes = [models.Index(fields=["run", "status"])]
+
+
+class WorkerPreflight(models.Model):
+    """The last ``gpu_preflight`` of a GPU worker machine (``--record``): shown on the models page.
+
+    ``checks`` is the list of ``{"name", "status", "message"}`` lines (``inference.preflight``)."""
+
+    hostname = models.CharField(max_length=200, unique=True)
+    ok = models.BooleanField()
+    checks = models.JSONField(default=list)
+    checked_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["hostname"]

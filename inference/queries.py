@@ -17,7 +17,7 @@ from django.utils import timezone
 from annotation import queries as annotation_queries
 from annotation.models import Membership, Study
 
-from .models import GenerationItem, GenerationRun, RegisteredModel
+from .models import GenerationItem, GenerationRun, RegisteredModel, WorkerPreflight
 
 COORDINATOR = annotation_queries.COORDINATOR
 
@@ -156,3 +156,10 @@ def run_items(run: GenerationRun, status: str | None = None) -> QuerySet[Generat
     if status:
         items = items.filter(status=status)
     return items
+
+
+def gpu_workers_for(user) -> QuerySet[WorkerPreflight]:
+    """The last preflight of every GPU worker machine, for those who may manage models (else none)."""
+    if not can_manage_models(user):
+        return WorkerPreflight.objects.none()
+    return WorkerPreflight.objects.order_by("hostname")

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from .backends import GenerationParams, ModelSpec, get_backend
+from .backends.vllm_backend import engine_option_problems
 from .models import RegisteredModel
+from .workers import worker_command
 
 # Snapshot keys that describe the model (not decoding): what a run needs to rebuild its spec.
 _MODEL_KEYS = (
@@ -30,6 +32,7 @@ _MODEL_KEYS = (
     "server_url",
     "api_key_env",
     "context_length",
+    "engine_options",
 )
 _PARAM_KEYS = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "seed")
 
@@ -82,6 +85,7 @@ def spec_from_snapshot(snapshot: dict[str, Any], **overrides: Any) -> ModelSpec:
         context_length=snapshot.get("context_length") or None,
         server_url=snapshot.get("server_url") or None,
         api_key=os.environ.get(api_key_env) if api_key_env else None,
+        options=dict(snapshot.get("engine_options") or {}),
     )
 
 
@@ -156,13 +160,26 @@ def _local_problems(model: RegisteredModel) -> list[Problem]:
                     "Point adapter_path at the folder that PeftModel.save_pretrained wrote.",
                 )
             )
+    if not isinstance(model.engine_options, dict):
+        problems.append(
+            Problem("inference.E007", f"engine_options must be a JSON object, got {model.engine_options!r}")
+        )
+    elif model.backend == RegisteredModel.Backend.VLLM:
+        # What vLLM would refuse at engine start (LoRA rank, context length), found now.
+        problems.extend(
+            Problem("inference.E007", message)
+            for message in engine_option_problems(
+                model.base_model, model.adapter_path or None, model.context_length, model.engine_options
+            )
+        )
     if model.backend == RegisteredModel.Backend.VLLM and importlib.util.find_spec("vllm") is None:
         # Not fatal: the web process usually has no vLLM; GPU workers do (extra 'gpu').
         problems.append(
             Problem(
                 "inference.W001",
                 "vLLM is not installed in this process; runs of this model need a worker on the 'gpu' queue",
-                "Start a GPU worker: pip install '.[gpu]' and celery -A mi_platform worker -Q gpu.",
+                f"Start a GPU worker: pip install '.[gpu]' and {worker_command('gpu')} "
+                "(vLLM needs the solo or threads pool; python manage.py gpu_preflight checks the machine).",
                 fatal=False,
             )
         )

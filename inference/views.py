@@ -22,6 +22,7 @@ from annotation import queries as annotation_queries
 from . import actions, claims, queries, registry
 from .forms import MODEL_FIELDS, RegisteredModelForm, StartRunForm
 from .models import GenerationItem
+from .workers import worker_command
 
 FAILED_SHOWN = 50
 
@@ -33,7 +34,9 @@ FAILED_SHOWN = 50
 def model_list(request: HttpRequest) -> HttpResponse:
     models = queries.models_for(request.user)
     rows = [(m, registry.problems_for(m, deep=False)) for m in models]
-    return render(request, "inference/model_list.html", {"rows": rows})
+    workers = queries.gpu_workers_for(request.user)
+    context = {"rows": rows, "gpu_workers": workers, "gpu_command": worker_command("gpu")}
+    return render(request, "inference/model_list.html", context)
 
 
 @login_required

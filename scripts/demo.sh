@@ -18,7 +18,8 @@ PY="$VENV/bin/python"
 "$PY" manage.py migrate --noinput
 "$PY" manage.py demo --url "$SITE_URL" ${DEMO_ARGS:-}
 
-"$VENV/bin/celery" -A mi_platform worker -Q cpu,gpu -c 1 -l WARNING > var/worker.log 2>&1 &
+# One worker for every queue; solo: a worker consuming gpu/train refuses other pools (inference/workers.py).
+"$VENV/bin/celery" -A mi_platform worker -Q cpu,gpu,train -c 1 --pool solo -l WARNING > var/worker.log 2>&1 &
 WORKER=$!
 "$VENV/bin/gunicorn" mi_platform.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --access-logfile - > var/web.log 2>&1 &
 WEB=$!

@@ -35,5 +35,14 @@ with psycopg.connect(admin, autocommit=True) as conn:
 PY
 "$VENV/bin/python" manage.py check
 "$VENV/bin/python" manage.py makemigrations --check --dry-run
+if [ $# -eq 0 ]; then
+  # The whole suite: first the vLLM backend alone on its CPU stand-in, with branch coverage of
+  # inference/backends/vllm_backend.py enforced at 100 % (no GPU path may go unexercised), then
+  # everything else (that file is not run twice).
+  echo "== vLLM contract (100 % branch coverage of inference/backends/vllm_backend.py)"
+  COVERAGE_FILE="$MI_VAR_DIR/.coverage.vllm" "$VENV/bin/python" -m pytest tests/inference/test_vllm_contract.py -q \
+    --cov=inference.backends.vllm_backend --cov-branch --cov-report=term-missing --cov-fail-under=100
+  set -- --ignore=tests/inference/test_vllm_contract.py
+fi
 echo "== pytest"
 "$VENV/bin/python" -m pytest "$@"

@@ -156,8 +156,11 @@ def _worker_env(db_name: str) -> dict[str, str]:
 
 
 @contextmanager
-def running_worker(queues: str = "cpu,gpu", app_module: str = "mi_platform"):
+def running_worker(queues: str = "cpu", app_module: str = "mi_platform"):
     """A real ``celery worker`` process (``-A app_module``) on the test database and the Redis broker.
+
+    It consumes ``cpu`` with the prefork pool (so ``kill()`` can take a child down mid-chunk); a
+    worker on ``gpu``/``train`` would be refused that pool (``inference.workers.pool_refusal``).
 
     Yields a small controller with ``kill()`` (SIGKILL) and ``restart()`` for fault tests. A test that
     needs a changed worker (e.g. slowed chunks) passes its own app module: one that imports the real
@@ -234,5 +237,5 @@ def celery_worker_process(transactional_db, request, celery_app_module):
     Tests that use it must use ``transactional_db`` so the worker sees committed rows. Yields the
     controller of :func:`running_worker`.
     """
-    with running_worker(getattr(request, "param", "cpu,gpu"), app_module=celery_app_module) as worker:
+    with running_worker(getattr(request, "param", "cpu"), app_module=celery_app_module) as worker:
         yield worker

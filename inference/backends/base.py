@@ -6,6 +6,9 @@ methods, so importing this package is cheap for the web process.
 
 from __future__ import annotations
 
+import gc
+import os
+import sys
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -138,9 +141,14 @@ class GenerationBackend(ABC):
         """Load the heavy shared resource; called once per engine key per process."""
         return None
 
+    def uses_gpu(self) -> bool:
+        """Whether this backend's engine holds GPU memory (then it counts against
+        :func:`max_gpu_engines`)."""
+        return False
+
     @property
     def engine(self) -> Any:
-        return shared_engine(self.engine_key(), self.load_engine)
+        return shared_engine(self.engine_key(), self.load_engine, on_gpu=self.uses_gpu())
 
     # -- the contract ----------------------------------------------------------------------
     @abstractmethod
@@ -197,16 +205,67 @@ class GenerationBackend(ABC):
 
 
 # -- per-process engine cache ----------------------------------------------------------------
-_ENGINES: dict[EngineKey, Any] = {}
-_ENGINES_LOCK = threading.Lock()
+# Engines that hold GPU memory are capped per process: a vLLM engine claims its share of the GPU
+# (gpu_memory_utilization) at start and keeps it, so a second base model only starts once the first
+# is shut down. CPU engines (transformers on CPU) are not capped: they cost RAM, not a free-memory check.
+MAX_GPU_ENGINES_ENV = "MI_MAX_GPU_ENGINES"
+_ENGINES: dict[EngineKey, Any] = {}  # insertion order = least recently used first
+_GPU_KEYS: set[EngineKey] = set()
+_ENGINES_LOCK = threading.RLock()
 
 
-def shared_engine(key: EngineKey, load: Callable[[], Any]) -> Any:
-    """The engine for ``key``, loading it with ``load()`` the first time (once, under a lock)."""
+class EngineDead(RuntimeError):
+    """The engine stopped working (e.g. vLLM's engine core process died). It has been evicted from
+    the cache; the chunk that found it dead is retried and loads a fresh one (a transient error in
+    :mod:`inference.chunks`)."""
+
+
+def max_gpu_engines() -> int:
+    """Engines holding GPU memory one worker process keeps at once (``MI_MAX_GPU_ENGINES``, default 1)."""
+    try:
+        return max(1, int(os.environ.get(MAX_GPU_ENGINES_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+def shared_engine(key: EngineKey, load: Callable[[], Any], *, on_gpu: bool = False) -> Any:
+    """The engine for ``key``, loading it with ``load()`` the first time (once, under a lock).
+
+    Before a GPU engine is loaded, the least recently used GPU engines are shut down and their memory
+    freed until fewer than :func:`max_gpu_engines` remain: jobs that need two base models in turn
+    (a writer and a judge) swap them instead of failing on the free-memory check.
+    """
+    with _ENGINES_LOCK:
+        if key in _ENGINES:
+            _ENGINES[key] = _ENGINES.pop(key)  # most recently used last
+            return _ENGINES[key]
+        if on_gpu:
+            while len(_GPU_KEYS) >= max_gpu_engines():
+                oldest = next(k for k in _ENGINES if k in _GPU_KEYS)
+                evict_engine(oldest)
+        engine = load()
+        _ENGINES[key] = engine
+        if on_gpu:
+            _GPU_KEYS.add(key)
+        return engine
+
+
+def cached_engine_keys() -> list[EngineKey]:
+    """Keys of the engines loaded in this process, least recently used first."""
+    with _ENGINES_LOCK:
+        return list(_ENGINES)
+
+
+def evict_engine(key: EngineKey) -> bool:
+    """Shut down and forget the engine for ``key`` (if loaded), then free GPU memory."""
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            _ENGINES[key] = load()
-        return _ENGINES[key]
+            return False
+        # Held only by this list, so that once it is emptied the engine can be collected.
+        engines = [_ENGINES.pop(key)]
+        _GPU_KEYS.discard(key)
+    _close_engines(engines)
+    return True
 
 
 def release_engines() -> None:
@@ -214,17 +273,27 @@ def release_engines() -> None:
     with _ENGINES_LOCK:
         engines = list(_ENGINES.values())
         _ENGINES.clear()
-    for engine in engines:
-        close = getattr(engine, "close", None)
+        _GPU_KEYS.clear()
+    _close_engines(engines)
+    load_tokenizer.cache_clear()
+
+
+def _close_engines(engines: list[Any]) -> None:
+    """``close()`` each engine, drop the references, collect, and give cached CUDA memory back."""
+    while engines:
+        close = getattr(engines[-1], "close", None)
         if callable(close):
             close()
-    load_tokenizer.cache_clear()
-    import gc
+        del close
+        engines.pop()
+    free_gpu_memory()
 
+
+def free_gpu_memory() -> None:
+    """Collect garbage, then return torch's cached CUDA blocks to the driver (so a vLLM engine
+    started next sees the memory as free). Only if some code already imported torch."""
     gc.collect()
-    import sys
-
-    torch = sys.modules.get("torch")  # only if some backend already imported it
+    torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 

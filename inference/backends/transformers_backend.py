@@ -20,6 +20,38 @@ from inference.backends.base import (
     stop_token_ids,
 )
 
+CPU_BATCH_SIZE = 8
+# Share of the free GPU memory the KV cache of one sub-batch may take: the rest is headroom for
+# activations, logits and the allocator's fragmentation.
+KV_CACHE_SHARE = 0.5
+_DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8}
+
+
+def kv_cache_bytes_per_token(config: Any, dtype_bytes: int) -> int:
+    """Bytes of KV cache one token takes in a decoder: keys and values for every layer and KV head."""
+    layers = int(config.num_hidden_layers)
+    heads = int(config.num_attention_heads)
+    kv_heads = int(getattr(config, "num_key_value_heads", None) or heads)
+    head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // heads)
+    return 2 * layers * kv_heads * head_dim * dtype_bytes
+
+
+def default_batch_size(
+    prompts: int, on_cuda: bool, free_bytes: int, bytes_per_token: int, tokens_per_prompt: int
+) -> int:
+    """Prompts per ``generate`` call when ``options["batch_size"]`` is not set.
+
+    On CPU: 8 (larger batches gain little there). On CUDA: the whole chunk in one call — measured
+    on an H200 (834 M-parameter Llama, bf16, 40 prompts x 128 new tokens): 158 tokens/s at batch 8,
+    632 at batch 40 — bounded so that the KV cache of the sub-batch (longest prompt + max_new_tokens
+    per prompt) takes at most :data:`KV_CACHE_SHARE` of the free GPU memory.
+    """
+    if not on_cuda:
+        return min(CPU_BATCH_SIZE, max(1, prompts))
+    per_prompt = max(1, bytes_per_token * tokens_per_prompt)
+    fits = int(KV_CACHE_SHARE * free_bytes // per_prompt)
+    return max(1, min(prompts, fits))
+
 
 @dataclass
 class TransformersEngine:
@@ -36,14 +68,19 @@ class TransformersEngine:
     adapters: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def close(self) -> None:
+        """Drop the weights (the cache then frees GPU memory: :func:`free_gpu_memory`)."""
+        self.model = None
+
 
 class TransformersBackend(GenerationBackend):
     """transformers ``generate`` with left-padded batches.
 
     Options: ``device`` ("cpu", "cuda", "cuda:1"; default cuda when available), ``dtype``
     ("float32", "bfloat16", "float16", "auto"; default float32 on CPU, "auto" on GPU),
-    ``batch_size`` (prompts per ``generate`` call, default 8; prompts are sorted by length first
-    so a sub-batch carries little padding). With a seed, ``torch.manual_seed(seed)`` is called
+    ``batch_size`` (prompts per ``generate`` call; prompts are sorted by length first so a
+    sub-batch carries little padding). Unset, it is 8 on CPU and, on CUDA, the whole chunk bounded by
+    a KV-cache memory estimate (:func:`default_batch_size`). With a seed, ``torch.manual_seed(seed)`` is called
     before every sub-batch, so sampled output depends on how prompts were grouped; greedy output
     does not.
     """
@@ -52,6 +89,14 @@ class TransformersBackend(GenerationBackend):
     engine_options = ("device", "dtype")
 
     # -- engine ----------------------------------------------------------------------------
+    def uses_gpu(self) -> bool:
+        device = self.spec.options.get("device")
+        if device:
+            return str(device).startswith("cuda")
+        import torch
+
+        return bool(torch.cuda.is_available())
+
     def load_engine(self) -> TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM
@@ -111,7 +156,7 @@ class TransformersBackend(GenerationBackend):
         results, encoded = self.encode_within_budget(tokenizer, batch)
 
         adapter = self._adapter_name(engine) if encoded else None
-        batch_size = max(1, int(self.spec.options.get("batch_size", 8)))
+        batch_size = self._batch_size(engine, encoded)
         # Similar lengths together: less padding, and the order is fixed for a given batch.
         encoded.sort(key=lambda item: (len(item[1]), item[0]))
         for start in range(0, len(encoded), batch_size):
@@ -139,6 +184,23 @@ class TransformersBackend(GenerationBackend):
         return [
             result if result is not None else GenerationResult(error="not generated") for result in results
         ]
+
+    def _batch_size(self, engine: TransformersEngine, encoded: list[tuple[int, list[int]]]) -> int:
+        configured = self.spec.options.get("batch_size")
+        if configured:
+            return max(1, int(configured))
+        on_cuda = str(engine.device).startswith("cuda")
+        if not on_cuda:
+            return default_batch_size(len(encoded), False, 0, 0, 0)
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(torch.device(engine.device))
+        dtype = str(getattr(engine.model, "dtype", "torch.float16")).removeprefix("torch.")
+        per_token = kv_cache_bytes_per_token(engine.model.config, _DTYPE_BYTES.get(dtype, 2))
+        longest = max((len(ids) for _, ids in encoded), default=0)
+        return default_batch_size(
+            len(encoded), True, int(free), per_token, longest + self.spec.params.max_new_tokens
+        )
 
     def _generate_chunk(
         self, engine: TransformersEngine, adapter: str | None, prompts: list[list[int]]

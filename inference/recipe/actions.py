@@ -477,7 +477,7 @@ def export_training_data(
 
 
 def _finetune_queue(queue: str | None) -> str:
-    return queue or getattr(settings, "MI_FINETUNE_QUEUE", None) or "gpu"
+    return queue or getattr(settings, "MI_FINETUNE_QUEUE", None) or "train"
 
 
 def start_finetune(
@@ -498,7 +498,8 @@ def start_finetune(
 
     ``system_prompt`` defaults to the base model's, and the fine-tuned model is registered with it,
     so it is prompted at inference as it was trained. ``queue`` defaults to the setting
-    ``MI_FINETUNE_QUEUE`` or ``gpu``; pass ``cpu`` for the tiny demo model.
+    ``MI_FINETUNE_QUEUE`` or ``train`` (a GPU worker of its own, so training never meets a loaded
+    vLLM engine); pass ``cpu`` for the tiny demo model.
     """
     if base_model.backend == RegisteredModel.Backend.OPENAI:
         raise ActionError(

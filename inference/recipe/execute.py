@@ -20,7 +20,8 @@ from django.utils import timezone
 from annotation.models import Dialogue
 from inference import actions as inference_actions
 from inference import claims, registry
-from inference.backends import get_backend
+from inference.backends import get_backend, release_engines
+from inference.backends.base import cached_engine_keys, free_gpu_memory
 from inference.chunks import ChunkSteps, run_claimed_chunk
 
 from . import actions, finetune, judge, transform
@@ -186,18 +187,30 @@ def run_finetune(job_id: int, token: str) -> str:
         def on_step(entry: finetune.StepLog) -> bool:
             return actions.record_finetune_step(job.pk, entry)
 
-        result = finetune.train_lora(
-            base.base_model,
-            chats,
-            adapter_dir(job),
-            params,
-            chat_template=base.chat_template or None,
-            on_step=on_step,
-            log=lambda message: actions.append_finetune_log(job.pk, message),
-            checkpoint_dir=checkpoints,
-            checkpoint_every=CHECKPOINT_EVERY,
-            on_start=on_start,
-        )
+        # A GPU holds a loaded engine or a training, not both: a vLLM engine keeps its share of the
+        # memory for its lifetime, so this worker's engines are shut down first, and torch's cached
+        # blocks are handed back afterwards so that an engine started next passes vLLM's free-memory
+        # check. (The default queue, ``train``, has a worker of its own; this covers a job sent to
+        # ``gpu``.)
+        loaded = len(cached_engine_keys())
+        release_engines()
+        if loaded:
+            actions.append_finetune_log(job.pk, f"released {loaded} loaded engine(s) before training")
+        try:
+            result = finetune.train_lora(
+                base.base_model,
+                chats,
+                adapter_dir(job),
+                params,
+                chat_template=base.chat_template or None,
+                on_step=on_step,
+                log=lambda message: actions.append_finetune_log(job.pk, message),
+                checkpoint_dir=checkpoints,
+                checkpoint_every=CHECKPOINT_EVERY,
+                on_start=on_start,
+            )
+        finally:
+            free_gpu_memory()
         shutil.rmtree(checkpoints, ignore_errors=True)
         if result.status == "stopped":
             actions.finish_finetune(job.pk, FineTuneJob.Status.STOPPED)

@@ -89,7 +89,9 @@ class FineTuneForm(forms.Form):
         help_text=_("Empty: the base model's system prompt. The fine-tuned model is registered with it."),
     )
     queue = forms.ChoiceField(
-        choices=[("gpu", "gpu"), ("cpu", "cpu")], initial="gpu", help_text=_("cpu only for tiny models.")
+        choices=[("train", "train"), ("gpu", "gpu"), ("cpu", "cpu")],
+        initial="train",
+        help_text=_("train: the GPU training worker; gpu: the vLLM worker (it unloads its engines first); cpu only for tiny models."),
     )
     lora_rank = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_rank)
     lora_alpha = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_alpha)

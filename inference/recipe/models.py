@@ -215,7 +215,7 @@ class FineTuneJob(models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     stop_requested = models.BooleanField(default=False)
     claim_token = models.CharField(max_length=64, blank=True)
-    queue = models.CharField(max_length=20, default="gpu")
+    queue = models.CharField(max_length=20, default="train")
     current_step = models.PositiveIntegerField(default=0)
     total_steps = models.PositiveIntegerField(default=0)
     log = models.TextField(blank=True)

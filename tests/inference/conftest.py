@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from .vllm_support import fake_vllm  # noqa: F401 - the vLLM stand-in, a fixture for every test here
+
 DEMO_FILE = Path(__file__).resolve().parents[2] / "annotation" / "demo_data" / "demo_dialogues.jsonl"
 DEMO_TEST_ROUNDS = 15  # demo-zh-1: 4, demo-zh-2: 4, demo-en-1: 4, demo-en-2: 3
 

@@ -40,7 +40,7 @@ class Command(BaseCommand):
             "--min-judge-total", type=int, default=None, help="Only dialogues judged at least N."
         )
         parser.add_argument("--system-prompt", default=None, help="Default: the base model's system prompt.")
-        parser.add_argument("--queue", default=None, help="Celery queue (default MI_FINETUNE_QUEUE or gpu).")
+        parser.add_argument("--queue", default=None, help="Celery queue (default MI_FINETUNE_QUEUE or train).")
         parser.add_argument(
             "--set",
             action="append",

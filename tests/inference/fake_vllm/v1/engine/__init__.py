@@ -1,0 +1,1 @@
+FINISH_REASON_STRINGS = ("stop", "length", "abort", "error", "repetition")
