@@ -42,7 +42,37 @@ if [ $# -eq 0 ]; then
   echo "== vLLM contract (100 % branch coverage of inference/backends/vllm_backend.py)"
   COVERAGE_FILE="$MI_VAR_DIR/.coverage.vllm" "$VENV/bin/python" -m pytest tests/inference/test_vllm_contract.py -q \
     --cov=inference.backends.vllm_backend --cov-branch --cov-report=term-missing --cov-fail-under=100
-  set -- --ignore=tests/inference/test_vllm_contract.py
 fi
 echo "== pytest"
-"$VENV/bin/python" -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec "$VENV/bin/python" -m pytest "$@"
+fi
+DONE=(--ignore=tests/inference/test_vllm_contract.py)  # ran above, with coverage
+# The whole suite runs as two pytest processes side by side: the browser and worker-heavy tests
+# (tests/e2e, tests/inference) spend most of their time waiting on Chromium, Celery worker
+# subprocesses and model builds, so they overlap well with the CPU-bound rest on a 2-core machine.
+# Each process has its own test database, Redis database and var folder, so a worker started by one
+# never takes the other's tasks. PYTEST_SERIAL=1 runs the suite as one process instead.
+if [ "${PYTEST_SERIAL:-0}" = 1 ]; then
+  exec "$VENV/bin/python" -m pytest "${DONE[@]}"
+fi
+SIDE_PATHS=(tests/e2e tests/inference)
+side_db="${DATABASE_URL}_side"
+side_redis="${TEST_REDIS_URL_SIDE:-${REDIS_URL%/*}/$(( ${REDIS_URL##*/} + 1 ))}"
+side_log="$MI_VAR_DIR/pytest-side.log"
+mkdir -p "$MI_VAR_DIR/side/staticfiles"
+echo "   (side process: ${SIDE_PATHS[*]} on ${side_db##*/} and Redis ${side_redis##*/}; its log: $side_log)"
+DATABASE_URL=$side_db REDIS_URL=$side_redis CELERY_BROKER_URL=$side_redis CELERY_RESULT_BACKEND=$side_redis \
+  MI_VAR_DIR="$MI_VAR_DIR/side" "$VENV/bin/python" -m pytest "${DONE[@]}" "${SIDE_PATHS[@]}" >"$side_log" 2>&1 &
+side_pid=$!
+trap 'kill $side_pid 2>/dev/null || true' INT TERM
+ignores=()
+for p in "${SIDE_PATHS[@]}"; do ignores+=(--ignore="$p"); done
+main_rc=0
+"$VENV/bin/python" -m pytest "${DONE[@]}" "${ignores[@]}" || main_rc=$?
+echo "== pytest, side process (${SIDE_PATHS[*]})"
+side_rc=0
+wait $side_pid || side_rc=$?
+cat "$side_log"
+echo "== pytest exit codes: main $main_rc, side $side_rc"
+[ "$main_rc" = 0 ] && [ "$side_rc" = 0 ]
