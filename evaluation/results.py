@@ -13,7 +13,7 @@ from functools import cached_property
 from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
 
-from . import charts, queries
+from . import charts, queries, results_cache
 from .aggregate import ScoreStats
 from .reliability_data import StudyReliability, study_reliability
 from .summaries import (
@@ -67,19 +67,51 @@ class SourceRow:
 
 
 @dataclass
+class Overview:
+    """What the dashboard, the charts and the tables need of the summaries: small enough to cache."""
+
+    sources: dict[int, SourceInfo]
+    coders: dict[int, str]
+    aggregates: StudyAggregates
+    n_codings: int
+
+
+@dataclass
 class Results:
-    """Summaries and aggregates are computed up front; reliability and metrics on first use (a chart
-    or the MITI page needs neither)."""
+    """Summaries are loaded only where a page lists codings; the aggregates (``overview``) and the
+    reliability come from the results cache while no coding of the scope changed (``results_cache``);
+    metrics are read on first use."""
 
     study: Study
     coding_round: CodingRound | None
-    summaries: StudySummaries
-    aggregates: StudyAggregates
     per_code: bool = True
+    fingerprint: str = ""
+    _summaries: StudySummaries | None = None
+
+    @cached_property
+    def summaries(self) -> StudySummaries:
+        if self._summaries is None:
+            self._summaries = load_summaries(self.study, self.coding_round)
+        return self._summaries
+
+    @cached_property
+    def overview(self) -> Overview:
+        def compute() -> Overview:
+            data = self.summaries
+            return Overview(dict(data.sources), data.coders, study_aggregates(data), len(data.codings))
+
+        return results_cache.get_or_compute(self.study, self.coding_round, self.fingerprint, "overview", compute)
+
+    @property
+    def aggregates(self) -> StudyAggregates:
+        return self.overview.aggregates
 
     @cached_property
     def reliability(self) -> StudyReliability:
-        return study_reliability(self.summaries, per_code=self.per_code)
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint, f"reliability-{int(self.per_code)}",
+            lambda: study_reliability(self.summaries, per_code=self.per_code),
+        )
 
     @cached_property
     def metrics(self) -> list[MetricRow]:
@@ -91,19 +123,19 @@ class Results:
         order = {TranscriptSource.Kind.REFERENCE: 0, TranscriptSource.Kind.GENERATED: 1}
         rows = [
             SourceRow(
-                self.summaries.sources[sid],
+                self.overview.sources[sid],
                 self.aggregates.transcripts_per_source.get(sid, 0),
                 self.aggregates.consensus_per_source.get(sid, 0),
                 stats,
             )
             for sid, stats in self.aggregates.per_source.items()
-            if sid in self.summaries.sources
+            if sid in self.overview.sources
         ]
         return sorted(rows, key=lambda r: (order.get(r.source.kind, 2), r.source.id))
 
     @property
     def coders(self) -> list[tuple[str, int, dict[str, ScoreStats]]]:
-        names = self.summaries.coders
+        names = self.overview.coders
         return sorted(
             (
                 (names.get(cid, str(cid)), self.aggregates.codings_per_coder.get(cid, 0), stats)
@@ -112,9 +144,9 @@ class Results:
             key=lambda row: row[0],
         )
 
-    @cached_property
+    @property
     def n_codings(self) -> int:
-        return len(self.summaries.codings)
+        return self.overview.n_codings
 
     def chart_series(self, keys: tuple[str, ...]) -> dict[str, list[charts.Bar]]:
         rows = self.sources
@@ -174,15 +206,16 @@ def metric_rows(study: Study) -> list[MetricRow]:
 
 
 def build_results(study: Study, coding_round: CodingRound | None = None, *, per_code: bool = True) -> Results:
-    """Summaries, aggregates, reliability and metrics of ``study`` (or one round). ``per_code=False``
-    skips the per-code utterance agreement, which the dashboard does not show."""
-    summaries = load_summaries(study, coding_round)
+    """Summaries, aggregates, reliability and metrics of ``study`` (or one round), each on first use.
+    ``per_code=False`` skips the per-code utterance agreement, which the dashboard does not show.
+
+    One query up front (the scope's fingerprint); the aggregates and reliability come from the results
+    cache when nothing changed since they were computed."""
     return Results(
         study=study,
         coding_round=coding_round,
-        summaries=summaries,
-        aggregates=study_aggregates(summaries),
         per_code=per_code,
+        fingerprint=results_cache.fingerprint(study, coding_round),
     )
 
 
