@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from annotation.models import Assignment, CodingRound, Study, Utterance, Utteran
 from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
 from .summaries import VALUE_LABELS
+from .xlsx import MAX_ROWS as XLSX_MAX_ROWS
 from .xlsx import XlsxWriter
 
 Progress = Callable[[float], None]
@@ -39,8 +41,8 @@ EXPORT_KINDS: dict[str, str] = {
 }
 # Which formats each kind can be written in.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
-    "codes": ("csv", "xlsx"),
-    "summaries": ("csv", "xlsx"),
+    "codes": ("csv", "xlsx", "parquet"),
+    "summaries": ("csv", "xlsx", "parquet"),
     "aggregates": ("csv", "xlsx"),
     "reliability": ("csv", "xlsx"),
     "metrics": ("csv", "xlsx"),
@@ -277,13 +279,74 @@ def _csv_bytes(table: Table) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
+# Excel's sheet holds 1,048,576 rows, one of them the header: longer tables continue on "name (2)", ...
+XLSX_SHEET_ROWS = XLSX_MAX_ROWS - 1
+PARQUET_BATCH_ROWS = 100_000
+
+
+def _xlsx_sheets(book: XlsxWriter, table: Table, sheet_rows: int = XLSX_SHEET_ROWS) -> int:
+    rows = iter(table.rows)
+    written, part = 0, 1
+    while True:
+        chunk = itertools.islice(rows, sheet_rows)
+        first = next(chunk, None)
+        if first is None and part > 1:
+            return written
+        name = table.name if part == 1 else f"{table.name} ({part})"
+        body = itertools.chain([first], chunk) if first is not None else iter(())
+        n = book.sheet(name, table.header, body)
+        written += n
+        if n < sheet_rows:
+            return written
+        part += 1
+
+
+def _write_parquet(table: Table, out: Path) -> int:
+    """One Parquet file in row groups of ``PARQUET_BATCH_ROWS``; column types from the first batch
+    (a column with no value there is a string column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = iter(table.rows)
+    schema: pa.Schema | None = None
+    writer: pq.ParquetWriter | None = None
+    written = 0
+    try:
+        while True:
+            batch = list(itertools.islice(rows, PARQUET_BATCH_ROWS))
+            if not batch and writer is not None:
+                break
+            columns = list(zip(*batch, strict=True)) if batch else [() for _ in table.header]
+            if schema is None:
+                fields = []
+                for name, values in zip(table.header, columns, strict=True):
+                    kind = pa.array(values).type
+                    fields.append(pa.field(name, pa.string() if pa.types.is_null(kind) else kind))
+                schema = pa.schema(fields)
+                writer = pq.ParquetWriter(out, schema)
+            arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
+            assert writer is not None
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            written += len(batch)
+            if not batch:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
+
+
 def _write_tables(tables: list[Table], fmt: str, out: Path) -> int:
     rows = 0
     if fmt == "xlsx":
         with XlsxWriter(out) as book:
             for table in tables:
-                rows += book.sheet(table.name, table.header, table.rows)
+                rows += _xlsx_sheets(book, table, XLSX_SHEET_ROWS)
         return rows
+    if fmt == "parquet":
+        if len(tables) != 1:
+            raise ActionError("Parquet exports hold one table.")
+        return _write_parquet(tables[0], out)
     if len(tables) == 1:
         table = tables[0]
         with out.open("w", newline="", encoding="utf-8-sig") as handle:
