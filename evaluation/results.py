@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from django.utils.translation import get_language
+
 from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
 
@@ -166,7 +168,11 @@ class Results:
             keys, thresholds = charts.COUNT_CHART_KEYS, {}
         else:
             raise ValueError(f"unknown chart {name!r}; expected one of: {', '.join(charts.CHARTS)}")
-        return charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt)
+        # Drawing takes matplotlib a second or two: the picture is cached with the numbers it shows.
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint, f"chart-{name}-{fmt}-{get_language()}",
+            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt),
+        )
 
 
 def metric_rows(study: Study) -> list[MetricRow]:
