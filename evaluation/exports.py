@@ -147,6 +147,9 @@ def summaries_table(results: Results, *, blind: bool = False) -> Table:
     header = ["round", "assignment_kind", "coder_id", "coder", "blind_code"]
     if not blind:
         header += ["source", "source_kind", "generation_run_id"]
+    group_of = results.group_of
+    if group_of is not None:
+        header.append(f"group ({results.group_by})")
     header += ["submitted_at", "utterances_coded", *TALLY_KEYS_HEADER, *miti.GLOBAL_KEYS]
     for key in (*miti.SUMMARY_KEYS, *miti.RAW_COUNT_KEYS, *miti.DERIVED_KEYS):
         header.append(key)
@@ -161,6 +164,8 @@ def summaries_table(results: Results, *, blind: bool = False) -> Table:
         if not blind:
             src = sources.get(s.source_id)
             row += [src.label if src else "", src.kind if src else "", src.generation_run_id if src else None]
+        if group_of is not None:
+            row.append(group_of(s))
         row += [s.submitted_at.isoformat(timespec="seconds") if s.submitted_at else "", s.n_coded]
         row += [s.counts[k] for k in miti.CODE_KEYS]
         row += [s.globals[k] if s.globals_rated else "not rated" for k in miti.GLOBAL_KEYS]
@@ -182,12 +187,13 @@ def _stats_cells(stats) -> list[Any]:
 def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
     """Per-source (final values) and per-coder statistics, long format: one row per group × score."""
     per_source: list[list[Any]] = []
+    grouped = results.group_of is not None
     for row in results.sources:
         name = f"source {row.source.id}" if blind else row.source.label
         for key in ALL_TABLE_KEYS:
             per_source.append(
-                [name, "" if blind else row.source.kind, row.transcripts, row.consensus, key, VALUE_LABELS[key],
-                 *_stats_cells(row.stats[key])]
+                [name, "" if blind else row.source.kind, *([row.group] if grouped else []), row.transcripts,
+                 row.consensus, key, VALUE_LABELS[key], *_stats_cells(row.stats[key])]
             )
     per_coder: list[list[Any]] = []
     for coder, n, stats in results.coders:
@@ -195,8 +201,8 @@ def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
             per_coder.append([coder, n, key, VALUE_LABELS[key], *_stats_cells(stats[key])])
     note = [[results.aggregates.note]]
     return [
-        Table("per_source", ["source", "source_kind", "transcripts", "consensus", "score", "label", *STATS_HEADER],
-              per_source),
+        Table("per_source", ["source", "source_kind", *([f"group ({results.group_by})"] if grouped else []),
+                             "transcripts", "consensus", "score", "label", *STATS_HEADER], per_source),
         Table("per_coder", ["coder", "codings", "score", "label", *STATS_HEADER], per_coder),
         Table("aggregation_note", ["note"], note),
     ]
@@ -381,15 +387,18 @@ def write_export(
     blind: bool = False,
     progress: Progress = _noop,
     results: Results | None = None,
+    group_by: str = "source",
 ) -> int:
-    """Write export ``kind`` as ``fmt`` to ``out``; returns the number of data rows (1 for a report)."""
+    """Write export ``kind`` as ``fmt`` to ``out``; returns the number of data rows (1 for a report).
+    ``group_by`` (``evaluation.grouping``) splits the per-source tables and adds a ``group`` column to
+    the summaries."""
     check_export(kind, fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "codes":
         header, rows, _total = code_rows(study, coding_round, blind=blind, progress=progress)
         return _write_tables([Table("codes", header, rows)], fmt, out)
-    results = results or build_results(study, coding_round)
+    results = results or build_results(study, coding_round, group_by=group_by)
     progress(0.5)
     if kind == "report":
         from . import report

@@ -234,19 +234,21 @@ class StudyAggregates:
     """Per source (final values) and per coder (own codings) statistics of every value key."""
 
     keys: list[str]
-    per_source: dict[int, dict[str, object]]
+    per_source: dict  # {source id or (source id, group): {key: ScoreStats}}
     per_coder: dict[int, dict[str, object]]
-    transcripts_per_source: dict[int, int]
+    transcripts_per_source: dict
     codings_per_coder: dict[int, int]
-    consensus_per_source: dict[int, int]
+    consensus_per_source: dict
     note: str = FINAL_VALUE_NOTE
 
 
-def _rows(summaries: Iterable[CodingSummary], keys: Iterable[str]) -> list[SummaryRow]:
+def _rows(
+    summaries: Iterable[CodingSummary], keys: Iterable[str], group_of: Callable[[CodingSummary], str] | None = None
+) -> list[SummaryRow]:
     keys = list(keys)
     return [
         SummaryRow(
-            s.source_id,
+            s.source_id if group_of is None else (s.source_id, group_of(s)),
             s.transcript_id,
             "consensus" if s.kind == CONSENSUS else s.coder_id,
             {k: s.value(k) for k in keys},
@@ -255,12 +257,20 @@ def _rows(summaries: Iterable[CodingSummary], keys: Iterable[str]) -> list[Summa
     ]
 
 
-def study_aggregates(data: StudySummaries, keys: Iterable[str] = ALL_VALUE_KEYS) -> StudyAggregates:
-    """Mean, SD, n and Fair/Good shares per source and per coder (docs/metrics.md, "Aggregation")."""
+def study_aggregates(
+    data: StudySummaries,
+    keys: Iterable[str] = ALL_VALUE_KEYS,
+    group_of: Callable[[CodingSummary], str] | None = None,
+) -> StudyAggregates:
+    """Mean, SD, n and Fair/Good shares per source and per coder (docs/metrics.md, "Aggregation").
+
+    With ``group_of`` (``evaluation.grouping``), the per-source statistics are per (source id, group)
+    instead: the keys of ``per_source``, ``transcripts_per_source`` and ``consensus_per_source`` are
+    those pairs."""
     keys = list(keys)
-    by_source: AggregateReport = aggregate(_rows(data.final_rows(), keys), miti.THRESHOLDS, keys)
+    by_source: AggregateReport = aggregate(_rows(data.final_rows(), keys, group_of), miti.THRESHOLDS, keys)
     by_coder: AggregateReport = aggregate(_rows(data.codings, keys), miti.THRESHOLDS, keys)
-    consensus = Counter(s.source_id for s in data.consensus)
+    consensus = Counter(s.source_id if group_of is None else (s.source_id, group_of(s)) for s in data.consensus)
     return StudyAggregates(
         keys=keys,
         per_source=by_source.per_source,

@@ -9,6 +9,7 @@ while the same URLs work as full pages without JavaScript.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -22,7 +23,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
-from . import actions, charts, exports, queries
+from . import actions, charts, exports, grouping, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -48,8 +49,26 @@ def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
     return render(request, template, context)
 
 
-def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> dict:
-    round_query = f"?round={coding_round.pk}" if coding_round is not None else ""
+def _scope(request: HttpRequest, slug: str):
+    """(study, round, group_by, group) from the URL: ``?round=``, ``?group_by=``, ``?group=``."""
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    group_by = grouping.parse_group_by(request.GET.get("group_by"))
+    group = request.GET.get("group") or None
+    return study, coding_round, group_by, group
+
+
+def _base_context(
+    request: HttpRequest, study, tab: str, coding_round=None, group_by: str = grouping.SOURCE, group: str | None = None
+) -> dict:
+    params = {}
+    if coding_round is not None:
+        params["round"] = coding_round.pk
+    if group_by != grouping.SOURCE:
+        params["group_by"] = group_by
+    if group:
+        params["group"] = group
+    round_query = f"?{urlencode(params)}" if params else ""
     return {
         "study": study,
         "tab": tab,
@@ -57,17 +76,19 @@ def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> d
         "rounds": queries.rounds_of(study),
         "coding_round": coding_round,
         "round_query": round_query,
+        "group_by": group_by,
+        "group": group,
+        "group_options": grouping.group_options(study) if tab not in ("eval-metrics", "eval-exports") else [],
     }
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=False)
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
     progress = annotation_queries.coding_progress(study, coding_round)
-    context = _base_context(request, study, "eval-dashboard", coding_round) | {
+    context = _base_context(request, study, "eval-dashboard", coding_round, group_by, group) | {
         "results": results,
         "progress": progress,
         "round_totals": annotation_queries.round_totals(progress),
@@ -82,14 +103,13 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=False)
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
     codings = sorted(
         [*results.summaries.codings, *results.summaries.consensus],
         key=lambda s: (s.source_id, s.blind_code, s.kind, s.coder),
     )
-    context = _base_context(request, study, "eval-miti", coding_round) | {
+    context = _base_context(request, study, "eval-miti", coding_round, group_by, group) | {
         "results": results,
         "score_keys": SCORE_KEYS,
         "global_keys": GLOBAL_KEYS,
@@ -103,10 +123,9 @@ def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _reliability_context(request: HttpRequest, slug: str, *, per_code: bool) -> tuple[str, dict]:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=per_code)
-    context = _base_context(request, study, "eval-reliability", coding_round) | {
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=per_code, group_by=group_by, group=group)
+    context = _base_context(request, study, "eval-reliability", coding_round, group_by, group) | {
         "results": results,
         "rel": results.reliability,
         "reference_bands": REFERENCE_BANDS,
@@ -161,11 +180,10 @@ def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
 @login_required
 @require_GET
 def chart(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
+    study, coding_round, group_by, group = _scope(request, slug)
     if name not in charts.CHARTS or fmt not in ("svg", "png"):
         raise Http404("No such chart.")
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    data = build_results(study, coding_round, per_code=False).chart(name, fmt)
+    data = build_results(study, coding_round, per_code=False, group_by=group_by, group=group).chart(name, fmt)
     response = HttpResponse(data, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if request.GET.get("download"):
         part = f"-round{coding_round.pk}" if coding_round is not None else ""
@@ -179,10 +197,10 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
     """The printable MITI report (HTML with print CSS); the PDF is made by an export job."""
     from . import report as report_module
 
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    study, coding_round, group_by, group = _scope(request, slug)
     # Per-code agreement is left to the exported report (a task): on a large study it takes seconds.
-    return HttpResponse(report_module.render_html(build_results(study, coding_round, per_code=False)))
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    return HttpResponse(report_module.render_html(results))
 
 
 @login_required
@@ -192,8 +210,9 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         kind, fmt = request.POST.get("kind", ""), request.POST.get("format", "")
         try:
             coding_round = queries.round_for_results(study, request.POST.get("round"))
+            group_by = grouping.parse_group_by(request.POST.get("group_by"))
             job = actions.request_export(
-                study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round
+                study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round, group_by=group_by
             )
         except ActionError as exc:
             messages.error(request, str(exc))
@@ -208,6 +227,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         "jobs": queries.export_jobs_of(study),
         "kinds": exports.EXPORT_KINDS,
         "formats": exports.EXPORT_FORMATS,
+        "export_groups": grouping.group_options(study),
     }
     return _page(request, "evaluation/exports.html", context)
 
