@@ -8,6 +8,7 @@ while the same URLs work as full pages without JavaScript.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -17,13 +18,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
-from . import actions, charts, exports, grouping, queries
+from . import actions, charts, exports, grouping, paper_tables, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -33,6 +36,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("eval-miti", "MITI results"),
     ("eval-reliability", "Reliability"),
     ("eval-metrics", "Automatic metrics"),
+    ("eval-tables", gettext_noop("Tables")),
     ("eval-exports", "Exports"),
 )
 
@@ -161,6 +165,43 @@ def metrics(request: HttpRequest, slug: str) -> HttpResponse:
         "metric_columns": METRIC_COLUMNS,
     }
     return _page(request, "evaluation/metrics.html", context)
+
+
+@login_required
+@require_GET
+def tables(request: HttpRequest, slug: str) -> HttpResponse:
+    """The paper's tables (metrics, MITI per source, reliability, paired comparisons) and their downloads."""
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    context = _base_context(request, study, "eval-tables", coding_round, group_by, group) | {
+        "tables": paper_tables.paper_tables(results).display(),
+        "table_formats": [("tex", "LaTeX (booktabs)"), ("md", "Markdown"), ("xlsx", "XLSX"), ("csv", "CSV (zip)")],
+    }
+    return _page(request, "evaluation/tables.html", context)
+
+
+@login_required
+@require_GET
+def tables_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    study, coding_round, group_by, group = _scope(request, slug)
+    if fmt not in paper_tables.FORMATS:
+        raise Http404("No such format.")
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    ext, content_type = paper_tables.FORMATS[fmt]
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"tables.{ext}"
+        paper_tables.write(paper_tables.paper_tables(results), fmt, out)
+        data = out.read_bytes()
+    parts = [study.slug, "tables"]
+    if coding_round is not None:
+        parts.append(f"round{coding_round.pk}")
+    if group_by != grouping.SOURCE:
+        parts.append(group_by.replace(".", "-"))
+    if group:
+        parts.append(slugify(group) or "group")
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{"-".join(parts)}.{ext}"'
+    return response
 
 
 @login_required
