@@ -146,6 +146,24 @@ def build_study(n_transcripts: int, volleys: int, per_volley: int, seed: int = 1
     return study, coding_round, [*coders, coordinator], counts
 
 
+def reuse_study(slug: str):
+    """A study a previous run kept (``--keep``): its round, coders then coordinator, and its sizes."""
+    from annotation.models import Assignment, GlobalRating, Membership, Study, Utterance, UtteranceCode
+
+    study = Study.objects.get(slug=slug)
+    coding_round = study.rounds.get()
+    members = Membership.objects.filter(study=study).select_related("user").order_by("role", "user_id")
+    users = [m.user for m in members if m.role == "coder"] + [m.user for m in members if m.role == "coordinator"]
+    counts = {
+        "transcripts": coding_round.assignments.values("transcript_id").distinct().count(),
+        "utterances": Utterance.objects.filter(volley__transcript__source__study=study).count(),
+        "assignments": Assignment.objects.filter(coding_round=coding_round).count(),
+        "codes": UtteranceCode.objects.filter(assignment__coding_round=coding_round).count(),
+        "globals": GlobalRating.objects.filter(assignment__coding_round=coding_round).count(),
+    }
+    return study, coding_round, users, counts
+
+
 def _timed(fn, *args, **kwargs):
     t0 = time.perf_counter()
     value = fn(*args, **kwargs)
@@ -159,7 +177,10 @@ def main() -> int:
     parser.add_argument("--utterances", type=int, default=3, help="utterances per volley")
     parser.add_argument("--submits", type=int, default=15, help="submits timed with and without the stored summary")
     parser.add_argument("--keep", action="store_true", help="keep the study (PostgreSQL)")
+    parser.add_argument("--study", help="reuse this kept bench study (slug) instead of building one; implies --keep")
     args = parser.parse_args()
+    if args.study:
+        args.keep = True
     failed: list[str] = []
 
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -180,21 +201,27 @@ def main() -> int:
         from evaluation.summaries import load_summaries, study_aggregates
 
         t0 = time.perf_counter()
-        study, coding_round, users, counts = build_study(args.transcripts, args.volleys, args.utterances)
+        if args.study:
+            study, coding_round, users, counts = reuse_study(args.study)
+            print(f"database: {vendor}; reusing study {study.slug}: " + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        else:
+            study, coding_round, users, counts = build_study(args.transcripts, args.volleys, args.utterances)
+            print(f"database: {vendor}; built the study in {time.perf_counter() - t0:.1f} s: "
+                  + ", ".join(f"{v:,} {k}" for k, v in counts.items()), flush=True)
         coordinator = users[-1]
-        print(f"database: {vendor}; built the study in {time.perf_counter() - t0:.1f} s: "
-              + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
         import krippendorff  # noqa: F401 - one-time imports, paid once per process
         import scipy.stats  # noqa: F401
         import sklearn.metrics  # noqa: F401
 
-        ids = list(Assignment.objects.filter(coding_round=coding_round).values_list("id", flat=True))
+        ids = list(
+            Assignment.objects.filter(coding_round=coding_round, summary__isnull=True).values_list("id", flat=True)
+        )
         t0 = time.perf_counter()
         for start in range(0, len(ids), 2000):
             with transaction.atomic():
                 store_summaries(ids[start:start + 2000])
-        print(f"stored summaries of {len(ids):,} codings (backfill, store_summaries in batches of 2,000): "
-              f"{time.perf_counter() - t0:.2f} s")
+        print(f"stored summaries of {len(ids):,} codings without one (backfill, store_summaries in batches of "
+              f"2,000): {time.perf_counter() - t0:.2f} s", flush=True)
 
         # Baseline: the per-view computation before summaries were stored, on the same data.
         with transaction.atomic():
@@ -205,7 +232,8 @@ def main() -> int:
             study_reliability(data, per_code=False)
             baseline = time.perf_counter() - t0
             transaction.set_rollback(True)
-        print(f"baseline (every view before: tally every code + aggregates + reliability): {baseline:.2f} s")
+        print(f"baseline (every view before: tally every code + aggregates + reliability): {baseline:.2f} s",
+              flush=True)
 
         client = Client()
         client.force_login(coordinator)
@@ -223,7 +251,7 @@ def main() -> int:
             if verdict == "FAIL":
                 failed.append(label)
             print(f"{label}: first view after a change {first:.2f} s; warm median {median:.3f} s (best {best:.3f} s) "
-                  f"(target ≤ 1 s) {verdict}; ratio warm/baseline {median / baseline:.3f}")
+                  f"(target ≤ 1 s) {verdict}; ratio warm/baseline {median / baseline:.3f}", flush=True)
 
         page(reverse("eval-dashboard", args=[study.slug]), "RESULTS OVERVIEW")
         try:
