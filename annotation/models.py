@@ -354,6 +354,24 @@ class GlobalRating(models.Model):
         ]
 
 
+class AssignmentSummary(models.Model):
+    """The MITI numbers of one submitted coding, stored when it is submitted (``actions.summaries``).
+
+    The results pages read these rows instead of tallying every utterance code on every view. A row
+    is valid only for the assignment ``version`` it was computed at: a reopen bumps the version (and
+    deletes the row), so a stale row can never stand for changed codes; a coding without a valid row
+    is tallied on read (``evaluation.summaries``).
+    """
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.CASCADE, related_name="summary")
+    version = models.PositiveIntegerField()
+    counts = models.JSONField(default=dict)  # the ten behaviour tallies
+    globals = models.JSONField(default=dict)  # the four ratings, None where not rated
+    scores = models.JSONField(default=dict)  # miti.ALL_SUMMARY_KEYS
+    n_coded = models.PositiveIntegerField(default=0)
+    computed_at = models.DateTimeField(auto_now=True)
+
+
 class AuditEvent(models.Model):
     """Who changed what, when, old → new. Written by every coding action."""
 

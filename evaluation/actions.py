@@ -41,7 +41,8 @@ __all__ = [
 
 @transaction.atomic
 def request_export(
-    study: Study, *, kind: str, fmt: str, requested_by=None, coding_round: CodingRound | None = None
+    study: Study, *, kind: str, fmt: str, requested_by=None, coding_round: CodingRound | None = None,
+    group_by: str = "source",
 ) -> ExportJob:
     """Queue an export; the ``evaluation.run_export`` task writes the file (:func:`run_export_job`) after commit."""
     check_export(kind, fmt)
@@ -52,7 +53,7 @@ def request_export(
         requested_by=requested_by,
         kind=kind,
         format=fmt,
-        options={"round": coding_round.pk if coding_round is not None else None},
+        options={"round": coding_round.pk if coding_round is not None else None, "group_by": group_by},
     )
     claims.send_after_commit(EXPORT_TASK, [[job.pk]])
     return job
@@ -134,7 +135,7 @@ def run_export_job(job_id: int) -> dict[str, object]:
 
     try:
         rows = exports.write_export(job.study, job.kind, job.format, partial, coding_round=coding_round,
-                                    progress=progress)
+                                    progress=progress, group_by=(job.options or {}).get("group_by") or "source")
         os.replace(partial, target)
     except Exception as exc:
         partial.unlink(missing_ok=True)

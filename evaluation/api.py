@@ -26,13 +26,22 @@ from annotation import queries as annotation_queries
 from annotation.accounts.api import StudyScopedView
 from annotation.accounts.serializers import ErrorSerializer
 
-from . import actions, queries
+from . import actions, grouping, queries
 from . import serializers as s
 from .results import build_results, metric_rows
 from .summaries import CodingSummary, SourceInfo, load_summaries
 
 ROUND_PARAMETER = OpenApiParameter(
     "round", int, required=False, description="Only this coding round (default: all rounds)."
+)
+GROUP_BY_PARAMETER = OpenApiParameter(
+    "group_by", str, required=False,
+    description="Split each source's results by `split`, `coder` or a dialogue metadata field "
+    "(`metadata.<key>`, e.g. `metadata.mi_quality`); default `source`.",
+)
+GROUP_PARAMETER = OpenApiParameter(
+    "group", str, required=False,
+    description="Only the transcripts of this group of `group_by` (e.g. `high`): reliability of one group.",
 )
 
 
@@ -74,6 +83,13 @@ class ResultsView(StudyScopedView):
     def get_round(self):
         return queries.round_for_results(self.get_study(), self.request.query_params.get("round"))
 
+    def get_results(self, *, per_code: bool = True):
+        return build_results(
+            self.get_study(), self.get_round(), per_code=per_code,
+            group_by=grouping.parse_group_by(self.request.query_params.get("group_by")),
+            group=self.request.query_params.get("group") or None,
+        )
+
 
 class ProgressView(ResultsView):
     serializer_class = s.ProgressRowSerializer
@@ -112,15 +128,16 @@ def _stats(stats: dict) -> dict:
 
 
 class AggregatesView(ResultsView):
-    @extend_schema(parameters=[ROUND_PARAMETER], responses=s.AggregatesSerializer,
+    @extend_schema(parameters=[ROUND_PARAMETER, GROUP_BY_PARAMETER, GROUP_PARAMETER], responses=s.AggregatesSerializer,
                    summary="Per-source (final values) and per-coder statistics: mean, SD, n, Fair/Good shares")
     def get(self, request: Request, slug: str) -> Response:
-        results = build_results(self.get_study(), self.get_round())
+        results = self.get_results(per_code=False)
         body = {
             "note": results.aggregates.note,
+            "group_by": results.group_by,
             "per_source": [
-                {"source": _source(row.source), "transcripts": row.transcripts, "consensus": row.consensus,
-                 "stats": _stats(row.stats)}
+                {"source": _source(row.source), "group": row.group, "transcripts": row.transcripts,
+                 "consensus": row.consensus, "stats": _stats(row.stats)}
                 for row in results.sources
             ],
             "per_coder": [
@@ -131,10 +148,10 @@ class AggregatesView(ResultsView):
 
 
 class ReliabilityView(ResultsView):
-    @extend_schema(parameters=[ROUND_PARAMETER], responses=s.ReliabilitySerializer,
+    @extend_schema(parameters=[ROUND_PARAMETER, GROUP_BY_PARAMETER, GROUP_PARAMETER], responses=s.ReliabilitySerializer,
                    summary="Inter-rater reliability: ICC(2,1)/(2,k) with CIs, alpha, Cohen's/Fleiss' kappa, drift")
     def get(self, request: Request, slug: str) -> Response:
-        reliability = build_results(self.get_study(), self.get_round()).reliability
+        reliability = self.get_results().reliability
         body = finite(asdict(reliability))
         body["coders"] = sorted(reliability.coders.values())
         body["enough"] = reliability.enough
@@ -177,7 +194,7 @@ class ExportListView(ResultsView):
         data = self.valid(s.ExportRequestSerializer)
         coding_round = queries.round_for_results(study, data.get("round"))
         job = actions.request_export(study, kind=data["kind"], fmt=data["format"], requested_by=request.user,
-                                      coding_round=coding_round)
+                                      coding_round=coding_round, group_by=data.get("group_by") or "source")
         body = s.ExportJobSerializer(job).data
         return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["status_url"]})
 
@@ -203,6 +220,7 @@ _FILE_TYPES = {
     "text/csv": "CSV (one table)", "application/zip": "CSV tables in a zip",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX workbook",
     "text/html": "printable HTML report", "application/pdf": "PDF report",
+    "application/vnd.apache.parquet": "Parquet file (codes, summaries)",
 }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from annotation.models import Assignment, CodingRound, Study, Utterance, Utteran
 from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
 from .summaries import VALUE_LABELS
+from .xlsx import MAX_ROWS as XLSX_MAX_ROWS
 from .xlsx import XlsxWriter
 
 Progress = Callable[[float], None]
@@ -39,8 +41,8 @@ EXPORT_KINDS: dict[str, str] = {
 }
 # Which formats each kind can be written in.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
-    "codes": ("csv", "xlsx"),
-    "summaries": ("csv", "xlsx"),
+    "codes": ("csv", "xlsx", "parquet"),
+    "summaries": ("csv", "xlsx", "parquet"),
     "aggregates": ("csv", "xlsx"),
     "reliability": ("csv", "xlsx"),
     "metrics": ("csv", "xlsx"),
@@ -145,6 +147,9 @@ def summaries_table(results: Results, *, blind: bool = False) -> Table:
     header = ["round", "assignment_kind", "coder_id", "coder", "blind_code"]
     if not blind:
         header += ["source", "source_kind", "generation_run_id"]
+    group_of = results.group_of
+    if group_of is not None:
+        header.append(f"group ({results.group_by})")
     header += ["submitted_at", "utterances_coded", *TALLY_KEYS_HEADER, *miti.GLOBAL_KEYS]
     for key in (*miti.SUMMARY_KEYS, *miti.RAW_COUNT_KEYS, *miti.DERIVED_KEYS):
         header.append(key)
@@ -159,6 +164,8 @@ def summaries_table(results: Results, *, blind: bool = False) -> Table:
         if not blind:
             src = sources.get(s.source_id)
             row += [src.label if src else "", src.kind if src else "", src.generation_run_id if src else None]
+        if group_of is not None:
+            row.append(group_of(s))
         row += [s.submitted_at.isoformat(timespec="seconds") if s.submitted_at else "", s.n_coded]
         row += [s.counts[k] for k in miti.CODE_KEYS]
         row += [s.globals[k] if s.globals_rated else "not rated" for k in miti.GLOBAL_KEYS]
@@ -180,12 +187,13 @@ def _stats_cells(stats) -> list[Any]:
 def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
     """Per-source (final values) and per-coder statistics, long format: one row per group × score."""
     per_source: list[list[Any]] = []
+    grouped = results.group_of is not None
     for row in results.sources:
         name = f"source {row.source.id}" if blind else row.source.label
         for key in ALL_TABLE_KEYS:
             per_source.append(
-                [name, "" if blind else row.source.kind, row.transcripts, row.consensus, key, VALUE_LABELS[key],
-                 *_stats_cells(row.stats[key])]
+                [name, "" if blind else row.source.kind, *([row.group] if grouped else []), row.transcripts,
+                 row.consensus, key, VALUE_LABELS[key], *_stats_cells(row.stats[key])]
             )
     per_coder: list[list[Any]] = []
     for coder, n, stats in results.coders:
@@ -193,8 +201,8 @@ def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
             per_coder.append([coder, n, key, VALUE_LABELS[key], *_stats_cells(stats[key])])
     note = [[results.aggregates.note]]
     return [
-        Table("per_source", ["source", "source_kind", "transcripts", "consensus", "score", "label", *STATS_HEADER],
-              per_source),
+        Table("per_source", ["source", "source_kind", *([f"group ({results.group_by})"] if grouped else []),
+                             "transcripts", "consensus", "score", "label", *STATS_HEADER], per_source),
         Table("per_coder", ["coder", "codings", "score", "label", *STATS_HEADER], per_coder),
         Table("aggregation_note", ["note"], note),
     ]
@@ -277,13 +285,74 @@ def _csv_bytes(table: Table) -> bytes:
     return buffer.getvalue().encode("utf-8-sig")
 
 
+# Excel's sheet holds 1,048,576 rows, one of them the header: longer tables continue on "name (2)", ...
+XLSX_SHEET_ROWS = XLSX_MAX_ROWS - 1
+PARQUET_BATCH_ROWS = 100_000
+
+
+def _xlsx_sheets(book: XlsxWriter, table: Table, sheet_rows: int = XLSX_SHEET_ROWS) -> int:
+    rows = iter(table.rows)
+    written, part = 0, 1
+    while True:
+        chunk = itertools.islice(rows, sheet_rows)
+        first = next(chunk, None)
+        if first is None and part > 1:
+            return written
+        name = table.name if part == 1 else f"{table.name} ({part})"
+        body = itertools.chain([first], chunk) if first is not None else iter(())
+        n = book.sheet(name, table.header, body)
+        written += n
+        if n < sheet_rows:
+            return written
+        part += 1
+
+
+def _write_parquet(table: Table, out: Path) -> int:
+    """One Parquet file in row groups of ``PARQUET_BATCH_ROWS``; column types from the first batch
+    (a column with no value there is a string column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = iter(table.rows)
+    schema: pa.Schema | None = None
+    writer: pq.ParquetWriter | None = None
+    written = 0
+    try:
+        while True:
+            batch = list(itertools.islice(rows, PARQUET_BATCH_ROWS))
+            if not batch and writer is not None:
+                break
+            columns = list(zip(*batch, strict=True)) if batch else [() for _ in table.header]
+            if schema is None:
+                fields = []
+                for name, values in zip(table.header, columns, strict=True):
+                    kind = pa.array(values).type
+                    fields.append(pa.field(name, pa.string() if pa.types.is_null(kind) else kind))
+                schema = pa.schema(fields)
+                writer = pq.ParquetWriter(out, schema)
+            arrays = [pa.array(values, type=f.type) for values, f in zip(columns, schema, strict=True)]
+            assert writer is not None
+            writer.write_table(pa.Table.from_arrays(arrays, schema=schema))
+            written += len(batch)
+            if not batch:
+                break
+    finally:
+        if writer is not None:
+            writer.close()
+    return written
+
+
 def _write_tables(tables: list[Table], fmt: str, out: Path) -> int:
     rows = 0
     if fmt == "xlsx":
         with XlsxWriter(out) as book:
             for table in tables:
-                rows += book.sheet(table.name, table.header, table.rows)
+                rows += _xlsx_sheets(book, table, XLSX_SHEET_ROWS)
         return rows
+    if fmt == "parquet":
+        if len(tables) != 1:
+            raise ActionError("Parquet exports hold one table.")
+        return _write_parquet(tables[0], out)
     if len(tables) == 1:
         table = tables[0]
         with out.open("w", newline="", encoding="utf-8-sig") as handle:
@@ -318,15 +387,18 @@ def write_export(
     blind: bool = False,
     progress: Progress = _noop,
     results: Results | None = None,
+    group_by: str = "source",
 ) -> int:
-    """Write export ``kind`` as ``fmt`` to ``out``; returns the number of data rows (1 for a report)."""
+    """Write export ``kind`` as ``fmt`` to ``out``; returns the number of data rows (1 for a report).
+    ``group_by`` (``evaluation.grouping``) splits the per-source tables and adds a ``group`` column to
+    the summaries."""
     check_export(kind, fmt)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "codes":
         header, rows, _total = code_rows(study, coding_round, blind=blind, progress=progress)
         return _write_tables([Table("codes", header, rows)], fmt, out)
-    results = results or build_results(study, coding_round)
+    results = results or build_results(study, coding_round, group_by=group_by)
     progress(0.5)
     if kind == "report":
         from . import report

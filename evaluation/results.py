@@ -7,13 +7,16 @@ the same ``Results``, so they cannot disagree.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+
+from django.utils.translation import get_language
 
 from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
 
-from . import charts, queries
+from . import charts, grouping, queries, results_cache
 from .aggregate import ScoreStats
 from .reliability_data import StudyReliability, study_reliability
 from .summaries import (
@@ -21,6 +24,7 @@ from .summaries import (
     SCORE_KEYS,
     TALLY_KEYS,
     VALUE_LABELS,
+    CodingSummary,
     SourceInfo,
     StudyAggregates,
     StudySummaries,
@@ -64,22 +68,73 @@ class SourceRow:
     transcripts: int
     consensus: int
     stats: dict[str, ScoreStats]
+    group: str = ""  # the group value when results are grouped (evaluation.grouping), else ""
+
+    @property
+    def label(self) -> str:
+        return f"{self.source.label} · {self.group}" if self.group else self.source.label
+
+
+@dataclass
+class Overview:
+    """What the dashboard, the charts and the tables need of the summaries: small enough to cache."""
+
+    sources: dict[int, SourceInfo]
+    coders: dict[int, str]
+    aggregates: StudyAggregates
+    n_codings: int
 
 
 @dataclass
 class Results:
-    """Summaries and aggregates are computed up front; reliability and metrics on first use (a chart
-    or the MITI page needs neither)."""
+    """Summaries are loaded only where a page lists codings; the aggregates (``overview``) and the
+    reliability come from the results cache while no coding of the scope changed (``results_cache``);
+    metrics are read on first use."""
 
     study: Study
     coding_round: CodingRound | None
-    summaries: StudySummaries
-    aggregates: StudyAggregates
     per_code: bool = True
+    fingerprint: str = ""
+    group_by: str = grouping.SOURCE
+    group: str | None = None  # restrict to this group of ``group_by`` (reliability of one group)
+    _summaries: StudySummaries | None = None
+
+    @cached_property
+    def group_of(self) -> Callable[[CodingSummary], str] | None:
+        return grouping.group_function(self.study, self.group_by)
+
+    @cached_property
+    def summaries(self) -> StudySummaries:
+        """The summaries of the scope — of one group when ``group`` is set."""
+        if self._summaries is None:
+            self._summaries = load_summaries(self.study, self.coding_round)
+        return grouping.restrict(self._summaries, self.group_of, self.group)
+
+    def _cache_part(self, part: str) -> str:
+        return f"{part}-{self.group_by}-{self.group or ''}"
+
+    @cached_property
+    def overview(self) -> Overview:
+        def compute() -> Overview:
+            data = self.summaries
+            return Overview(
+                dict(data.sources), data.coders, study_aggregates(data, group_of=self.group_of), len(data.codings)
+            )
+
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint, self._cache_part("overview"), compute
+        )
+
+    @property
+    def aggregates(self) -> StudyAggregates:
+        return self.overview.aggregates
 
     @cached_property
     def reliability(self) -> StudyReliability:
-        return study_reliability(self.summaries, per_code=self.per_code)
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint, self._cache_part(f"reliability-{int(self.per_code)}"),
+            lambda: study_reliability(self.summaries, per_code=self.per_code),
+        )
 
     @cached_property
     def metrics(self) -> list[MetricRow]:
@@ -89,21 +144,25 @@ class Results:
     def sources(self) -> list[SourceRow]:
         """Sources with at least one submitted coding: reference first, then models, then imported."""
         order = {TranscriptSource.Kind.REFERENCE: 0, TranscriptSource.Kind.GENERATED: 1}
-        rows = [
-            SourceRow(
-                self.summaries.sources[sid],
-                self.aggregates.transcripts_per_source.get(sid, 0),
-                self.aggregates.consensus_per_source.get(sid, 0),
-                stats,
+        rows = []
+        for key, stats in self.aggregates.per_source.items():
+            sid, group = key if isinstance(key, tuple) else (key, "")
+            if sid not in self.overview.sources:
+                continue
+            rows.append(
+                SourceRow(
+                    self.overview.sources[sid],
+                    self.aggregates.transcripts_per_source.get(key, 0),
+                    self.aggregates.consensus_per_source.get(key, 0),
+                    stats,
+                    group,
+                )
             )
-            for sid, stats in self.aggregates.per_source.items()
-            if sid in self.summaries.sources
-        ]
-        return sorted(rows, key=lambda r: (order.get(r.source.kind, 2), r.source.id))
+        return sorted(rows, key=lambda r: (order.get(r.source.kind, 2), r.source.id, r.group))
 
     @property
     def coders(self) -> list[tuple[str, int, dict[str, ScoreStats]]]:
-        names = self.summaries.coders
+        names = self.overview.coders
         return sorted(
             (
                 (names.get(cid, str(cid)), self.aggregates.codings_per_coder.get(cid, 0), stats)
@@ -112,15 +171,15 @@ class Results:
             key=lambda row: row[0],
         )
 
-    @cached_property
+    @property
     def n_codings(self) -> int:
-        return len(self.summaries.codings)
+        return self.overview.n_codings
 
     def chart_series(self, keys: tuple[str, ...]) -> dict[str, list[charts.Bar]]:
         rows = self.sources
         return {
             key: [
-                charts.Bar(r.source.label, r.stats[key].mean, r.stats[key].sd, r.stats[key].n) for r in rows
+                charts.Bar(r.label, r.stats[key].mean, r.stats[key].sd, r.stats[key].n) for r in rows
             ]
             for key in keys
         }
@@ -134,7 +193,11 @@ class Results:
             keys, thresholds = charts.COUNT_CHART_KEYS, {}
         else:
             raise ValueError(f"unknown chart {name!r}; expected one of: {', '.join(charts.CHARTS)}")
-        return charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt)
+        # Drawing takes matplotlib a second or two: the picture is cached with the numbers it shows.
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint, self._cache_part(f"chart-{name}-{fmt}-{get_language()}"),
+            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt),
+        )
 
 
 def metric_rows(study: Study) -> list[MetricRow]:
@@ -173,16 +236,28 @@ def metric_rows(study: Study) -> list[MetricRow]:
     return rows
 
 
-def build_results(study: Study, coding_round: CodingRound | None = None, *, per_code: bool = True) -> Results:
-    """Summaries, aggregates, reliability and metrics of ``study`` (or one round). ``per_code=False``
-    skips the per-code utterance agreement, which the dashboard does not show."""
-    summaries = load_summaries(study, coding_round)
+def build_results(
+    study: Study,
+    coding_round: CodingRound | None = None,
+    *,
+    per_code: bool = True,
+    group_by: str = grouping.SOURCE,
+    group: str | None = None,
+) -> Results:
+    """Summaries, aggregates, reliability and metrics of ``study`` (or one round), each on first use.
+    ``per_code=False`` skips the per-code utterance agreement, which the dashboard does not show.
+    ``group_by`` splits each source by split, coder or a metadata field (``evaluation.grouping``);
+    ``group`` restricts everything, reliability included, to one group.
+
+    One query up front (the scope's fingerprint); the aggregates, reliability and charts come from the
+    results cache when nothing changed since they were computed."""
     return Results(
         study=study,
         coding_round=coding_round,
-        summaries=summaries,
-        aggregates=study_aggregates(summaries),
         per_code=per_code,
+        fingerprint=results_cache.fingerprint(study, coding_round),
+        group_by=group_by,
+        group=group or None,
     )
 
 

@@ -61,6 +61,7 @@ class ScoreStatsSerializer(serializers.Serializer):
 
 class SourceAggregateSerializer(serializers.Serializer):
     source = SourceRefSerializer()
+    group = serializers.CharField(help_text="The group value under `group_by` (empty when grouped by source).")
     transcripts = serializers.IntegerField()
     consensus = serializers.IntegerField()
     stats = serializers.DictField(child=ScoreStatsSerializer())
@@ -74,6 +75,7 @@ class CoderAggregateSerializer(serializers.Serializer):
 
 class AggregatesSerializer(serializers.Serializer):
     note = serializers.CharField()
+    group_by = serializers.CharField()
     per_source = SourceAggregateSerializer(many=True)
     per_coder = CoderAggregateSerializer(many=True)
 
@@ -200,6 +202,10 @@ class ExportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=[(f, f) for f in _ALL_FORMATS])
     round = serializers.IntegerField(min_value=1, max_value=2**62, required=False, allow_null=True,
                                      help_text="Only this coding round (default: all rounds).")
+    group_by = serializers.RegexField(
+        r"^(source|split|coder|metadata\.[\w-]{1,100})$", required=False, default="source",
+        help_text="Split the per-source tables by `split`, `coder` or `metadata.<key>` (default `source`).",
+    )
 
 
 class ExportJobSerializer(serializers.ModelSerializer):

@@ -16,14 +16,11 @@ own codings only, never the consensus.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import lru_cache
 
-import numpy as np
-
-from annotation import miti
+from annotation import miti, tally
 from annotation.models import Assignment, CodingRound, GlobalRating, Study, TranscriptSource, UtteranceCode
 
 from .aggregate import AGGREGATION_NOTE, AggregateReport, SummaryRow, aggregate
@@ -104,8 +101,16 @@ class StudySummaries:
     sources: dict[int, SourceInfo]
     codings: list[CodingSummary]  # kind = coding, one per (transcript, coder)
     consensus: list[CodingSummary]  # kind = consensus, one per transcript
-    # (assignment_id, utterance_id, code) of every code of ``codings``: reliability reuses them.
-    code_rows: list[tuple[int, int, str]] = field(default_factory=list, repr=False)
+    # Loads (assignment_id, utterance_id, code) of every code of ``codings`` when reliability asks:
+    # the summaries themselves come from stored rows and need no code.
+    load_code_rows: Callable[[], list[tuple[int, int, str]]] | None = field(default=None, repr=False)
+    _code_rows: list[tuple[int, int, str]] | None = field(default=None, repr=False)
+
+    @property
+    def code_rows(self) -> list[tuple[int, int, str]]:
+        if self._code_rows is None:
+            self._code_rows = self.load_code_rows() if self.load_code_rows is not None else []
+        return self._code_rows
 
     @property
     def coders(self) -> dict[int, str]:
@@ -123,64 +128,9 @@ class StudySummaries:
         return dict(grouped)
 
 
-@lru_cache(maxsize=4096)
-def _volley_tally(codes: frozenset[str]) -> tuple[tuple[str, int], ...]:
-    # The per-volley counts depend only on which codes occur in the volley (each slot counts at most
-    # once; CR wins over SR and PERSUADE_WITH over PERSUADE whenever present), so one tally per
-    # distinct set of codes is exact and saves ~80,000 calls on a large study.
-    counts = miti.tally_volley(sorted(codes)).counts
-    return tuple((key, n) for key, n in counts.items() if n)
-
-
-def tally_codes(volleys: Iterable[Iterable[str]]) -> dict[str, int]:
-    """Transcript counts from the codes of each volley (same result as ``miti.tally_transcript``)."""
-    per_set: Counter[frozenset[str]] = Counter(frozenset(codes) for codes in volleys)
-    totals = dict.fromkeys(miti.CODE_KEYS, 0)
-    for codes, n_volleys in per_set.items():
-        for key, n in _volley_tally(codes):
-            totals[key] += n * n_volleys
-    return totals
-
-
-# Each behaviour code as one bit, so a volley's set of codes is one integer (NONE sets no bit).
-_CODE_BITS: dict[str, int] = {key: 1 << i for i, key in enumerate(miti.CODE_KEYS)}
-
-
-@lru_cache(maxsize=4096)
-def _mask_tally(mask: int) -> tuple[tuple[str, int], ...]:
-    return _volley_tally(frozenset(key for key, bit in _CODE_BITS.items() if mask & bit))
-
-
-def _tally_rows(rows: list[tuple[int, int, int, str]]) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
-    """Per-assignment tallies and coded-utterance counts from (assignment, utterance, volley, code) rows.
-
-    Vectorised because a large study has hundreds of thousands of codes: the codes of each
-    (assignment, volley) are OR-ed into one bit mask with numpy, then each distinct mask is tallied
-    once by ``annotation.miti`` (see ``_volley_tally``) and multiplied by how often it occurs.
-    """
-    if not rows:
-        return {}, {}
-    n = len(rows)
-    assignment = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
-    volley = np.fromiter((r[2] for r in rows), dtype=np.int64, count=n)
-    bits = np.fromiter((_CODE_BITS.get(r[3], 0) for r in rows), dtype=np.int64, count=n)
-    ids, n_per = np.unique(assignment, return_counts=True)
-    n_coded = dict(zip(ids.tolist(), n_per.tolist(), strict=True))
-    order = np.lexsort((volley, assignment))
-    assignment, volley, bits = assignment[order], volley[order], bits[order]
-    starts = np.flatnonzero(np.r_[True, (assignment[1:] != assignment[:-1]) | (volley[1:] != volley[:-1])])
-    masks = np.bitwise_or.reduceat(bits, starts)
-    span = 1 << len(_CODE_BITS)
-    pairs, times = np.unique(assignment[starts] * span + masks, return_counts=True)
-    totals: dict[int, dict[str, int]] = {}
-    for pair, k in zip(pairs.tolist(), times.tolist(), strict=True):
-        assignment_id, mask = divmod(pair, span)
-        counts = totals.get(assignment_id)
-        if counts is None:
-            counts = totals[assignment_id] = dict.fromkeys(miti.CODE_KEYS, 0)
-        for key, value in _mask_tally(mask):
-            counts[key] += value * k
-    return totals, n_coded
+# The tally lives with the instrument (the submit action stores it); re-exported for callers here.
+tally_codes = tally.tally_codes
+_tally_rows = tally.tally_rows
 
 
 def _assignment_filter(study: Study, coding_round: CodingRound | None) -> dict[str, object]:
@@ -191,7 +141,13 @@ def _assignment_filter(study: Study, coding_round: CodingRound | None) -> dict[s
 
 
 def load_summaries(study: Study, coding_round: CodingRound | None = None) -> StudySummaries:
-    """MITI summaries of every submitted assignment of ``study`` (or of one round), in 4 queries."""
+    """MITI summaries of every submitted assignment of ``study`` (or of one round).
+
+    Two queries when every coding has its stored summary (``annotation.models.AssignmentSummary``,
+    written on submit): the assignments with their summaries, and the sources. Codings without a
+    valid stored row (data written before summaries were stored, or bulk-loaded) are tallied from
+    their codes here, in two more queries restricted to them.
+    """
     flt = _assignment_filter(study, coding_round)
     rows = list(
         Assignment.objects.filter(**flt)
@@ -199,7 +155,8 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
         .values_list(
             "id", "coding_round_id", "coding_round__name", "coding_round__globals_rated", "kind",
             "transcript_id", "transcript__blind_code", "transcript__source_id", "coder_id",
-            "coder__username", "submitted_at",
+            "coder__username", "submitted_at", "version", "summary__version", "summary__counts",
+            "summary__globals", "summary__scores", "summary__n_coded",
         )
     )
     # Later submissions replace earlier ones of the same (transcript, coder, kind) across rounds.
@@ -209,38 +166,59 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
         key = (row[5], row[8] if kind == CODING else None, kind)
         latest[key] = row
     kept = {row[0]: row for row in latest.values()}
-
-    code_flt = {f"assignment__{k}": v for k, v in flt.items()}
     coding_ids = {aid for aid, row in kept.items() if row[4] == CODING}
-    rows_codes = list(
-        UtteranceCode.objects.filter(**code_flt).values_list("assignment_id", "utterance_id", "utterance__volley_id", "code")
-    )
-    if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
-        rows_codes = [r for r in rows_codes if r[0] in kept]
-    counts_by_assignment, n_coded = _tally_rows(rows_codes)
-    code_rows = [(a, u, c) for a, u, _v, c in rows_codes if a in coding_ids]
+    code_flt = {f"assignment__{k}": v for k, v in flt.items()}
 
+    # A stored summary counts only for the version it was computed at (a reopen bumps the version).
+    missing = [aid for aid, row in kept.items() if row[12] is None or row[12] != row[11]]
+    counts_by_assignment: dict[int, dict[str, int]] = {}
+    n_coded: dict[int, int] = {}
     ratings: dict[int, dict[str, int]] = defaultdict(dict)
-    for assignment_id, scale, value in GlobalRating.objects.filter(**code_flt).values_list(
-        "assignment_id", "scale", "value"
-    ):
-        ratings[assignment_id][scale] = value
+    if missing:
+        missing_flt: dict[str, object] = (
+            code_flt if len(missing) == len(kept) else {"assignment_id__in": missing}
+        )
+        rows_codes = list(
+            UtteranceCode.objects.filter(**missing_flt).values_list(
+                "assignment_id", "utterance_id", "utterance__volley_id", "code"
+            )
+        )
+        if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
+            rows_codes = [r for r in rows_codes if r[0] in kept]
+        counts_by_assignment, n_coded = tally.tally_rows(rows_codes)
+        for assignment_id, scale, value in GlobalRating.objects.filter(**missing_flt).values_list(
+            "assignment_id", "scale", "value"
+        ):
+            ratings[assignment_id][scale] = value
 
+    def load_code_rows() -> list[tuple[int, int, str]]:
+        return [
+            (a, u, c)
+            for a, u, c in UtteranceCode.objects.filter(**code_flt)
+            .values_list("assignment_id", "utterance_id", "code")
+            .iterator(chunk_size=20000)
+            if a in coding_ids
+        ]
+
+    missing_set = set(missing)
     codings: list[CodingSummary] = []
     consensus: list[CodingSummary] = []
     for aid, row in kept.items():
         (_, round_id, round_name, globals_rated, kind, transcript_id, blind_code, source_id, coder_id,
-         coder, submitted_at) = row
-        counts = counts_by_assignment.get(aid) or dict.fromkeys(miti.CODE_KEYS, 0)
-        given = ratings.get(aid, {})
-        # Rounds built from imported labels (AnnoMI) have no globals: "not rated", never a default 3.
-        globals_ = {key: (given.get(key) if globals_rated else None) for key in miti.GLOBAL_KEYS}
-        scores = miti.summary_scores(counts, globals_).as_dict()
+         coder, submitted_at, _version, _stored_version, stored_counts, stored_globals, stored_scores,
+         stored_n_coded) = row
+        if aid in missing_set:
+            counts, globals_, scores = tally.summarise(
+                counts_by_assignment.get(aid), ratings.get(aid, {}), globals_rated=globals_rated
+            )
+            coded = n_coded.get(aid, 0)
+        else:
+            counts, globals_, scores, coded = stored_counts, stored_globals, stored_scores, stored_n_coded
         summary = CodingSummary(
             assignment_id=aid, round_id=round_id, round_name=round_name, kind=kind,
             transcript_id=transcript_id, blind_code=blind_code, source_id=source_id, coder_id=coder_id,
             coder=coder, submitted_at=submitted_at, globals_rated=globals_rated, counts=counts,
-            globals=globals_, scores=scores, n_coded=n_coded.get(aid, 0),
+            globals=globals_, scores=scores, n_coded=coded,
         )
         (codings if kind == CODING else consensus).append(summary)
 
@@ -248,7 +226,7 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
         s.id: SourceInfo(s.id, s.label, s.kind, s.generation_run_id)
         for s in TranscriptSource.objects.filter(study=study).order_by("kind", "id")
     }
-    return StudySummaries(study, coding_round, sources, codings, consensus, code_rows)
+    return StudySummaries(study, coding_round, sources, codings, consensus, load_code_rows)
 
 
 @dataclass
@@ -256,19 +234,21 @@ class StudyAggregates:
     """Per source (final values) and per coder (own codings) statistics of every value key."""
 
     keys: list[str]
-    per_source: dict[int, dict[str, object]]
+    per_source: dict  # {source id or (source id, group): {key: ScoreStats}}
     per_coder: dict[int, dict[str, object]]
-    transcripts_per_source: dict[int, int]
+    transcripts_per_source: dict
     codings_per_coder: dict[int, int]
-    consensus_per_source: dict[int, int]
+    consensus_per_source: dict
     note: str = FINAL_VALUE_NOTE
 
 
-def _rows(summaries: Iterable[CodingSummary], keys: Iterable[str]) -> list[SummaryRow]:
+def _rows(
+    summaries: Iterable[CodingSummary], keys: Iterable[str], group_of: Callable[[CodingSummary], str] | None = None
+) -> list[SummaryRow]:
     keys = list(keys)
     return [
         SummaryRow(
-            s.source_id,
+            s.source_id if group_of is None else (s.source_id, group_of(s)),
             s.transcript_id,
             "consensus" if s.kind == CONSENSUS else s.coder_id,
             {k: s.value(k) for k in keys},
@@ -277,12 +257,20 @@ def _rows(summaries: Iterable[CodingSummary], keys: Iterable[str]) -> list[Summa
     ]
 
 
-def study_aggregates(data: StudySummaries, keys: Iterable[str] = ALL_VALUE_KEYS) -> StudyAggregates:
-    """Mean, SD, n and Fair/Good shares per source and per coder (docs/metrics.md, "Aggregation")."""
+def study_aggregates(
+    data: StudySummaries,
+    keys: Iterable[str] = ALL_VALUE_KEYS,
+    group_of: Callable[[CodingSummary], str] | None = None,
+) -> StudyAggregates:
+    """Mean, SD, n and Fair/Good shares per source and per coder (docs/metrics.md, "Aggregation").
+
+    With ``group_of`` (``evaluation.grouping``), the per-source statistics are per (source id, group)
+    instead: the keys of ``per_source``, ``transcripts_per_source`` and ``consensus_per_source`` are
+    those pairs."""
     keys = list(keys)
-    by_source: AggregateReport = aggregate(_rows(data.final_rows(), keys), miti.THRESHOLDS, keys)
+    by_source: AggregateReport = aggregate(_rows(data.final_rows(), keys, group_of), miti.THRESHOLDS, keys)
     by_coder: AggregateReport = aggregate(_rows(data.codings, keys), miti.THRESHOLDS, keys)
-    consensus = Counter(s.source_id for s in data.consensus)
+    consensus = Counter(s.source_id if group_of is None else (s.source_id, group_of(s)) for s in data.consensus)
     return StudyAggregates(
         keys=keys,
         per_source=by_source.per_source,

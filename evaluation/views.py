@@ -8,7 +8,9 @@ while the same URLs work as full pages without JavaScript.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -16,13 +18,15 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.text import slugify
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from django.views.decorators.http import require_GET, require_POST
 
 from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
-from . import actions, charts, exports, queries
+from . import actions, charts, exports, grouping, paper_tables, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -32,6 +36,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("eval-miti", "MITI results"),
     ("eval-reliability", "Reliability"),
     ("eval-metrics", "Automatic metrics"),
+    ("eval-tables", gettext_noop("Tables")),
     ("eval-exports", "Exports"),
 )
 
@@ -48,8 +53,26 @@ def _page(request: HttpRequest, template: str, context: dict) -> HttpResponse:
     return render(request, template, context)
 
 
-def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> dict:
-    round_query = f"?round={coding_round.pk}" if coding_round is not None else ""
+def _scope(request: HttpRequest, slug: str):
+    """(study, round, group_by, group) from the URL: ``?round=``, ``?group_by=``, ``?group=``."""
+    study = queries.study_for_results(request.user, slug)
+    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    group_by = grouping.parse_group_by(request.GET.get("group_by"))
+    group = request.GET.get("group") or None
+    return study, coding_round, group_by, group
+
+
+def _base_context(
+    request: HttpRequest, study, tab: str, coding_round=None, group_by: str = grouping.SOURCE, group: str | None = None
+) -> dict:
+    params = {}
+    if coding_round is not None:
+        params["round"] = coding_round.pk
+    if group_by != grouping.SOURCE:
+        params["group_by"] = group_by
+    if group:
+        params["group"] = group
+    round_query = f"?{urlencode(params)}" if params else ""
     return {
         "study": study,
         "tab": tab,
@@ -57,17 +80,19 @@ def _base_context(request: HttpRequest, study, tab: str, coding_round=None) -> d
         "rounds": queries.rounds_of(study),
         "coding_round": coding_round,
         "round_query": round_query,
+        "group_by": group_by,
+        "group": group,
+        "group_options": grouping.group_options(study) if tab not in ("eval-metrics", "eval-exports") else [],
     }
 
 
 @login_required
 @require_GET
 def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=False)
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
     progress = annotation_queries.coding_progress(study, coding_round)
-    context = _base_context(request, study, "eval-dashboard", coding_round) | {
+    context = _base_context(request, study, "eval-dashboard", coding_round, group_by, group) | {
         "results": results,
         "progress": progress,
         "round_totals": annotation_queries.round_totals(progress),
@@ -82,14 +107,13 @@ def dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 @login_required
 @require_GET
 def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=False)
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
     codings = sorted(
         [*results.summaries.codings, *results.summaries.consensus],
         key=lambda s: (s.source_id, s.blind_code, s.kind, s.coder),
     )
-    context = _base_context(request, study, "eval-miti", coding_round) | {
+    context = _base_context(request, study, "eval-miti", coding_round, group_by, group) | {
         "results": results,
         "score_keys": SCORE_KEYS,
         "global_keys": GLOBAL_KEYS,
@@ -103,10 +127,9 @@ def miti_results(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 def _reliability_context(request: HttpRequest, slug: str, *, per_code: bool) -> tuple[str, dict]:
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    results = build_results(study, coding_round, per_code=per_code)
-    context = _base_context(request, study, "eval-reliability", coding_round) | {
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=per_code, group_by=group_by, group=group)
+    context = _base_context(request, study, "eval-reliability", coding_round, group_by, group) | {
         "results": results,
         "rel": results.reliability,
         "reference_bands": REFERENCE_BANDS,
@@ -145,6 +168,43 @@ def metrics(request: HttpRequest, slug: str) -> HttpResponse:
 
 
 @login_required
+@require_GET
+def tables(request: HttpRequest, slug: str) -> HttpResponse:
+    """The paper's tables (metrics, MITI per source, reliability, paired comparisons) and their downloads."""
+    study, coding_round, group_by, group = _scope(request, slug)
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    context = _base_context(request, study, "eval-tables", coding_round, group_by, group) | {
+        "tables": paper_tables.paper_tables(results).display(),
+        "table_formats": [("tex", "LaTeX (booktabs)"), ("md", "Markdown"), ("xlsx", "XLSX"), ("csv", "CSV (zip)")],
+    }
+    return _page(request, "evaluation/tables.html", context)
+
+
+@login_required
+@require_GET
+def tables_download(request: HttpRequest, slug: str, fmt: str) -> HttpResponse:
+    study, coding_round, group_by, group = _scope(request, slug)
+    if fmt not in paper_tables.FORMATS:
+        raise Http404("No such format.")
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    ext, content_type = paper_tables.FORMATS[fmt]
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / f"tables.{ext}"
+        paper_tables.write(paper_tables.paper_tables(results), fmt, out)
+        data = out.read_bytes()
+    parts = [study.slug, "tables"]
+    if coding_round is not None:
+        parts.append(f"round{coding_round.pk}")
+    if group_by != grouping.SOURCE:
+        parts.append(group_by.replace(".", "-"))
+    if group:
+        parts.append(slugify(group) or "group")
+    response = HttpResponse(data, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{"-".join(parts)}.{ext}"'
+    return response
+
+
+@login_required
 @require_POST
 def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     study = queries.study_for_results(request.user, slug)
@@ -161,11 +221,10 @@ def compute_metrics(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
 @login_required
 @require_GET
 def chart(request: HttpRequest, slug: str, name: str, fmt: str) -> HttpResponse:
-    study = queries.study_for_results(request.user, slug)
+    study, coding_round, group_by, group = _scope(request, slug)
     if name not in charts.CHARTS or fmt not in ("svg", "png"):
         raise Http404("No such chart.")
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
-    data = build_results(study, coding_round, per_code=False).chart(name, fmt)
+    data = build_results(study, coding_round, per_code=False, group_by=group_by, group=group).chart(name, fmt)
     response = HttpResponse(data, content_type="image/svg+xml" if fmt == "svg" else "image/png")
     if request.GET.get("download"):
         part = f"-round{coding_round.pk}" if coding_round is not None else ""
@@ -179,10 +238,10 @@ def report(request: HttpRequest, slug: str) -> HttpResponse:
     """The printable MITI report (HTML with print CSS); the PDF is made by an export job."""
     from . import report as report_module
 
-    study = queries.study_for_results(request.user, slug)
-    coding_round = queries.round_for_results(study, request.GET.get("round"))
+    study, coding_round, group_by, group = _scope(request, slug)
     # Per-code agreement is left to the exported report (a task): on a large study it takes seconds.
-    return HttpResponse(report_module.render_html(build_results(study, coding_round, per_code=False)))
+    results = build_results(study, coding_round, per_code=False, group_by=group_by, group=group)
+    return HttpResponse(report_module.render_html(results))
 
 
 @login_required
@@ -192,8 +251,9 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         kind, fmt = request.POST.get("kind", ""), request.POST.get("format", "")
         try:
             coding_round = queries.round_for_results(study, request.POST.get("round"))
+            group_by = grouping.parse_group_by(request.POST.get("group_by"))
             job = actions.request_export(
-                study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round
+                study, kind=kind, fmt=fmt, requested_by=request.user, coding_round=coding_round, group_by=group_by
             )
         except ActionError as exc:
             messages.error(request, str(exc))
@@ -208,6 +268,7 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
         "jobs": queries.export_jobs_of(study),
         "kinds": exports.EXPORT_KINDS,
         "formats": exports.EXPORT_FORMATS,
+        "export_groups": grouping.group_options(study),
     }
     return _page(request, "evaluation/exports.html", context)
 

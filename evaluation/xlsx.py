@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 # Characters XML 1.0 forbids; they would make the file unreadable, so they are dropped.
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 _MAX_CELL = 32767  # Excel's limit on characters in one cell
-_MAX_ROWS = 1_048_576
+MAX_ROWS = 1_048_576  # Excel's limit on rows in one sheet (the header is one of them)
 _BATCH = 2000  # rows per write to the zip stream
 
 _NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
@@ -73,8 +73,8 @@ class _Sheet:
         return cell
 
     def append(self, row: Sequence[Any]) -> None:
-        if self.rows >= _MAX_ROWS:
-            raise ValueError(f"sheet {self.name!r}: more than {_MAX_ROWS} rows do not fit in an XLSX sheet")
+        if self.rows >= MAX_ROWS:
+            raise ValueError(f"sheet {self.name!r}: more than {MAX_ROWS} rows do not fit in an XLSX sheet")
         cell = self._cell
         self._buffer.append("<row>" + "".join([cell(v) for v in row]) + "</row>")
         self.rows += 1

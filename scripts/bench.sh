@@ -11,7 +11,8 @@
 #
 # Environment: BENCH_DATABASE_URL — a PostgreSQL database save_latency.py may drop and re-create
 # (default: its own mi_bench on postgres://postgres@127.0.0.1:5432); generation_overhead.py and
-# evaluation_scale.py use SQLite in a temporary folder (DATABASE_URL is not passed on to them).
+# evaluation_scale.py and results_scale.py use SQLite in a temporary folder (DATABASE_URL is not passed on
+# to them; run them by hand with DATABASE_URL for PostgreSQL figures).
 # MI_SHARED_DATA — the shared data folder (CPsyCounD for import_cpsycound.py and evaluation_math.py).
 #
 # Exit status: 0 when every script ran and exited 0 (PASS); 1 when any exited otherwise (a FAIL
@@ -31,7 +32,7 @@ for arg in "$@"; do
   esac
 done
 
-ALL=(import_cpsycound evaluation_math evaluation_scale generation_overhead save_latency)
+ALL=(import_cpsycound evaluation_math evaluation_scale results_scale generation_overhead save_latency)
 if [ ${#selected[@]} -eq 0 ]; then
   selected=("${ALL[@]}")
 fi
@@ -51,6 +52,7 @@ args_for() {
     import_cpsycound) echo "--repeat 1" ;;
     evaluation_math) echo "" ;;  # fixed, already small sizes (seconds)
     evaluation_scale) echo "--transcripts 200" ;;
+    results_scale) echo "--transcripts 400 --submits 5" ;;
     generation_overhead) echo "--repeat 2 --passes 1 --steps 60" ;;
     save_latency) echo "--seconds 5 --warmup 1 ${db[*]}" ;;
   esac

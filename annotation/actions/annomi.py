@@ -36,6 +36,7 @@ from ..models import (
     Volley,
 )
 from .imports import _store
+from .summaries import store_summaries
 from .transcripts import unique_blind_codes
 
 SOURCE_LABEL = "AnnoMI"
@@ -199,6 +200,7 @@ def import_annomi_round(
         [UtteranceCode(assignment=a, utterance=u, code=c) for a, u, c in codes], batch_size=2000
     )
     AuditEvent.objects.bulk_create(events, batch_size=1000)
+    store_summaries([a.pk for a in assignments])
     return AnnoMIRoundResult(
         coding_round=coding_round,
         source=source,

@@ -27,6 +27,7 @@ from .. import miti
 from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode
 from ..queries.coding import missing_for_submit, volley_tally
+from .summaries import store_summaries
 
 # Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
 CODE, GLOBAL, UNDO, SUBMIT = "code", "global", "undo", "submit"
@@ -302,6 +303,8 @@ def submit_assignment(assignment: Assignment, *, version: int, actor) -> Assignm
         assignment.version, assignment.status, assignment.submitted_at = version, previous, None
         raise ActionError(missing.message())
     _audit(assignment, actor, SUBMIT, "assignment", previous, Assignment.Status.SUBMITTED)
+    # The results pages read this stored row instead of tallying the codes on every view.
+    store_summaries([assignment.pk])
     return assignment
 
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, Membership, Transcript, TranscriptSource
+from .summaries import drop_summaries
 
 
 def plan_assignments(
@@ -111,6 +112,7 @@ def reopen_assignment(assignment: Assignment, *, actor) -> Assignment:
         status=Assignment.Status.IN_PROGRESS, submitted_at=None, version=F("version") + 1, updated_at=timezone.now()
     )
     locked.refresh_from_db()
+    drop_summaries([locked.pk])
     AuditEvent.objects.create(
         assignment=locked, actor=actor, action="reopen", old="submitted", new="in_progress", version=locked.version
     )

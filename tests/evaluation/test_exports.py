@@ -71,6 +71,30 @@ def test_codes_long_format_one_row_per_utterance_per_coder(coded, tmp_path) -> N
     assert set(frame.generation_run_id.astype(str)) == {"", str(coded.run.pk)}
 
 
+def test_codes_as_parquet_equal_the_csv_and_xlsx_continues_on_a_new_sheet_at_the_row_limit(
+    coded, tmp_path, monkeypatch
+) -> None:
+    rows_csv = exports.write_export(coded.study, "codes", "csv", tmp_path / "codes.csv")
+    rows_parquet = exports.write_export(coded.study, "codes", "parquet", tmp_path / "codes.parquet")
+    assert rows_parquet == rows_csv > 0
+    from_csv = pd.read_csv(tmp_path / "codes.csv", encoding="utf-8-sig", keep_default_na=False)
+    from_parquet = pd.read_parquet(tmp_path / "codes.parquet")
+    assert list(from_parquet.columns) == list(from_csv.columns)
+    assert from_parquet["code"].tolist() == from_csv["code"].tolist()
+    assert from_parquet["utterance_text"].tolist() == from_csv["utterance_text"].tolist()
+    assert from_parquet["coder_id"].tolist() == from_csv["coder_id"].tolist()
+    # Excel's 1,048,576 rows, scaled down: 10 data rows per sheet (the header repeats on each).
+    monkeypatch.setattr(exports, "XLSX_SHEET_ROWS", 10)
+    rows_xlsx = exports.write_export(coded.study, "codes", "xlsx", tmp_path / "codes.xlsx")
+    assert rows_xlsx == rows_csv
+    sheets = pd.read_excel(tmp_path / "codes.xlsx", sheet_name=None, keep_default_na=False)
+    n_sheets = -(-rows_csv // 10)
+    assert n_sheets >= 3
+    assert list(sheets) == ["codes", *[f"codes ({i})" for i in range(2, n_sheets + 1)]]
+    assert [len(frame) for frame in sheets.values()] == [10] * (n_sheets - 1) + [rows_csv - 10 * (n_sheets - 1)]
+    assert pd.concat(sheets.values())["code"].tolist() == from_csv["code"].tolist()
+
+
 def test_blind_export_has_no_source_or_model(coded, tmp_path) -> None:
     out = tmp_path / "codes.xlsx"
     exports.write_export(coded.study, "codes", "xlsx", out, blind=True)

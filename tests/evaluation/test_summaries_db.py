@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from annotation import actions, miti
-from annotation.models import Assignment, Utterance, UtteranceCode
+from annotation.models import Assignment, AssignmentSummary, Utterance, UtteranceCode
 from evaluation import reliability as irr
 from evaluation.reliability_data import study_reliability
 from evaluation.summaries import load_summaries, study_aggregates, tally_codes
@@ -43,10 +43,20 @@ def test_summary_per_submitted_assignment_matches_a_direct_computation(
     study, coordinator, coder, coder2, demo_dialogues_file
 ) -> None:
     coded = coded_demo_study(study, coordinator, [coder, coder2], demo_dialogues_file)
+    # Submitting stored every coding's summary: assignments with their summaries, sources.
+    assert AssignmentSummary.objects.filter(assignment__coding_round=coded.coding_round).count() == 16
+    with CaptureQueriesContext(connection) as ctx:
+        stored = load_summaries(study, coded.coding_round)
+    assert len(ctx.captured_queries) == 2
+    # Without stored rows (data from before they existed) the same numbers are tallied from the codes:
+    # assignments, codes, globals, sources — a fixed number of queries whatever the study size.
+    AssignmentSummary.objects.all().delete()
     with CaptureQueriesContext(connection) as ctx:
         data = load_summaries(study, coded.coding_round)
-    # assignments, codes, globals, sources: a fixed number of queries whatever the study size
     assert len(ctx.captured_queries) == 4
+    assert [(s.assignment_id, s.counts, s.globals, s.scores, s.n_coded) for s in stored.codings] == [
+        (s.assignment_id, s.counts, s.globals, s.scores, s.n_coded) for s in data.codings
+    ]
     assignments = Assignment.objects.filter(coding_round=coded.coding_round)
     assert len(data.codings) == assignments.count() == 16  # 8 transcripts × 2 coders
     assert data.consensus == []
