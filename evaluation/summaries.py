@@ -16,15 +16,24 @@ own codings only, never the consensus.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 
 import numpy as np
+from django.db.models import Value
 
 from annotation import miti
-from annotation.models import Assignment, CodingRound, GlobalRating, Study, TranscriptSource, UtteranceCode
+from annotation.models import (
+    AdditionalCode,
+    Assignment,
+    CodingRound,
+    GlobalRating,
+    Study,
+    TranscriptSource,
+    UtteranceCode,
+)
 
 from .aggregate import AGGREGATION_NOTE, AggregateReport, SummaryRow, aggregate
 
@@ -151,8 +160,13 @@ def _mask_tally(mask: int) -> tuple[tuple[str, int], ...]:
     return _volley_tally(frozenset(key for key, bit in _CODE_BITS.items() if mask & bit))
 
 
-def _tally_rows(rows: list[tuple[int, int, int, str]]) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
+def _tally_rows(
+    rows: list[tuple[int, int, int, str]], additional: Sequence[tuple[int, int, int, str]] = ()
+) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
     """Per-assignment tallies and coded-utterance counts from (assignment, utterance, volley, code) rows.
+
+    ``additional``: rows of ``AdditionalCode`` (imported labels flagging a second behaviour on an
+    utterance): they join their volley's codes for the tally but are not coded utterances.
 
     Vectorised because a large study has hundreds of thousands of codes: the codes of each
     (assignment, volley) are OR-ed into one bit mask with numpy, then each distinct mask is tallied
@@ -166,6 +180,12 @@ def _tally_rows(rows: list[tuple[int, int, int, str]]) -> tuple[dict[int, dict[s
     bits = np.fromiter((_CODE_BITS.get(r[3], 0) for r in rows), dtype=np.int64, count=n)
     ids, n_per = np.unique(assignment, return_counts=True)
     n_coded = dict(zip(ids.tolist(), n_per.tolist(), strict=True))
+    if additional:
+        m = len(additional)
+        assignment = np.concatenate([assignment, np.fromiter((r[0] for r in additional), dtype=np.int64, count=m)])
+        volley = np.concatenate([volley, np.fromiter((r[2] for r in additional), dtype=np.int64, count=m)])
+        bits = np.concatenate([bits, np.fromiter((_CODE_BITS.get(r[3], 0) for r in additional), dtype=np.int64,
+                                                 count=m)])
     order = np.lexsort((volley, assignment))
     assignment, volley, bits = assignment[order], volley[order], bits[order]
     starts = np.flatnonzero(np.r_[True, (assignment[1:] != assignment[:-1]) | (volley[1:] != volley[:-1])])
@@ -212,12 +232,21 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
 
     code_flt = {f"assignment__{k}": v for k, v in flt.items()}
     coding_ids = {aid for aid, row in kept.items() if row[4] == CODING}
-    rows_codes = list(
-        UtteranceCode.objects.filter(**code_flt).values_list("assignment_id", "utterance_id", "utterance__volley_id", "code")
+    # The codes, and in the same query (UNION ALL, flagged) the further behaviours that imported labels
+    # flag on an utterance (AnnoMI, docs/miti.md "Labels imported from AnnoMI"): those count in the
+    # tally only, never as coded utterances or in utterance-level agreement.
+    fields = ("assignment_id", "utterance_id", "utterance__volley_id", "code", "additional")
+    both = UtteranceCode.objects.filter(**code_flt).annotate(additional=Value(False)).values_list(*fields).union(
+        AdditionalCode.objects.filter(**code_flt).annotate(additional=Value(True)).values_list(*fields), all=True
     )
+    rows_codes: list[tuple[int, int, int, str]] = []
+    rows_additional: list[tuple[int, int, int, str]] = []
+    for a, u, v, c, additional in both:
+        (rows_additional if additional else rows_codes).append((a, u, v, c))
     if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
         rows_codes = [r for r in rows_codes if r[0] in kept]
-    counts_by_assignment, n_coded = _tally_rows(rows_codes)
+        rows_additional = [r for r in rows_additional if r[0] in kept]
+    counts_by_assignment, n_coded = _tally_rows(rows_codes, rows_additional)
     code_rows = [(a, u, c) for a, u, _v, c in rows_codes if a in coding_ids]
 
     ratings: dict[int, dict[str, int]] = defaultdict(dict)

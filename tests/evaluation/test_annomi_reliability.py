@@ -31,16 +31,30 @@ pytestmark = pytest.mark.django_db
 
 
 def _miti(row: pd.Series) -> str:
-    # AnnoMI → MITI as the DATA README states: reflection simple/complex → SR/CR, question → Q,
-    # therapist_input information → GI; everything else has no MITI code.
+    # AnnoMI's main behaviour → MITI as the DATA README states: reflection simple/complex → SR/CR (a
+    # reflection without a subtype is simple: docs/miti.md, "Labels imported from AnnoMI"), question →
+    # Q, therapist_input information → GI; everything else has no MITI code. Utterance-level agreement
+    # compares these main codes; the other flagged behaviours count in the tallies only.
     behaviour = row.main_therapist_behaviour
     if behaviour == "reflection":
-        return {"simple": "SR", "complex": "CR"}.get(row.reflection_subtype, "NONE")
+        return "CR" if row.reflection_subtype == "complex" else "SR"
     if behaviour == "question":
         return "Q"
     if behaviour == "therapist_input" and row.therapist_input_subtype == "information":
         return "GI"
     return "NONE"
+
+
+def _flagged(row: pd.Series) -> list[str]:
+    # every behaviour the row flags (the tallies count them all, one per slot per volley)
+    codes = [row.code]
+    if row.therapist_input_subtype == "information":
+        codes.append("GI")
+    if row.question_exists == "True":
+        codes.append("Q")
+    if row.reflection_exists == "True":
+        codes.append("CR" if row.reflection_subtype == "complex" else "SR")
+    return codes
 
 
 def _reference(path) -> dict:
@@ -67,11 +81,13 @@ def _reference(path) -> dict:
     }
 
     # per-volley tallies: a volley is one uninterrupted run of therapist rows
+    df["flagged"] = df.apply(_flagged, axis=1)
     tallies = []
     for (transcript, annotator), rows in df.groupby(["transcript_id", "annotator_id"]):
         turn = (rows.interlocutor != rows.interlocutor.shift()).cumsum()
         volleys = [
-            list(group.code) for _, group in rows[rows.interlocutor == "therapist"].groupby(turn)
+            [code for codes in group.flagged for code in codes]
+            for _, group in rows[rows.interlocutor == "therapist"].groupby(turn)
         ]
         counts = miti.tally_transcript(volleys)
         tallies.append({"transcript": transcript, "annotator": annotator, **counts})
