@@ -91,6 +91,12 @@ class UtteranceCodeAdmin(admin.ModelAdmin):
     raw_id_fields = ["assignment", "utterance"]
 
 
+@admin.register(models.AdditionalCode)
+class AdditionalCodeAdmin(admin.ModelAdmin):
+    list_display = ["assignment", "utterance", "code"]
+    raw_id_fields = ["assignment", "utterance"]
+
+
 @admin.register(models.GlobalRating)
 class GlobalRatingAdmin(admin.ModelAdmin):
     list_display = ["assignment", "scale", "value"]

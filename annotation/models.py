@@ -340,6 +340,29 @@ class UtteranceCode(models.Model):
         ]
 
 
+class AdditionalCode(models.Model):
+    """A further behaviour an imported label flags on an utterance whose code is already stored.
+
+    AnnoMI flags a reflection, a question and therapist input independently on each utterance (413
+    utterances are both a reflection and a question); MITI counts each in its own slot of the volley.
+    The utterance keeps one ``UtteranceCode`` (the main behaviour, what utterance-level agreement
+    compares) and each other flagged behaviour is one row here, counted by the per-volley tally
+    (docs/miti.md, "Labels imported from AnnoMI"). Imported labels only: only
+    ``annotation.actions.import_annomi_round`` writes them; the coding page and the API never do.
+    """
+
+    assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="additional_codes")
+    utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="additional_codes")
+    code = models.CharField(max_length=16)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["assignment", "utterance", "code"], name="additional_code_once"),
+            # a behaviour, never "no code": an additional code is something the label flags
+            models.CheckConstraint(condition=Q(code__in=list(miti.CODE_KEYS)), name="additional_code_valid"),
+        ]
+
+
 class GlobalRating(models.Model):
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="global_ratings")
     scale = models.CharField(max_length=32)

@@ -50,8 +50,13 @@ def _mask_tally(mask: int) -> tuple[tuple[str, int], ...]:
     return volley_tally(frozenset(key for key, bit in _CODE_BITS.items() if mask & bit))
 
 
-def tally_rows(rows: Sequence[CodeRow]) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
+def tally_rows(
+    rows: Sequence[CodeRow], additional: Sequence[CodeRow] = ()
+) -> tuple[dict[int, dict[str, int]], dict[int, int]]:
     """Per-assignment tallies and coded-utterance counts from (assignment, utterance, volley, code) rows.
+
+    ``additional``: rows of ``AdditionalCode`` (imported labels flagging a second behaviour on an
+    utterance): they join their volley's codes for the tally but are not coded utterances.
 
     Vectorised because a large study has hundreds of thousands of codes: the codes of each
     (assignment, volley) are OR-ed into one bit mask with numpy, then each distinct mask is tallied
@@ -65,6 +70,13 @@ def tally_rows(rows: Sequence[CodeRow]) -> tuple[dict[int, dict[str, int]], dict
     bits = np.fromiter((_CODE_BITS.get(r[3], 0) for r in rows), dtype=np.int64, count=n)
     ids, n_per = np.unique(assignment, return_counts=True)
     n_coded = dict(zip(ids.tolist(), n_per.tolist(), strict=True))
+    if additional:
+        m = len(additional)
+        assignment = np.concatenate([assignment, np.fromiter((r[0] for r in additional), dtype=np.int64, count=m)])
+        volley = np.concatenate([volley, np.fromiter((r[2] for r in additional), dtype=np.int64, count=m)])
+        bits = np.concatenate(
+            [bits, np.fromiter((_CODE_BITS.get(r[3], 0) for r in additional), dtype=np.int64, count=m)]
+        )
     order = np.lexsort((volley, assignment))
     assignment, volley, bits = assignment[order], volley[order], bits[order]
     starts = np.flatnonzero(np.r_[True, (assignment[1:] != assignment[:-1]) | (volley[1:] != volley[:-1])])

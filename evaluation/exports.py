@@ -22,6 +22,7 @@ from annotation import miti
 from annotation.errors import ActionError
 from annotation.models import Assignment, CodingRound, Study, Utterance, UtteranceCode
 
+from .reliability import MIN_TARGETS
 from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
 from .summaries import VALUE_LABELS
@@ -209,9 +210,14 @@ def aggregate_tables(results: Results, *, blind: bool = False) -> list[Table]:
 
 
 def _status(result) -> str:
-    # The machine-readable status ("ok", "undefined", "not_enough_data", "not_applicable"): "n/a" would
-    # be read back as a missing value by pandas and R.
+    # The machine-readable status ("ok", "undefined", "not_enough_data", "not_applicable",
+    # "not_estimable"): "n/a" would be read back as a missing value by pandas and R.
     return result.status
+
+
+def _reason(result) -> str:
+    # Why a value is empty; "" when there is one (docs/metrics.md, "When a statistic is not estimable").
+    return "" if result.status == "ok" else result.reason
 
 
 def reliability_tables(results: Results) -> list[Table]:
@@ -219,33 +225,38 @@ def reliability_tables(results: Results) -> list[Table]:
     rel = results.reliability
     scores = []
     for s in rel.scores:
+        # Only the Estimates' values: a statistic that is not estimable is an empty cell with its reason.
         i, a = s.icc, s.alpha
+        one, avg = i.single, i.average
         scores.append([
-            s.group, s.key, s.label, i.n, i.k, i.n_dropped, i.icc2_1,
-            i.ci95_2_1[0] if i.ci95_2_1 else None, i.ci95_2_1[1] if i.ci95_2_1 else None,
-            i.icc2_k, i.ci95_2_k[0] if i.ci95_2_k else None, i.ci95_2_k[1] if i.ci95_2_k else None,
-            i.band, _status(i), a.alpha, a.n_units, _status(a),
+            s.group, s.key, s.label, i.n, i.k, i.n_dropped, one.value,
+            one.ci95[0] if one.ci95 else None, one.ci95[1] if one.ci95 else None,
+            avg.value, avg.ci95[0] if avg.ci95 else None, avg.ci95[1] if avg.ci95 else None,
+            one.band, _status(i), a.alpha, a.n_units, _status(a),
+            one.reason, one.ci_reason, avg.reason, avg.ci_reason, _reason(a),
         ])
     u = rel.utterances
     utterance = [
         ["Krippendorff alpha (nominal, NONE a category)", "all codes", u.alpha.alpha, u.alpha.n_units,
-         _status(u.alpha), ""],
-        ["Fleiss kappa", "all codes", u.fleiss.kappa, u.fleiss.n_units, _status(u.fleiss), u.fleiss.band or ""],
+         _status(u.alpha), "", _reason(u.alpha)],
+        ["Fleiss kappa", "all codes", u.fleiss.kappa, u.fleiss.n_units, _status(u.fleiss), u.fleiss.band or "",
+         _reason(u.fleiss)],
     ]
     for p in u.pairs:
         utterance.append([f"Cohen kappa {p.coder_a} vs {p.coder_b}", "all codes", p.kappa.kappa, p.kappa.n_units,
-                          _status(p.kappa), p.kappa.band or ""])
+                          _status(p.kappa), p.kappa.band or "", _reason(p.kappa)])
     for c in u.per_code:
         utterance.append([f"Krippendorff alpha (nominal, {c.code} vs other)", c.code, c.alpha.alpha,
-                          c.alpha.n_units, _status(c.alpha), ""])
+                          c.alpha.n_units, _status(c.alpha), "", _reason(c.alpha)])
         utterance.append([f"Fleiss kappa ({c.code} vs other)", c.code, c.fleiss.kappa, c.fleiss.n_units,
-                          _status(c.fleiss), c.fleiss.band or ""])
+                          _status(c.fleiss), c.fleiss.band or "", _reason(c.fleiss)])
     drift = [[d.coder, d.key, d.n, d.mean_difference, d.first_half, d.second_half] for d in rel.drift]
     info = [
         ["double-coded transcripts", rel.n_transcripts],
         ["coders", ", ".join(rel.coders.values())],
         ["ICC raters", rel.raters],
         ["k (raters per transcript in ICC)", rel.k],
+        ["minimum double-coded units per statistic", MIN_TARGETS],
         *[["note", n] for n in rel.notes],
         *[[f"reference: {name}", f"{band} ({src})"] for name, band, src in REFERENCE_BANDS],
     ]
@@ -253,8 +264,10 @@ def reliability_tables(results: Results) -> list[Table]:
         Table("reliability_scores",
               ["group", "score", "label", "n_transcripts", "k", "n_dropped", "icc2_1", "icc2_1_ci_low",
                "icc2_1_ci_high", "icc2_k", "icc2_k_ci_low", "icc2_k_ci_high", "band_icc2_1", "icc_status",
-               "alpha_interval", "alpha_units", "alpha_status"], scores),
-        Table("reliability_utterances", ["statistic", "codes", "value", "units", "status", "band"], utterance),
+               "alpha_interval", "alpha_units", "alpha_status", "icc2_1_reason", "icc2_1_ci_reason",
+               "icc2_k_reason", "icc2_k_ci_reason", "alpha_reason"], scores),
+        Table("reliability_utterances", ["statistic", "codes", "value", "units", "status", "band", "reason"],
+              utterance),
         Table("reliability_drift",
               ["coder", "score", "n", "mean_difference", "first_half_mean_difference",
                "second_half_mean_difference"], drift),

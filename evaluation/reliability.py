@@ -8,7 +8,14 @@ Pure module: plain data in, plain data out, no Django. Every function returns a 
 * ``"ok"`` - a value was computed;
 * ``"not_enough_data"`` - fewer than 2 usable targets/units or fewer than 2 coders;
 * ``"undefined"`` - the statistic is 0/0 on this data (no variation at all); shown as "n/a";
-* ``"not_applicable"`` - the statistic's precondition fails (Fleiss' kappa with unequal coder counts).
+* ``"not_applicable"`` - the statistic's precondition fails (Fleiss' kappa with unequal coder counts);
+* ``"not_estimable"`` - a number could be computed but cannot be reported: fewer than ``MIN_TARGETS``
+  double-coded units, a zero or negative variance component, or a value outside the statistic's range
+  (docs/metrics.md, "When a statistic is not estimable"). The value is None and ``reason`` says why.
+
+Whatever the status, a value that is not None is reportable: every consumer (pages, API, exports, the
+report) shows the numbers these results hold and nothing else, so an impossible number never reaches a
+reader. An ICC keeps its two values and their intervals as :class:`Estimate` (value or None + reason).
 
 Reliability data for alpha and kappa is a coder × unit matrix (one row per coder, one column per unit,
 ``None`` where that coder did not code the unit). :func:`reliability_matrix` builds it from
@@ -26,7 +33,88 @@ from typing import Any, Literal
 
 import numpy as np
 
-Status = Literal["ok", "not_enough_data", "undefined", "not_applicable"]
+Status = Literal["ok", "not_enough_data", "undefined", "not_applicable", "not_estimable"]
+
+# The fewest double-coded units (transcripts for ICC and score alpha, utterances for code agreement) a
+# statistic is reported on. MITI reliability studies double-code a random 10-20 % of sessions, so a study
+# that can report reliability has at least ten; below that the 95 % interval of an ICC spans most of
+# [0, 1] and one odd transcript decides the value (docs/metrics.md, "When a statistic is not estimable").
+MIN_TARGETS = 10
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a reason for translation (``makemessages`` extracts it); the pages translate it on display."""
+    return message
+
+
+# Reasons of "not_estimable", as the pages and exports show them (English here; the pages translate).
+REASON_FEW_TARGETS = gettext_noop(
+    "fewer than {minimum} double-coded units (MITI reliability studies double-code 10 to 20 percent of sessions)"
+)
+REASON_TARGET_VARIANCE = gettext_noop(
+    "the between-transcript variance component is zero or negative: transcripts differ no more than the "
+    "coders disagree, so the ICC has no meaning"
+)
+REASON_OUT_OF_RANGE = gettext_noop("the formula gives a value outside [-1, 1] on this data")
+REASON_CI_UNORDERED = gettext_noop(
+    "interval omitted: its bounds are not ordered around the estimate or reach outside [-1, 1]"
+)
+REASON_CI_ZERO_ERROR = gettext_noop("interval omitted: the error mean square is 0 (coders agree exactly)")
+REASONS: tuple[str, ...] = (
+    REASON_FEW_TARGETS, REASON_TARGET_VARIANCE, REASON_OUT_OF_RANGE, REASON_CI_UNORDERED, REASON_CI_ZERO_ERROR
+)
+
+
+def reason_text(template: str) -> str:
+    """A reason template as shown (``{minimum}`` filled in)."""
+    return template.format(minimum=MIN_TARGETS)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One reportable statistic: its value, or None and the reason it is not estimable.
+
+    ``ci95`` is ordered (``low <= value <= high``, both within [-1, 1]) or None with ``ci_reason``.
+    ``band`` is the Cicchetti band of an estimable value, None otherwise: a value that is not estimable
+    is never coloured.
+    """
+
+    value: float | None
+    reason: str = ""
+    ci95: tuple[float, float] | None = None
+    ci_reason: str = ""
+
+    @property
+    def estimable(self) -> bool:
+        return self.value is not None
+
+    @property
+    def band(self) -> str | None:
+        return cicchetti_band(self.value)
+
+
+def _in_range(value: float, low: float = -1.0, high: float = 1.0) -> bool:
+    # A hair of float tolerance: perfect agreement computes as 1.0000000000000002 on some data.
+    return math.isfinite(value) and low - 1e-9 <= value <= high + 1e-9
+
+
+def _checked_ci(value: float, ci: tuple[float, float] | None, reason: str) -> tuple[tuple[float, float] | None, str]:
+    if ci is None:
+        return None, reason
+    low, high = ci
+    if not (_in_range(low) and _in_range(high) and low <= value + 1e-9 and value - 1e-9 <= high):
+        return None, reason_text(REASON_CI_UNORDERED)
+    return ci, ""
+
+
+def estimate(value: float, ci: tuple[float, float] | None = None, ci_reason: str = "") -> Estimate:
+    """An :class:`Estimate` of a statistic whose range is [-1, 1] (ICC, kappa, alpha): out of range
+    gives a value of None with the reason; an interval that is not ordered is omitted with the reason."""
+    if not _in_range(value):
+        return Estimate(None, reason_text(REASON_OUT_OF_RANGE))
+    value = min(1.0, max(-1.0, value))
+    checked, why = _checked_ci(value, ci, ci_reason)
+    return Estimate(value, "", checked, why)
 
 CICCHETTI_BANDS = "Cicchetti (1994): < .40 poor, .40-.59 fair, .60-.74 good, >= .75 excellent"
 
@@ -52,25 +140,34 @@ class IccResult:
     """ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979).
 
     ``n`` targets (transcripts) rated by all ``k`` raters (coders) were used; ``n_dropped`` targets were
-    left out because a rater's value was missing. ``band`` is the Cicchetti band of ICC(2,1), the
-    single-coder reliability that MITI studies report; ``band_k`` that of ICC(2,k).
+    left out because a rater's value was missing. ``single`` is ICC(2,1), the single-coder reliability
+    that MITI studies report, ``average`` ICC(2,k); each an :class:`Estimate`. The flat fields
+    (``icc2_1``, ``ci95_2_1``, ``band`` …) are read from them: None whenever the estimate is not
+    estimable, so a consumer cannot show an impossible number. ``status`` is "ok" only when ICC(2,1) is
+    estimable; ``reason`` says why not.
     """
 
-    icc2_1: float | None
-    icc2_k: float | None
-    ci95_2_1: tuple[float, float] | None
-    ci95_2_k: tuple[float, float] | None
+    single: Estimate
+    average: Estimate
     n: int
     k: int
     n_dropped: int
     status: Status
     reason: str = ""
+    icc2_1: float | None = field(init=False)
+    icc2_k: float | None = field(init=False)
+    ci95_2_1: tuple[float, float] | None = field(init=False)
+    ci95_2_k: tuple[float, float] | None = field(init=False)
     band: str | None = field(init=False)
     band_k: str | None = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "band", cicchetti_band(self.icc2_1))
-        object.__setattr__(self, "band_k", cicchetti_band(self.icc2_k))
+        for name, value in (
+            ("icc2_1", self.single.value), ("icc2_k", self.average.value),
+            ("ci95_2_1", self.single.ci95), ("ci95_2_k", self.average.ci95),
+            ("band", self.single.band), ("band_k", self.average.band),
+        ):
+            object.__setattr__(self, name, value)
 
 
 def _as_float_matrix(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> np.ndarray:
@@ -88,7 +185,7 @@ def _as_float_matrix(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> n
     return arr
 
 
-def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
+def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray, *, min_targets: int = MIN_TARGETS) -> IccResult:
     """ICC(2,1) and ICC(2,k) with 95 % CIs from an n × k matrix (targets × raters; None/NaN = missing).
 
     Only complete rows are used (listwise deletion, as ``pingouin.intraclass_corr(nan_policy="omit")``),
@@ -98,8 +195,14 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
     (``pingouin.options["round.column.CI95"] = 2``).
 
     Status "undefined" when all used ratings are identical (every mean square is 0) or the ICC(2,1)
-    denominator is 0; a CI is None when its F statistics are not finite (e.g. raters agree perfectly,
-    so the error mean square is 0).
+    denominator is 0. Status "not_estimable" (docs/metrics.md, "When a statistic is not estimable") with
+    fewer than ``min_targets`` complete targets, or when the between-target variance component
+    (MSB - MSE) / k is zero or negative: then both ICCs are <= 0 and, when the rater component is
+    negative too, the ICC(2,k) denominator can approach 0 and give values like 16 or -1.1. A negative
+    *rater* component alone (MSJ < MSE, common by chance when coders share no bias) is kept in the
+    formula as pingouin does: with a positive target component both ICCs then stay in (0, 1]. A CI is
+    None with ``ci_reason`` when its F statistics are not finite (raters agree perfectly, the error mean
+    square is 0) or its bounds are not ordered around the value within [-1, 1].
     """
     arr = _as_float_matrix(matrix)
     k = int(arr.shape[1])
@@ -108,7 +211,7 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
     dropped = int(arr.shape[0]) - n
 
     def no_value(status: Status, reason: str) -> IccResult:
-        return IccResult(None, None, None, None, n, k, dropped, status, reason)
+        return IccResult(Estimate(None, reason), Estimate(None, reason), n, k, dropped, status, reason)
 
     if n < 2 or k < 2:
         # Short-circuit before np.ptp, which fails on an empty array.
@@ -117,6 +220,8 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
         )
     if np.ptp(complete) == 0:
         return no_value("undefined", "no variation: every rating is the same value")
+    if n < min_targets:
+        return no_value("not_estimable", REASON_FEW_TARGETS.format(minimum=min_targets))
 
     from scipy.stats import f as f_dist
 
@@ -138,6 +243,10 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
     msj = ss_cols / (k - 1)
     mse = ss_err / df_err
 
+    # The between-target component (MSB - MSE) / k, with a relative tolerance: on data where it is 0 in
+    # exact arithmetic (one coder's constant column against a spread one) it computes as +-1e-17.
+    if msb - mse <= 1e-12 * max(float(msb), float(mse), 1.0):
+        return no_value("not_estimable", reason_text(REASON_TARGET_VARIANCE))
     denom_1 = msb + (k - 1) * mse + k * (msj - mse) / n
     denom_k = msb + (msj - mse) / n
     if denom_1 == 0 or denom_k == 0:
@@ -164,8 +273,12 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray) -> IccResult:
             if math.isfinite(lo) and math.isfinite(hi):
                 ci_1 = (float(lo), float(hi))
                 ci_k = (float(lo * k / (1 + lo * (k - 1))), float(hi * k / (1 + hi * (k - 1))))
-    reason = "" if ci_1 is not None else "CI not computable (error mean square is 0: raters agree exactly)"
-    return IccResult(float(icc2), float(icc2k), ci_1, ci_k, n, k, dropped, "ok", reason)
+    ci_reason = "" if ci_1 is not None else reason_text(REASON_CI_ZERO_ERROR)
+    single = estimate(float(icc2), ci_1, ci_reason)
+    average = estimate(float(icc2k), ci_k, ci_reason)
+    if single.value is None:
+        return IccResult(single, average, n, k, dropped, "not_estimable", single.reason)
+    return IccResult(single, average, n, k, dropped, "ok")
 
 
 def icc_long(ratings: Iterable[tuple[Hashable, Hashable, float | None]]) -> IccResult:
@@ -246,6 +359,8 @@ def krippendorff_alpha(
     data: Sequence[Sequence[Any]],
     level: Literal["nominal", "ordinal", "interval", "ratio"] = "interval",
     value_domain: Sequence[Any] | None = None,
+    *,
+    min_units: int = MIN_TARGETS,
 ) -> AlphaResult:
     """Krippendorff's alpha with the ``krippendorff`` package on coder × unit data (None = not coded).
 
@@ -258,6 +373,8 @@ def krippendorff_alpha(
     * When every pairable value is the same there is no expected disagreement and alpha is 0/0: we
       return "undefined" rather than 1.0 (the package raises or returns NaN here). When coders agree
       perfectly and the values vary, alpha is 1.0 ("ok").
+    * Fewer than ``min_units`` pairable units, or a value outside [-1, 1] (possible on tiny samples):
+      "not_estimable" with the reason.
     """
     import krippendorff
 
@@ -277,6 +394,8 @@ def krippendorff_alpha(
         )
     if len(set(pair_values)) < 2:
         return no_value("undefined", "no variation: every coder gave the same value to every unit")
+    if len(pairable) < min_units:
+        return no_value("not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
 
     domain = value_domain
     if level == "nominal":
@@ -301,7 +420,10 @@ def krippendorff_alpha(
         return no_value("undefined", str(exc))
     if not math.isfinite(value):
         return no_value("undefined", "alpha is 0/0 on this data (no expected disagreement)")
-    return AlphaResult(value, level, len(pairable), n_coders, len(pair_values), "ok")
+    checked = estimate(value)
+    if checked.value is None:
+        return no_value("not_estimable", checked.reason)
+    return AlphaResult(checked.value, level, len(pairable), n_coders, len(pair_values), "ok")
 
 
 # --- kappa ---------------------------------------------------------------------------------------------
@@ -326,10 +448,13 @@ class PairKappa:
     result: KappaResult
 
 
-def cohen_kappa(labels_a: Sequence[Any], labels_b: Sequence[Any]) -> KappaResult:
+def cohen_kappa(
+    labels_a: Sequence[Any], labels_b: Sequence[Any], *, min_units: int = MIN_TARGETS
+) -> KappaResult:
     """Cohen's kappa (scikit-learn ``cohen_kappa_score``) on the units both coders coded (None = not coded).
 
-    "undefined" when both coders used one and the same label on every shared unit (0/0).
+    "undefined" when both coders used one and the same label on every shared unit (0/0);
+    "not_estimable" on fewer than ``min_units`` shared units.
     """
     from sklearn.metrics import cohen_kappa_score
 
@@ -349,6 +474,8 @@ def cohen_kappa(labels_a: Sequence[Any], labels_b: Sequence[Any]) -> KappaResult
     yb = [b for _, b in both]
     if len(set(ya) | set(yb)) < 2:
         return KappaResult(None, len(both), "undefined", "no variation: both coders used one single label")
+    if len(both) < min_units:
+        return KappaResult(None, len(both), "not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
     # sklearn sorts labels, so mixed types (e.g. str and int) would fail; compare them as strings then.
     if len({type(v) for v in ya + yb}) > 1:
         ya, yb = [repr(v) for v in ya], [repr(v) for v in yb]
@@ -357,11 +484,18 @@ def cohen_kappa(labels_a: Sequence[Any], labels_b: Sequence[Any]) -> KappaResult
         value = float(cohen_kappa_score(ya, yb))
     if not math.isfinite(value):
         return KappaResult(None, len(both), "undefined", "kappa is 0/0 on this data")
-    return KappaResult(value, len(both), "ok")
+    return _kappa(value, len(both))
+
+
+def _kappa(value: float, n_units: int) -> KappaResult:
+    checked = estimate(value)
+    if checked.value is None:
+        return KappaResult(None, n_units, "not_estimable", checked.reason)
+    return KappaResult(checked.value, n_units, "ok")
 
 
 def cohen_kappa_pairs(
-    data: Sequence[Sequence[Any]], coders: Sequence[Hashable] | None = None
+    data: Sequence[Sequence[Any]], coders: Sequence[Hashable] | None = None, *, min_units: int = MIN_TARGETS
 ) -> list[PairKappa]:
     """Cohen's kappa for every pair of coders (rows of coder × unit data), in row order."""
     rows = _check_rows(data)
@@ -369,16 +503,17 @@ def cohen_kappa_pairs(
     if len(names) != len(rows):
         raise ValueError(f"{len(names)} coder names for {len(rows)} rows of reliability data")
     return [
-        PairKappa(names[i], names[j], cohen_kappa(rows[i], rows[j]))
+        PairKappa(names[i], names[j], cohen_kappa(rows[i], rows[j], min_units=min_units))
         for i, j in combinations(range(len(rows)), 2)
     ]
 
 
-def fleiss_kappa(data: Sequence[Sequence[Any]]) -> KappaResult:
+def fleiss_kappa(data: Sequence[Sequence[Any]], *, min_units: int = MIN_TARGETS) -> KappaResult:
     """Fleiss' kappa (Fleiss 1971) on coder × unit data when every coded unit has the same number of coders.
 
     Units nobody coded are ignored. If the others have differing numbers of coders the statistic does
-    not apply ("not_applicable"); use Krippendorff's alpha instead, which handles missing codes.
+    not apply ("not_applicable"); use Krippendorff's alpha instead, which handles missing codes. Fewer
+    than ``min_units`` units: "not_estimable".
     """
     rows = _check_rows(data)
     n_units_all = len(rows[0]) if rows else 0
@@ -411,7 +546,9 @@ def fleiss_kappa(data: Sequence[Sequence[Any]]) -> KappaResult:
     p_e = float(np.sum(p_j**2))
     if p_e >= 1.0:
         return KappaResult(None, n_units, "undefined", "no variation: every coder used one single label")
-    return KappaResult((p_bar - p_e) / (1 - p_e), n_units, "ok")
+    if n_units < min_units:
+        return KappaResult(None, n_units, "not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
+    return _kappa((p_bar - p_e) / (1 - p_e), n_units)
 
 
 # --- drift ---------------------------------------------------------------------------------------------

@@ -48,11 +48,13 @@ REFERENCE_BANDS: tuple[tuple[str, str, str], ...] = (
     ("Utterance-level kappa", "0.31–0.64", "Pérez-Rosas et al. 2016, 277 sessions"),
     ("MITI 4 globals and counts", "good to excellent except Emphasize and %CR", "Moyers et al. 2016"),
 )
+# As a cell shows a status (English; the pages translate them).
 STATUS_TEXT: dict[str, str] = {
     "ok": "",
-    "not_enough_data": "not enough data",
-    "undefined": "n/a",
-    "not_applicable": "not applicable",
+    "not_enough_data": irr.gettext_noop("not enough data"),
+    "undefined": irr.gettext_noop("n/a"),
+    "not_applicable": irr.gettext_noop("not applicable"),
+    "not_estimable": irr.gettext_noop("not estimable"),
 }
 
 
@@ -114,6 +116,34 @@ class StudyReliability:
     def enough(self) -> bool:
         return self.n_transcripts >= 2
 
+    def withheld(self) -> list[tuple[str, list[str]]]:
+        """Every statistic (and interval) shown without a number, grouped by the reason: a report lists
+        them so that no cell without a value goes unexplained on paper (a page has the hover text)."""
+        by_reason: dict[str, list[str]] = {}
+
+        def add(reason: str, what: str) -> None:
+            by_reason.setdefault(reason or "no value", []).append(what)
+
+        for s in self.scores:
+            for name, e in (("ICC(2,1)", s.icc.single), ("ICC(2,k)", s.icc.average)):
+                if e.value is None:
+                    add(e.reason, f"{s.label} {name}")
+                elif e.ci95 is None:
+                    add(e.ci_reason, f"{s.label} {name} 95 % CI")
+            if s.alpha.status not in ("ok", "not_applicable"):
+                add(s.alpha.reason, f"{s.label} alpha")
+        u = self.utterances
+        stats: list[tuple[str, irr.AlphaResult | irr.KappaResult]] = [
+            ("utterance alpha", u.alpha), ("Fleiss kappa", u.fleiss),
+            *[(f"Cohen kappa {p.coder_a} / {p.coder_b}", p.kappa) for p in u.pairs],
+            *[(f"{c.code} alpha", c.alpha) for c in u.per_code],
+            *[(f"{c.code} Fleiss kappa", c.fleiss) for c in u.per_code],
+        ]
+        for name, result in stats:
+            if result.status not in ("ok", "not_applicable"):
+                add(result.reason, name)
+        return list(by_reason.items())
+
 
 def _double_coded(data: StudySummaries) -> dict[int, list[CodingSummary]]:
     return {t: rows for t, rows in data.by_transcript().items() if len(rows) >= 2}
@@ -166,6 +196,7 @@ def utterance_reliability(
     coder_names: dict[int, str],
     *,
     per_code: bool = True,
+    min_units: int = irr.MIN_TARGETS,
 ) -> UtteranceReliability:
     """Agreement on utterance codes. ``code_rows``: (assignment id, utterance id, code) of the codings
     on double-coded transcripts; ``coder_of`` maps assignment id to coder id. ``per_code`` adds the
@@ -183,12 +214,12 @@ def utterance_reliability(
     coder_ids = sorted(per_coder, key=lambda c: coder_names.get(c, str(c)))
     data = irr.reliability_matrix({c: per_coder[c] for c in coder_ids})
     rows = data.rows
-    alpha = irr.krippendorff_alpha(rows, level="nominal")
-    fleiss = irr.fleiss_kappa(rows)
+    alpha = irr.krippendorff_alpha(rows, level="nominal", min_units=min_units)
+    fleiss = irr.fleiss_kappa(rows, min_units=min_units)
     names = [coder_names.get(c, str(c)) for c in coder_ids]
     pairs = [
         PairAgreement(str(p.coder_a), str(p.coder_b), p.result)
-        for p in irr.cohen_kappa_pairs(rows, coders=names)
+        for p in irr.cohen_kappa_pairs(rows, coders=names, min_units=min_units)
     ]
     codes: list[CodeAgreement] = []
     used = Counter(v for r in rows for v in r if v is not None) if per_code else Counter()
@@ -200,17 +231,20 @@ def utterance_reliability(
         codes.append(
             CodeAgreement(
                 code,
-                irr.krippendorff_alpha(binary, level="nominal"),
-                irr.fleiss_kappa(binary),
+                irr.krippendorff_alpha(binary, level="nominal", min_units=min_units),
+                irr.fleiss_kappa(binary, min_units=min_units),
                 n_coded,
             )
         )
     return UtteranceReliability(len(data.units), alpha, fleiss, pairs, codes)
 
 
-def study_reliability(data: StudySummaries, *, per_code: bool = True) -> StudyReliability:
+def study_reliability(
+    data: StudySummaries, *, per_code: bool = True, min_targets: int = irr.MIN_TARGETS
+) -> StudyReliability:
     """Every reliability number of the study (or round) that ``data`` holds (see ``utterance_reliability``
-    for ``per_code``)."""
+    for ``per_code``). ``min_targets``: the fewest double-coded units a statistic is reported on
+    (``reliability.MIN_TARGETS``; lower it only to compare the formulas with a reference on small data)."""
     groups = _double_coded(data)
     coders = data.coders
     involved = sorted({r.coder_id for rows in groups.values() for r in rows}, key=lambda c: coders[c])
@@ -240,16 +274,19 @@ def study_reliability(data: StudySummaries, *, per_code: bool = True) -> StudyRe
                     per_coder[r.coder_id][transcript_id] = r.value(key)
             if key in ALPHA_KEYS:
                 alpha = irr.krippendorff_alpha(
-                    irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval"
+                    irr.reliability_matrix(per_coder, units=list(groups)).rows, level="interval",
+                    min_units=min_targets,
                 )
             else:
                 alpha = irr.AlphaResult(None, "interval", 0, len(involved), 0, "not_applicable", RATIO_ALPHA_REASON)
-            scores.append(ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix), alpha))
+            scores.append(
+                ScoreReliability(key, VALUE_LABELS[key], group, irr.icc(matrix, min_targets=min_targets), alpha)
+            )
 
     coder_of = {r.assignment_id: r.coder_id for rows in groups.values() for r in rows}
     # code_rows holds every coding's codes; utterance_reliability keeps those of double-coded transcripts
     # (the assignments in coder_of).
-    utt = utterance_reliability(data.code_rows, coder_of, coders, per_code=per_code)
+    utt = utterance_reliability(data.code_rows, coder_of, coders, per_code=per_code, min_units=min_targets)
     return StudyReliability(
         n_transcripts=len(groups),
         coders={c: coders[c] for c in involved},

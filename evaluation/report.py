@@ -19,7 +19,7 @@ from annotation import queries as annotation_queries
 from annotation.models import CodingRound
 
 from . import metrics as metric_defs
-from .reliability import CICCHETTI_BANDS
+from .reliability import CICCHETTI_BANDS, Estimate
 from .reliability_data import REFERENCE_BANDS, STATUS_TEXT
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, Results, fmt_value, threshold_text
 
@@ -236,19 +236,22 @@ def render_pdf(results: Results) -> bytes:
         [["Reference", "Band", "Source"]] + [list(b) for b in REFERENCE_BANDS]
     ))
     rows = [["Score", "n", "ICC(2,1) [95 % CI]", "Band", "ICC(2,k) [95 % CI]", "alpha (interval)"]]
+
+    def icc_text(e: Estimate, status: str) -> str:
+        # Only an Estimate's value is printed; an omitted interval says so (the reason is listed below).
+        if e.value is None:
+            return STATUS_TEXT.get(status if status != "ok" else "not_estimable", status)
+        ci = f" [{e.ci95[0]:.2f}, {e.ci95[1]:.2f}]" if e.ci95 else " [CI omitted]"
+        return f"{e.value:.3f}{ci}"
+
     for s in rel.scores:
         i = s.icc
-        if i.status == "ok":
-            ci1 = f" [{i.ci95_2_1[0]:.2f}, {i.ci95_2_1[1]:.2f}]" if i.ci95_2_1 else ""
-            cik = f" [{i.ci95_2_k[0]:.2f}, {i.ci95_2_k[1]:.2f}]" if i.ci95_2_k else ""
-            icc1, icck = f"{i.icc2_1:.3f}{ci1}", f"{i.icc2_k:.3f}{cik}"
-        else:
-            icc1 = icck = STATUS_TEXT.get(i.status, i.status)
         if s.alpha.status == "not_applicable":
             alpha = "—"
         else:
             alpha = _value(s.alpha.alpha) if s.alpha.status == "ok" else STATUS_TEXT.get(s.alpha.status, "")
-        rows.append([s.label, str(i.n), icc1, i.band or "—", icck, alpha])
+        rows.append([s.label, str(i.n), icc_text(i.single, i.status), i.single.band or "—",
+                     icc_text(i.average, i.status), alpha])
     story.append(table(rows))
     u = rel.utterances
     rows = [["Utterance-level statistic", "Value", "Units", "Band"]]
@@ -265,6 +268,12 @@ def render_pdf(results: Results) -> bytes:
         rows.append(stat(f"{c.code}: alpha (this code vs other)", c.alpha.alpha, c.alpha.n_units,
                          c.alpha.status, None))
     story.append(table(rows))
+    withheld = rel.withheld()
+    if withheld:
+        story.append(Paragraph("Not reported as a number, and why", h2))
+        from xml.sax.saxutils import escape
+
+        story += [Paragraph(f"<b>{escape(why)}</b>: {escape(', '.join(what))}", small) for why, what in withheld]
 
     story.append(Paragraph("Automatic metrics (×100, mean over rounds)", h2))
     if results.metrics:

@@ -80,7 +80,18 @@ class AggregatesSerializer(serializers.Serializer):
     per_coder = CoderAggregateSerializer(many=True)
 
 
+class EstimateSerializer(serializers.Serializer):
+    """One statistic: its value, or null and the reason it is not estimable (docs/metrics.md)."""
+
+    value = Number(allow_null=True)
+    reason = serializers.CharField(allow_blank=True)
+    ci95 = serializers.ListField(child=Number(allow_null=True), allow_null=True, min_length=2, max_length=2)
+    ci_reason = serializers.CharField(allow_blank=True)
+
+
 class IccSerializer(serializers.Serializer):
+    single = EstimateSerializer(help_text="ICC(2,1)")
+    average = EstimateSerializer(help_text="ICC(2,k)")
     icc2_1 = Number(allow_null=True)
     icc2_k = Number(allow_null=True)
     ci95_2_1 = serializers.ListField(child=Number(allow_null=True), allow_null=True, min_length=2, max_length=2)

@@ -21,7 +21,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from annotation import miti, tally
-from annotation.models import Assignment, CodingRound, GlobalRating, Study, TranscriptSource, UtteranceCode
+from annotation.models import (
+    AdditionalCode,
+    Assignment,
+    CodingRound,
+    GlobalRating,
+    Study,
+    TranscriptSource,
+    UtteranceCode,
+)
 
 from .aggregate import AGGREGATION_NOTE, AggregateReport, SummaryRow, aggregate
 
@@ -183,9 +191,18 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
                 "assignment_id", "utterance_id", "utterance__volley_id", "code"
             )
         )
+        # The further behaviours that imported labels flag on an utterance (AnnoMI, docs/miti.md
+        # "Labels imported from AnnoMI") count in the tally only, never as coded utterances or in
+        # utterance-level agreement.
+        rows_additional = list(
+            AdditionalCode.objects.filter(**missing_flt).values_list(
+                "assignment_id", "utterance_id", "utterance__volley_id", "code"
+            )
+        )
         if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
             rows_codes = [r for r in rows_codes if r[0] in kept]
-        counts_by_assignment, n_coded = tally.tally_rows(rows_codes)
+            rows_additional = [r for r in rows_additional if r[0] in kept]
+        counts_by_assignment, n_coded = tally.tally_rows(rows_codes, rows_additional)
         for assignment_id, scale, value in GlobalRating.objects.filter(**missing_flt).values_list(
             "assignment_id", "scale", "value"
         ):

@@ -3,7 +3,9 @@
 ``AnnoMI-full.csv`` holds one row per utterance per annotator. Each AnnoMI transcript becomes one
 transcript of an ``imported`` source labelled "AnnoMI"; each counselor turn is a volley (with the
 client turn before it as context) and each AnnoMI therapist row is exactly one utterance — the
-labels are per row, so the rows are never re-segmented. Each ``annotator_id`` becomes a coder
+labels are per row, so the rows are never re-segmented. Every behaviour a row flags is placed on
+that row's utterance: the main behaviour as its code, each other flagged behaviour as an
+``AdditionalCode`` (docs/miti.md, "Labels imported from AnnoMI"). Each ``annotator_id`` becomes a coder
 (``annomi-annotator-N``) with one submitted assignment per transcript they labelled. AnnoMI has no
 MITI globals, so the round has ``globals_rated=False`` and the globals show as "not rated".
 """
@@ -22,6 +24,7 @@ from django.utils import timezone
 from .. import miti, parsers
 from ..errors import ActionError
 from ..models import (
+    AdditionalCode,
     Assignment,
     AuditEvent,
     CodingRound,
@@ -43,21 +46,53 @@ SOURCE_LABEL = "AnnoMI"
 USERNAME_TEMPLATE = "annomi-annotator-{}"
 
 
-def miti_code_for(label: parsers.AnnoMILabel) -> str:
-    """The MITI code an AnnoMI therapist label maps to (DATA README: the labels map to MITI partly).
+def _reflection(label: parsers.AnnoMILabel) -> str:
+    # A reflection without a subtype (one row of AnnoMI-full: main behaviour "reflection", subtype
+    # n/a) is still a reflection; the annotator did not call it complex, so it counts as simple.
+    return "CR" if label.reflection_subtype == "complex" else "SR"
 
-    reflection + simple → SR, reflection + complex → CR, question → Q, therapist_input + information
-    → GI. Everything else (other, advice, negotiation, options, a reflection without a subtype) has
+
+def miti_code_for(label: parsers.AnnoMILabel) -> str:
+    """The MITI code of an AnnoMI row's *main* behaviour (DATA README: the labels map to MITI partly).
+
+    reflection + simple → SR, reflection + complex → CR, reflection without a subtype → SR, question →
+    Q, therapist_input + information → GI. Everything else (other, advice, negotiation, options) has
     no MITI equivalent and becomes an explicit "no code".
     """
     behaviour = label.main_therapist_behaviour
     if behaviour == "reflection":
-        return {"simple": "SR", "complex": "CR"}.get(label.reflection_subtype or "", miti.NO_CODE)
+        return _reflection(label)
     if behaviour == "question":
         return "Q"
     if behaviour == "therapist_input" and label.therapist_input_subtype == "information":
         return "GI"
     return miti.NO_CODE
+
+
+def flagged_codes(label: parsers.AnnoMILabel) -> list[str]:
+    """Every MITI behaviour the row flags, main behaviour or not, in slot order (GI, Q, SR/CR).
+
+    AnnoMI flags each behaviour on its own (``reflection_exists`` with a subtype, ``question_exists``,
+    ``therapist_input_exists`` with a subtype); the parser keeps the subtype, which is set exactly when
+    the flag is. The main behaviour counts as flagged too (the subtype-less reflection).
+    """
+    codes: list[str] = []
+    if label.therapist_input_subtype == "information":
+        codes.append("GI")
+    if label.question_subtype is not None or label.main_therapist_behaviour == "question":
+        codes.append("Q")
+    if label.reflection_subtype is not None or label.main_therapist_behaviour == "reflection":
+        codes.append(_reflection(label))
+    return codes
+
+
+def codes_for(label: parsers.AnnoMILabel) -> tuple[str, list[str]]:
+    """(the utterance's code, its additional codes): the main behaviour's code, then every other
+    behaviour the row flags. With no MITI main behaviour (e.g. advice that is also a question) the code
+    is "no code" and the question is an additional code: utterance-level agreement keeps comparing
+    AnnoMI's main behaviours, while the per-volley tally counts everything flagged."""
+    code = miti_code_for(label)
+    return code, [c for c in flagged_codes(label) if c != code]
 
 
 @dataclass
@@ -72,6 +107,7 @@ class AnnoMIRoundResult:
     assignments: int
     codes: int
     multi_coded: int
+    additional_codes: int = 0
     warnings: list[str] = field(default_factory=list)
 
 
@@ -172,6 +208,7 @@ def import_annomi_round(
     assignments = Assignment.objects.bulk_create(assignments, batch_size=1000)
 
     codes: list = []
+    extra: list = []
     events: list[AuditEvent] = []
     it = iter(assignments)
     for ext in sorted(by_transcript, key=lambda e: by_transcript[e][0].transcript_id):
@@ -189,7 +226,9 @@ def import_annomi_round(
                             f"{base[ext].annotator_id}'s rows; its label was skipped"
                         )
                     continue
-                codes.append((assignment, units[i], miti_code_for(label)))
+                code, additional = codes_for(label)
+                codes.append((assignment, units[i], code))
+                extra += [(assignment, units[i], c) for c in additional]
             events.append(
                 AuditEvent(
                     assignment=assignment, actor=created_by, action="import",
@@ -198,6 +237,9 @@ def import_annomi_round(
             )
     UtteranceCode.objects.bulk_create(
         [UtteranceCode(assignment=a, utterance=u, code=c) for a, u, c in codes], batch_size=2000
+    )
+    AdditionalCode.objects.bulk_create(
+        [AdditionalCode(assignment=a, utterance=u, code=c) for a, u, c in extra], batch_size=2000
     )
     AuditEvent.objects.bulk_create(events, batch_size=1000)
     store_summaries([a.pk for a in assignments])
@@ -210,6 +252,7 @@ def import_annomi_round(
         assignments=len(assignments),
         codes=len(codes),
         multi_coded=multi,
+        additional_codes=len(extra),
         warnings=warnings,
     )
 

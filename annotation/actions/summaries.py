@@ -11,11 +11,11 @@ from collections import defaultdict
 from collections.abc import Collection
 
 from .. import tally
-from ..models import Assignment, AssignmentSummary, GlobalRating, UtteranceCode
+from ..models import AdditionalCode, Assignment, AssignmentSummary, GlobalRating, UtteranceCode
 
 
 def store_summaries(assignment_ids: Collection[int]) -> int:
-    """Compute and store the summary of each given submitted assignment (3 queries + 1 write)."""
+    """Compute and store the summary of each given submitted assignment (4 queries + 1 write)."""
     if not assignment_ids:
         return 0
     heads = list(
@@ -29,7 +29,13 @@ def store_summaries(assignment_ids: Collection[int]) -> int:
             "assignment_id", "utterance_id", "utterance__volley_id", "code"
         )
     )
-    counts, n_coded = tally.tally_rows(code_rows)
+    # Further behaviours that imported labels flag on an utterance count in the tally only.
+    additional_rows = list(
+        AdditionalCode.objects.filter(assignment_id__in=ids).values_list(
+            "assignment_id", "utterance_id", "utterance__volley_id", "code"
+        )
+    )
+    counts, n_coded = tally.tally_rows(code_rows, additional_rows)
     ratings: dict[int, dict[str, int]] = defaultdict(dict)
     for aid, scale, value in GlobalRating.objects.filter(assignment_id__in=ids).values_list(
         "assignment_id", "scale", "value"

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils.translation import gettext
 
 from annotation import miti
 
+from .. import reliability as irr
 from ..reliability_data import STATUS_TEXT
 from ..results import LABELS, fmt_value, threshold_text
 
@@ -65,8 +67,25 @@ def status_of(value: float | None, key: str) -> str:
 
 @register.filter
 def status_text(status: str) -> str:
-    """A result status ("not_enough_data", "undefined", …) as shown in a table cell."""
-    return STATUS_TEXT.get(status, status)
+    """A result status ("not_enough_data", "undefined", "not_estimable" …) as shown in a table cell."""
+    text = STATUS_TEXT.get(status, status)
+    return gettext(text) if text else text
+
+
+@register.filter
+def reason(text: str) -> str:
+    """Why a statistic has no value (``title`` of its cell), translated when it is one of the reliability
+    module's reasons (docs/metrics.md, "When a statistic is not estimable")."""
+    for template_text in irr.REASONS:
+        if irr.reason_text(template_text) == text:
+            return gettext(template_text).format(minimum=irr.MIN_TARGETS)
+    return text
+
+
+@register.simple_tag
+def min_targets() -> int:
+    """``reliability.MIN_TARGETS``, the fewest double-coded units a statistic is reported on."""
+    return irr.MIN_TARGETS
 
 
 @register.filter

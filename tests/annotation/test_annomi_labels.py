@@ -7,8 +7,9 @@ import time
 import pytest
 
 from annotation import actions, miti, parsers
-from annotation.actions.annomi import miti_code_for
+from annotation.actions.annomi import codes_for, miti_code_for
 from annotation.models import (
+    AdditionalCode,
     Assignment,
     CodingRound,
     Dialogue,
@@ -29,10 +30,10 @@ HEADER = (
 )
 
 
-def _row(tid, uid, who, text, annotator, behaviour="n/a", refl="n/a", tin="n/a"):
+def _row(tid, uid, who, text, annotator, behaviour="n/a", refl="n/a", tin="n/a", question="n/a"):
     return (
         f"high,{tid},Video {tid},http://example.org/{tid},smoking,{uid},{who},00:00:0{uid % 10},\"{text}\","
-        f"{annotator},n/a,{tin},n/a,{refl},n/a,n/a,{behaviour},n/a\n"
+        f"{annotator},n/a,{tin},n/a,{refl},n/a,{question},{behaviour},n/a\n"
     )
 
 
@@ -45,7 +46,8 @@ def _fixture_csv() -> bytes:
         rows += [
             _row(1, 0, "therapist", "Hi, how are you?", annotator, b[0][0]),
             _row(1, 1, "client", "I smoke too much.", annotator),
-            _row(1, 2, "therapist", "You smoke a lot.", annotator, b[1][0], refl=b[1][1]),
+            _row(1, 2, "therapist", "You smoke a lot, right?", annotator, b[1][0], refl=b[1][1],
+                 question="closed" if annotator == 3 else "n/a"),
             _row(1, 3, "therapist", "Smoking raises blood pressure.", annotator, b[2][0], tin=b[2][1]),
             _row(1, 4, "client", "I know.", annotator),
             _row(1, 5, "therapist", "Okay.", annotator, b[3][0]),
@@ -57,18 +59,31 @@ def _fixture_csv() -> bytes:
     return (HEADER + "".join(rows)).encode()
 
 
-def _label(behaviour, refl=None, tin=None):
-    return parsers.AnnoMILabel(0, 0, "x", behaviour, refl, None, tin)
+def _label(behaviour, refl=None, tin=None, question=None):
+    return parsers.AnnoMILabel(0, 0, "x", behaviour, refl, question, tin)
 
 
 def test_mapping_follows_the_data_readme():
     assert miti_code_for(_label("reflection", refl="simple")) == "SR"
     assert miti_code_for(_label("reflection", refl="complex")) == "CR"
-    assert miti_code_for(_label("reflection")) == miti.NO_CODE
+    assert miti_code_for(_label("reflection")) == "SR"  # a reflection without a subtype: simple
     assert miti_code_for(_label("question")) == "Q"
     assert miti_code_for(_label("therapist_input", tin="information")) == "GI"
     assert miti_code_for(_label("therapist_input", tin="advice")) == miti.NO_CODE
     assert miti_code_for(_label("other")) == miti.NO_CODE
+
+
+def test_every_flagged_behaviour_is_kept():
+    # docs/miti.md, "Labels imported from AnnoMI": the main behaviour is the code, the others additional
+    assert codes_for(_label("question", refl="complex", question="open")) == ("Q", ["CR"])
+    assert codes_for(_label("reflection", refl="simple", question="closed")) == ("SR", ["Q"])
+    assert codes_for(_label("therapist_input", refl="simple", tin="information", question="closed")) == (
+        "GI", ["Q", "SR"]
+    )
+    assert codes_for(_label("therapist_input", tin="advice", question="closed")) == (miti.NO_CODE, ["Q"])
+    assert codes_for(_label("reflection", question="open")) == ("SR", ["Q"])  # subtype n/a
+    assert codes_for(_label("other")) == (miti.NO_CODE, [])
+    assert codes_for(_label("question", question="open")) == ("Q", [])
 
 
 @pytest.mark.django_db
@@ -91,7 +106,7 @@ def test_fixture_round_structure(study, coordinator):
     # Rows 2 and 3 are one counselor turn: one volley, two utterances (one per row, not re-segmented).
     assert [v.client_context for v in volleys] == ["", "I smoke too much.", "I know."]
     assert [list(v.utterances.order_by("index").values_list("text", flat=True)) for v in volleys] == [
-        ["Hi, how are you?"], ["You smoke a lot.", "Smoking raises blood pressure."], ["Okay."]
+        ["Hi, how are you?"], ["You smoke a lot, right?", "Smoking raises blood pressure."], ["Okay."]
     ]
     codes = {
         a.coder.username: list(
@@ -105,6 +120,11 @@ def test_fixture_round_structure(study, coordinator):
         "annomi-annotator-0": ["Q", "SR", "GI", "NONE"],
         "annomi-annotator-3": ["Q", "CR", "NONE", "NONE"],
     }
+    # annotator 3 flagged row 2 as a complex reflection *and* a question: Q is an additional code there
+    assert list(AdditionalCode.objects.values_list("assignment__coder__username", "utterance__text", "code")) == [
+        ("annomi-annotator-3", "You smoke a lot, right?", "Q")
+    ]
+    assert result.additional_codes == 1
     assert set(Assignment.objects.filter(coding_round=r).values_list("status", flat=True)) == {"submitted"}
     assert GlobalRating.objects.filter(assignment__coding_round=r).count() == 0
     # Adjudication sees the double-coded transcript with its two disagreements.
@@ -163,6 +183,13 @@ def test_real_annomi_full(study, coordinator):
     by_code = dict.fromkeys(["SR", "CR", "Q", "GI", "NONE"], 0)
     for code in UtteranceCode.objects.filter(assignment__coding_round=r).values_list("code", flat=True):
         by_code[code] += 1
-    # Totals straight from the CSV's therapist rows (all annotators): reflection simple 842, complex 874,
-    # question 1954, therapist_input information 612, the rest (incl. 1 reflection without subtype) none.
-    assert by_code == {"SR": 842, "CR": 874, "Q": 1954, "GI": 612, "NONE": 6826 - 842 - 874 - 1954 - 612}
+    # Totals straight from the CSV's therapist rows (all annotators), by main behaviour: reflection
+    # simple 842 + 1 without a subtype (simple), complex 874, question 1954, therapist_input information
+    # 612, the rest none.
+    assert by_code == {"SR": 843, "CR": 874, "Q": 1954, "GI": 612, "NONE": 6826 - 843 - 874 - 1954 - 612}
+    # and every other behaviour a row flags, counted from the CSV's flags (reflection_exists,
+    # question_exists, therapist_input_subtype information) minus the main one
+    additional = dict.fromkeys(["SR", "CR", "Q", "GI"], 0)
+    for code in AdditionalCode.objects.filter(assignment__coding_round=r).values_list("code", flat=True):
+        additional[code] += 1
+    assert additional == {"SR": 228, "CR": 77, "Q": 359, "GI": 78} and result.additional_codes == 742

@@ -34,11 +34,17 @@ def test_dashboard_shows_threshold_lines_and_reliability_table(browser_context, 
             line = page.locator(f"#chart-summary g#threshold-{level}-{key} path")
             assert line.count() == 1, (level, key)
             assert line.bounding_box()["width"] > 100  # drawn across the panel, not an empty group
-    # the reliability table with band colours, and the published reference bands beside it
+    # the reliability table: 8 double-coded transcripts are fewer than MIN_TARGETS, so every ICC is
+    # "not estimable" with its reason on hover and no band colour; the utterance table (far more than
+    # 10 utterances) is coloured by band; the published reference bands beside them
     table = page.locator("#reliability-table")
     assert table.is_visible()
     assert table.locator("tbody tr").count() == 20
-    banded = table.locator("td[class*='band-']")
+    assert table.locator("td[class*='band-']").count() == 0
+    withheld = table.locator("td.nodata[title^='fewer than 10 double-coded units']")
+    # (scores that never vary, e.g. a code nobody used, are "n/a" — undefined — instead)
+    assert withheld.count() > 20 and withheld.first.inner_text() == "not estimable"
+    banded = page.locator("#utterance-reliability td[class*='band-']")
     assert banded.count() > 0
     colour = banded.first.evaluate("el => getComputedStyle(el).backgroundColor")
     assert colour not in ("rgba(0, 0, 0, 0)", "transparent")

@@ -99,10 +99,10 @@ def generated_source(study: Study, run: GenerationRun) -> TranscriptSource:
 
 def coded_demo_study(
     study: Study, coordinator, coders: list, demo_file, *, overlap: float = 1.0, submit: bool = True,
-    code_for: CodeFor = default_code,
+    code_for: CodeFor = default_code, globals_for: GlobalsFor = default_globals, all_test: bool = False,
 ) -> CodedStudy:
     actions.import_dialogues(study, path=str(demo_file), created_by=coordinator)
-    if not Dialogue.objects.filter(study=study, split="test").exists():
+    if all_test or not Dialogue.objects.filter(study=study, split="test").exists():
         actions.split_randomly(study, n_test=Dialogue.objects.filter(study=study).count(), seed=1)
     reference = actions.ensure_reference_source(study)
     run = finished_run(study)
@@ -115,5 +115,5 @@ def coded_demo_study(
         for assignment in Assignment.objects.filter(coding_round=coding_round, coder=coder).select_related(
             "coding_round"
         ):
-            code_and_submit(assignment, number, code_for=code_for, submit=submit)
+            code_and_submit(assignment, number, code_for=code_for, globals_for=globals_for, submit=submit)
     return CodedStudy(study, reference, generated, run, coding_round)

@@ -22,6 +22,8 @@ from statsmodels.stats.inter_rater import aggregate_raters, fleiss_kappa
 
 from annotation import actions, miti
 from evaluation import exports
+from evaluation.reliability import MIN_TARGETS
+from evaluation.reliability_data import study_reliability
 from evaluation.results import build_results
 from tests.conftest import shared_data
 
@@ -29,16 +31,30 @@ pytestmark = pytest.mark.django_db
 
 
 def _miti(row: pd.Series) -> str:
-    # AnnoMI → MITI as the DATA README states: reflection simple/complex → SR/CR, question → Q,
-    # therapist_input information → GI; everything else has no MITI code.
+    # AnnoMI's main behaviour → MITI as the DATA README states: reflection simple/complex → SR/CR (a
+    # reflection without a subtype is simple: docs/miti.md, "Labels imported from AnnoMI"), question →
+    # Q, therapist_input information → GI; everything else has no MITI code. Utterance-level agreement
+    # compares these main codes; the other flagged behaviours count in the tallies only.
     behaviour = row.main_therapist_behaviour
     if behaviour == "reflection":
-        return {"simple": "SR", "complex": "CR"}.get(row.reflection_subtype, "NONE")
+        return "CR" if row.reflection_subtype == "complex" else "SR"
     if behaviour == "question":
         return "Q"
     if behaviour == "therapist_input" and row.therapist_input_subtype == "information":
         return "GI"
     return "NONE"
+
+
+def _flagged(row: pd.Series) -> list[str]:
+    # every behaviour the row flags (the tallies count them all, one per slot per volley)
+    codes = [row.code]
+    if row.therapist_input_subtype == "information":
+        codes.append("GI")
+    if row.question_exists == "True":
+        codes.append("Q")
+    if row.reflection_exists == "True":
+        codes.append("CR" if row.reflection_subtype == "complex" else "SR")
+    return codes
 
 
 def _reference(path) -> dict:
@@ -65,11 +81,13 @@ def _reference(path) -> dict:
     }
 
     # per-volley tallies: a volley is one uninterrupted run of therapist rows
+    df["flagged"] = df.apply(_flagged, axis=1)
     tallies = []
     for (transcript, annotator), rows in df.groupby(["transcript_id", "annotator_id"]):
         turn = (rows.interlocutor != rows.interlocutor.shift()).cumsum()
         volleys = [
-            list(group.code) for _, group in rows[rows.interlocutor == "therapist"].groupby(turn)
+            [code for codes in group.flagged for code in codes]
+            for _, group in rows[rows.interlocutor == "therapist"].groupby(turn)
         ]
         counts = miti.tally_transcript(volleys)
         tallies.append({"transcript": transcript, "annotator": annotator, **counts})
@@ -108,10 +126,15 @@ def test_annomi_reliability_page_and_export_match_the_csv(client_for, coordinato
         a, b = (int(p.rsplit("-", 1)[1]) for p in (pair.coder_a, pair.coder_b))
         assert pair.kappa.kappa == pytest.approx(expected["cohen"][(min(a, b), max(a, b))], abs=1e-9)
     scores = {s.key: s for s in rel.scores}
+    # 7 double-coded transcripts are fewer than MIN_TARGETS: the ICCs are "not estimable" (docs/metrics.md,
+    # "When a statistic is not estimable"); with the minimum lowered the formula equals pingouin's.
+    assert MIN_TARGETS > 7
+    lowered = {s.key: s for s in study_reliability(results.summaries, per_code=False, min_targets=2).scores}
     for key in ("SR", "CR", "Q"):
         assert scores[key].icc.n == 7 and scores[key].icc.k == 10
-        assert scores[key].icc.icc2_1 == pytest.approx(expected["icc"][key][0], abs=1e-9)
-        assert scores[key].icc.icc2_k == pytest.approx(expected["icc"][key][1], abs=1e-9)
+        assert scores[key].icc.status == "not_estimable" and scores[key].icc.icc2_1 is None
+        assert lowered[key].icc.icc2_1 == pytest.approx(expected["icc"][key][0], abs=1e-9)
+        assert lowered[key].icc.icc2_k == pytest.approx(expected["icc"][key][1], abs=1e-9)
     # no globals in AnnoMI: global ICCs are "not enough data", never a number
     assert {scores[k].icc.status for k in miti.GLOBAL_KEYS} == {"not_enough_data"}
 
@@ -123,8 +146,8 @@ def test_annomi_reliability_page_and_export_match_the_csv(client_for, coordinato
     assert f"{u.pairs[0].kappa.kappa:.3f}" in html
     for key in ("SR", "CR", "Q"):
         row = re.search(rf'<tr data-score="{key}">(.*?)</tr>', html, re.S).group(1)
-        assert f"{scores[key].icc.icc2_1:.3f}" in row and f"{scores[key].icc.icc2_k:.3f}" in row
-        assert f"band-{scores[key].icc.band}" in row
+        assert f"{lowered[key].icc.icc2_1:.3f}" not in row and "band-" not in row
+        assert row.count(">not estimable<") == 3 and 'title="fewer than 10 double-coded units' in row  # + alpha
     assert name[0] in html
 
     # and so does the export (full precision)
@@ -133,8 +156,9 @@ def test_annomi_reliability_page_and_export_match_the_csv(client_for, coordinato
     sheets = pd.read_excel(out, sheet_name=None, keep_default_na=False)
     table = sheets["reliability_scores"].set_index("score")
     for key in ("SR", "CR", "Q"):
-        assert table.loc[key, "icc2_1"] == pytest.approx(expected["icc"][key][0], abs=1e-9)
-        assert table.loc[key, "icc2_k"] == pytest.approx(expected["icc"][key][1], abs=1e-9)
+        assert table.loc[key, "icc2_1"] == table.loc[key, "icc2_k"] == ""  # empty cells, with the reason
+        assert table.loc[key, "icc_status"] == "not_estimable"
+        assert table.loc[key, "icc2_1_reason"].startswith("fewer than 10 double-coded units")
         assert table.loc[key, "n_transcripts"] == 7
     utt = sheets["reliability_utterances"]
     alpha_row = utt[utt.statistic.str.startswith("Krippendorff") & (utt.codes == "all codes")].iloc[0]

@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import cohen_kappa_score
 
 from evaluation.reliability import (
+    MIN_TARGETS,
     DriftRow,
     cicchetti_band,
     coder_drift,
@@ -55,9 +56,15 @@ def test_icc_equals_pingouin(k: int, n: int) -> None:
     true = rng.normal(3, 1, size=(n, 1))
     bias = rng.normal(0, 0.4, size=(1, k))
     matrix = np.round(true + bias + rng.normal(0, 0.6, size=(n, k)), 1)
-    got = icc(matrix)
+    # n = 4 is below MIN_TARGETS (not estimable by default): the formula itself is checked there.
+    got = icc(matrix, min_targets=min(n, MIN_TARGETS))
     ref = pingouin_icc(matrix)
-    assert got.status == "ok" and (got.n, got.k, got.n_dropped) == (n, k, 0)
+    assert (got.n, got.k, got.n_dropped) == (n, k, 0)
+    if ref.loc["ICC(A,1)", "ICC"] <= 0:
+        # a tiny random sample can have MSB < MSE: a negative between-target variance component
+        assert got.status == "not_estimable" and got.icc2_1 is None and got.icc2_k is None
+        return
+    assert got.status == "ok"
     assert got.icc2_1 == pytest.approx(ref.loc["ICC(A,1)", "ICC"], abs=1e-9)
     assert got.icc2_k == pytest.approx(ref.loc["ICC(A,k)", "ICC"], abs=1e-9)
     assert np.allclose(got.ci95_2_1, ref.loc["ICC(A,1)", "CI95"], rtol=0, atol=1e-9)
@@ -90,7 +97,8 @@ def test_icc_long_pivots_rows() -> None:
     ]
     got = icc_long(rows)
     assert (got.n, got.k, got.n_dropped) == (3, 2, 1)
-    assert got.icc2_1 == icc([[3, 4], [2, 2], [5, 4]]).icc2_1
+    assert got.status == "not_estimable" and got.icc2_1 is None  # 3 targets < MIN_TARGETS
+    assert got.single == icc([[3, 4], [2, 2], [5, 4]]).single
     with pytest.raises(ValueError, match=r"ratings\[1\]: target 't1' rated twice by rater 'ann'"):
         icc_long([("t1", "ann", 3), ("t1", "ann", 4)])
 
@@ -98,22 +106,24 @@ def test_icc_long_pivots_rows() -> None:
 def test_icc_textbook_value() -> None:
     # Shrout & Fleiss (1979) Table 2: 6 targets × 4 judges; ICC(2,1) = .29, ICC(2,4) = .62.
     data = [[9, 2, 5, 8], [6, 1, 3, 2], [8, 4, 6, 8], [7, 1, 2, 6], [10, 5, 6, 9], [6, 2, 4, 7]]
-    got = icc(data)
+    got = icc(data, min_targets=6)
     assert round(got.icc2_1, 2) == 0.29 and round(got.icc2_k, 2) == 0.62
     assert got.band == "poor" and got.band_k == "good"
 
 
 def test_icc_edge_cases() -> None:
-    same = icc([[3, 3], [3, 3], [3, 3]])
+    same = icc([[3, 3], [3, 3], [3, 3]], min_targets=2)
     assert same.status == "undefined" and same.icc2_1 is None and same.band is None
     assert icc([[3, 4]]).status == "not_enough_data"  # one target
     assert icc([[3], [4], [5]]).status == "not_enough_data"  # one rater
     assert icc([]).status == "not_enough_data"
     assert icc([[1, None], [2, None], [3, 3]]).status == "not_enough_data"  # one complete row
-    perfect = icc([[1, 1], [3, 3], [2, 2]])
+    perfect = icc([[1, 1], [3, 3], [2, 2]], min_targets=2)
     assert perfect.status == "ok" and perfect.icc2_1 == pytest.approx(1.0) and perfect.ci95_2_1 is None
-    # n = k = 2 with no target or rater effect: ICC(2,1) is (0 - MSE) / 0.
-    assert icc([[1, 2], [2, 1]]).status == "undefined"
+    assert "error mean square is 0" in perfect.single.ci_reason
+    # n = k = 2 with no target effect: MSB = 0 < MSE, a negative between-target variance component.
+    swapped = icc([[1, 2], [2, 1]], min_targets=2)
+    assert swapped.status == "not_estimable" and "variance component" in swapped.reason
     with pytest.raises(ValueError, match="same number of raters"):
         icc([[1, 2], [3]])
 
@@ -185,7 +195,7 @@ def test_alpha_nominal_utterance_codes() -> None:
     ]
     mapping = {c: i for i, c in enumerate(["AF", "CR", "GI", "NONE", "Q", "SEEK", "SR"])}
     as_int = np.array([[np.nan if c is None else mapping[c] for c in row] for row in codes], dtype=float)
-    got = krippendorff_alpha(codes, "nominal")
+    got = krippendorff_alpha(codes, "nominal", min_units=2)
     assert got.alpha == pytest.approx(
         krippendorff.alpha(reliability_data=as_int, level_of_measurement="nominal")
     )
@@ -193,7 +203,7 @@ def test_alpha_nominal_utterance_codes() -> None:
 
 
 def test_alpha_edge_cases() -> None:
-    identical = krippendorff_alpha([[1, 2, 3, 4], [1, 2, 3, 4]], "interval")
+    identical = krippendorff_alpha([[1, 2, 3, 4], [1, 2, 3, 4]], "interval", min_units=2)
     assert identical.status == "ok" and identical.alpha == 1.0
     no_variation = krippendorff_alpha([[2, 2, 2], [2, 2, 2]], "interval")
     assert no_variation.status == "undefined" and no_variation.alpha is None
@@ -205,7 +215,7 @@ def test_alpha_edge_cases() -> None:
     assert krippendorff_alpha([[1, 2, 3]], "interval").status == "not_enough_data"
     assert krippendorff_alpha([], "nominal").status == "not_enough_data"
     with pytest.raises(ValueError, match="out-of-domain"):
-        krippendorff_alpha([[1, 2], [1, 7]], "ordinal", value_domain=[1, 2, 3, 4, 5])
+        krippendorff_alpha([[1, 2], [1, 7]], "ordinal", value_domain=[1, 2, 3, 4, 5], min_units=2)
 
 
 def test_reliability_matrix_from_codings() -> None:
@@ -237,12 +247,13 @@ def test_cohen_kappa_equals_sklearn_on_shared_units() -> None:
 
 def test_cohen_kappa_pairs_and_edge_cases() -> None:
     rows = [["Q", "SR", "CR", "Q"], ["Q", "SR", "SR", "Q"], ["Q", None, "CR", "GI"]]
-    pairs = cohen_kappa_pairs(rows, coders=["ann", "bob", "cy"])
+    pairs = cohen_kappa_pairs(rows, coders=["ann", "bob", "cy"], min_units=2)
     assert [(p.coder_a, p.coder_b) for p in pairs] == [("ann", "bob"), ("ann", "cy"), ("bob", "cy")]
     assert pairs[0].result.kappa == pytest.approx(cohen_kappa_score(rows[0], rows[1]))
     assert pairs[1].result.kappa == pytest.approx(cohen_kappa_score(["Q", "CR", "Q"], ["Q", "CR", "GI"]))
     assert cohen_kappa(["Q", "Q"], ["Q", "Q"]).status == "undefined"
-    assert cohen_kappa(["Q", "SR"], ["SR", "Q"]).kappa == pytest.approx(-1.0)
+    assert cohen_kappa(["Q", "SR"], ["SR", "Q"], min_units=2).kappa == pytest.approx(-1.0)
+    assert cohen_kappa(["Q", "SR"], ["SR", "Q"]).status == "not_estimable"  # 2 units < MIN_TARGETS
     assert cohen_kappa(["Q", None], [None, "Q"]).status == "not_enough_data"
     with pytest.raises(ValueError, match="differ in length"):
         cohen_kappa(["Q"], ["Q", "SR"])
@@ -297,7 +308,8 @@ def test_fleiss_kappa_edge_cases() -> None:
     unequal = fleiss_kappa([["Q", "SR", "Q"], ["Q", None, "Q"]])
     assert unequal.status == "not_applicable"
     # A unit nobody coded is ignored; the rest all have 2 coders.
-    assert fleiss_kappa([["Q", "SR", None], ["Q", "CR", None]]).status == "ok"
+    assert fleiss_kappa([["Q", "SR", None], ["Q", "CR", None]], min_units=2).status == "ok"
+    assert fleiss_kappa([["Q", "SR", None], ["Q", "CR", None]]).status == "not_estimable"
     assert fleiss_kappa([["Q", "Q"], ["Q", "Q"]]).status == "undefined"
     assert fleiss_kappa([["Q"], ["Q"]]).status == "not_enough_data"
     assert fleiss_kappa([["Q", "SR"], [None, None]]).status == "not_enough_data"  # one coder per unit
@@ -328,3 +340,91 @@ def test_coder_drift() -> None:
     with pytest.raises(ValueError, match=r"rows\[1\]: transcript 't1' appears twice for coder 'ann'"):
         coder_drift([DriftRow("t1", "ann", 1, 1.0), DriftRow("t1", "ann", 2, 2.0)])
     assert coder_drift([DriftRow("t1", "ann", 1, 1.0)])["ann"].mean_difference is None
+
+
+# --- degenerate data: never an impossible number (docs/metrics.md, "When a statistic is not estimable") -----
+
+# The demo's shape after a coordinator's round: 4 transcripts × 2 coders whose ratings barely vary, one
+# coder rating Empathy 4 on transcript 1, the other 4 on transcript 2, everything else 3. The formula gives
+# ICC(2,1) = -0.5, ICC(2,k) = -2 and a 95 % interval [4.45, 0.90] for ICC(2,k).
+DEMO_SHAPE = [[4, 3], [3, 4], [3, 3], [3, 3]]
+
+
+def _assert_reportable(result) -> None:
+    for e in (result.single, result.average):
+        if e.value is None:
+            assert e.reason and e.ci95 is None and e.band is None
+            continue
+        assert -1.0 <= e.value <= 1.0
+        if e.ci95 is None:
+            assert e.ci_reason
+        else:
+            assert -1.0 <= e.ci95[0] <= e.value <= e.ci95[1] <= 1.0
+
+
+def test_demo_shape_is_not_estimable_with_the_reason() -> None:
+    got = icc(DEMO_SHAPE)
+    assert got.status == "not_estimable" and got.icc2_1 is got.icc2_k is None
+    assert got.ci95_2_1 is got.ci95_2_k is None and got.band is got.band_k is None
+    assert got.reason == f"fewer than {MIN_TARGETS} double-coded units (MITI reliability studies double-code 10 to 20 percent of sessions)"
+    # the minimum lowered, the variance condition still holds: MSB < MSE
+    low = icc(DEMO_SHAPE, min_targets=2)
+    assert low.status == "not_estimable" and "between-transcript variance component" in low.single.reason
+    assert low.average.value is None and low.average.reason == low.single.reason
+    # the same shape on 10 transcripts (enough of them): still no between-transcript variance
+    ten = icc(DEMO_SHAPE + [[3, 3]] * 6)
+    assert ten.n == 10 and ten.status == "not_estimable" and "variance component" in ten.reason
+    # alpha on the same data: interval alpha is negative but in range; with 4 units it is not estimable
+    coder_rows = [list(col) for col in zip(*DEMO_SHAPE, strict=True)]
+    assert krippendorff_alpha(coder_rows, "interval").status == "not_estimable"
+    assert krippendorff_alpha(coder_rows, "interval", min_units=2).alpha < 0
+
+
+@pytest.mark.parametrize(
+    ("matrix", "status", "reason"),
+    [
+        ([[3, 3]] * 12, "undefined", "no variation"),  # constant ratings
+        ([[4, 3], [3, 4]], "not_estimable", "variance component"),  # n = 2
+        ([[2, 4], [5, 2]], "not_estimable", "variance component"),  # n = 2, MSB < MSE again
+        ([[v, 1] for v in (3, 4, 5, 2, 3, 4, 5, 2, 3, 4)], "not_estimable", "variance component"),  # constant column
+    ],
+)
+def test_degenerate_icc(matrix: list[list[int]], status: str, reason: str) -> None:
+    got = icc(matrix, min_targets=2)
+    assert got.status == status and reason in got.reason
+    assert got.icc2_1 is None and got.icc2_k is None and got.band is None and got.band_k is None
+
+
+def test_one_constant_rater_with_a_target_effect_stays_in_range() -> None:
+    # coder 2 rates everything 3, coder 1 varies, and the transcripts do differ a little: ICC estimable
+    # but poor, and its intervals ordered
+    got = icc([[v, 3 + (v > 4)] for v in (3, 4, 5, 2, 3, 4, 5, 2, 3, 5)])
+    _assert_reportable(got)
+
+
+def test_n_two_default_and_constant_kappa() -> None:
+    assert icc([[1, 2], [3, 5]]).status == "not_estimable"  # 2 targets < MIN_TARGETS
+    assert cohen_kappa(["Q"] * 12, ["Q"] * 12).status == "undefined"
+    assert fleiss_kappa([["Q"] * 12, ["Q"] * 11 + ["SR"]]).kappa is not None  # 12 units: estimable
+
+
+def test_estimate_keeps_values_in_range_and_intervals_ordered() -> None:
+    from evaluation.reliability import estimate
+
+    assert estimate(16.0).value is None and "outside [-1, 1]" in estimate(16.0).reason
+    assert estimate(-1.143).value is None
+    inverted = estimate(0.5, (4.79, 0.67))
+    assert inverted.value == 0.5 and inverted.ci95 is None and "not ordered" in inverted.ci_reason
+    assert estimate(0.5, (0.2, 0.7)).ci95 == (0.2, 0.7)
+    assert estimate(0.5, (0.6, 0.7)).ci95 is None  # does not contain the estimate
+    assert estimate(0.9, (-1.8, 0.95)).ci95 is None  # reaches below -1
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_barely_varying_ratings_never_give_an_impossible_number(seed: int) -> None:
+    # ratings of 3 with a few 4s, like a small pilot round: every result is in range with ordered CIs
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(2, 25)), int(rng.integers(2, 4))
+    matrix = 3 + (rng.random((n, k)) < rng.uniform(0.05, 0.4)).astype(float)
+    for minimum in (2, MIN_TARGETS):
+        _assert_reportable(icc(matrix, min_targets=minimum))
