@@ -290,7 +290,11 @@ class CodingRound(models.Model):
 
 
 class Assignment(models.Model):
-    """One coder × one transcript in a round; ``version`` guards against stale writes (409)."""
+    """One coder × one transcript in a round; ``version`` guards against stale writes (409).
+
+    Only a member of the round's study reaches it (``annotation.queries.access``): a removed coder's
+    assignments stay as history, shown "coder removed" to coordinators, who may reassign them.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Not started")
@@ -311,6 +315,11 @@ class Assignment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # False once the work was reassigned (its coder removed from the study): the coding stays as history
+    # and counts in results only if a coordinator includes it again.
+    in_results = models.BooleanField(
+        default=True, help_text=_("Whether this coding counts in results (off once reassigned, until included).")
+    )
 
     class Meta:
         ordering = ["coding_round", "coder", "position"]

@@ -85,7 +85,8 @@ def code_rows(
 
     Returns (header, rows, number of rows). Utterances a coder left without a code get an empty code.
     """
-    flt: dict[str, Any] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED}
+    # As in the results: reassigned work stays out unless a coordinator included it again.
+    flt: dict[str, Any] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED, "in_results": True}
     if coding_round is not None:
         flt["coding_round"] = coding_round
     assignments = list(
