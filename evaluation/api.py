@@ -203,6 +203,7 @@ _FILE_TYPES = {
     "text/csv": "CSV (one table)", "application/zip": "CSV tables in a zip",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX workbook",
     "text/html": "printable HTML report", "application/pdf": "PDF report",
+    "application/jsonl": "JSON Lines (codes, exact texts)",
 }
 
 
