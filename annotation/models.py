@@ -13,6 +13,7 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from . import miti
+from .claims import ClaimedWork
 
 
 class Study(models.Model):
@@ -64,14 +65,20 @@ class Membership(models.Model):
         return f"{self.user} @ {self.study} ({self.role})"
 
 
-class ImportBatch(models.Model):
+class ImportBatch(ClaimedWork):
     """One import (file, folder or zip): its progress on the worker, and provenance of the dialogues it made.
 
     A page or API import is stored under ``MI_IMPORT_DIR`` (``upload_path``) and queued; the worker
     claims the batch (``claim_token``; ``claimed_at`` is its heartbeat), parses and writes in one
     transaction, and ends it ``done`` (counts, warnings) or ``failed`` (``errors``) — the stored upload is
     removed then. ``attempts`` counts claims: a redelivered task that took over a stale claim makes it 2.
+    The claim is the claim kernel's (``annotation.claims``), as for export jobs and generation items.
     """
+
+    OPEN_STATUS = "queued"
+    CLAIMED_STATUS = "running"
+    STALE_SECONDS_SETTING = "MI_IMPORT_CLAIM_STALE_SECONDS"
+    STALE_SECONDS_DEFAULT = 900
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -93,9 +100,6 @@ class ImportBatch(models.Model):
     duplicates = models.JSONField(default=dict, blank=True)
     warnings = models.JSONField(default=list, blank=True)
     errors = models.JSONField(default=list, blank=True)
-    attempts = models.PositiveIntegerField(default=0)
-    claim_token = models.CharField(max_length=32, blank=True)
-    claimed_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)  # the current attempt's start on the worker
     finished_at = models.DateTimeField(null=True, blank=True)  # commit (done) or failure
     created_by = models.ForeignKey(
@@ -290,7 +294,11 @@ class CodingRound(models.Model):
 
 
 class Assignment(models.Model):
-    """One coder × one transcript in a round; ``version`` guards against stale writes (409)."""
+    """One coder × one transcript in a round; ``version`` guards against stale writes (409).
+
+    Only a member of the round's study reaches it (``annotation.queries.access``): a removed coder's
+    assignments stay as history, shown "coder removed" to coordinators, who may reassign them.
+    """
 
     class Status(models.TextChoices):
         PENDING = "pending", _("Not started")
@@ -311,6 +319,11 @@ class Assignment(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # False once the work was reassigned (its coder removed from the study): the coding stays as history
+    # and counts in results only if a coordinator includes it again.
+    in_results = models.BooleanField(
+        default=True, help_text=_("Whether this coding counts in results (off once reassigned, until included).")
+    )
 
     class Meta:
         ordering = ["coding_round", "coder", "position"]

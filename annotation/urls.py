@@ -34,6 +34,10 @@ urlpatterns += [
     path("studies/<slug:slug>/rounds/new/", rounds.round_create, name="round-create"),
     path("studies/<slug:slug>/rounds/annomi/", rounds.annomi_import, name="round-annomi"),
     path("studies/<slug:slug>/rounds/<int:pk>/", rounds.round_detail, name="round-detail"),
+    path("studies/<slug:slug>/rounds/<int:pk>/coders/<int:coder>/reassign/", rounds.round_reassign,
+         name="round-reassign"),
+    path("studies/<slug:slug>/rounds/<int:pk>/coders/<int:coder>/include/", rounds.round_include,
+         name="round-include"),
     path(
         "studies/<slug:slug>/rounds/<int:pk>/assignments/<int:apk>/",
         rounds.assignment_detail,

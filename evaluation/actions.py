@@ -1,6 +1,6 @@
 """Every state change of evaluation: score a generation run, queue an export and write it.
 
-Atomic; tasks are sent by name after commit (``inference.claims.send_after_commit``), so this module
+Atomic; tasks are sent by name after commit (``annotation.claims.send_after_commit``), so this module
 never imports ``evaluation.tasks`` — the tasks import it.
 """
 
@@ -15,9 +15,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from annotation import claims
 from annotation.errors import ActionError
 from annotation.models import CodingRound, Study
-from inference import claims
 from inference.models import GenerationItem, GenerationRun
 
 from . import exports, metrics
@@ -111,40 +111,64 @@ def export_path(job: ExportJob, coding_round: CodingRound | None) -> Path:
     return Path(settings.MI_EXPORT_DIR) / f"job-{job.pk}" / name
 
 
+class _ClaimLost(Exception):
+    """Another delivery took the job over (ours went stale): stop, write nothing."""
+
+
 def run_export_job(job_id: int) -> dict[str, object]:
     """Write export job ``job_id`` (the body of the ``evaluation.run_export`` task); progress (0–1) is
-    stored on the job as it goes. The file is written to a temporary name and renamed into place."""
-    # Claim: only a queued job, or one a killed worker left running (redelivered), is (re)started.
-    claimed = ExportJob.objects.filter(
-        pk=job_id, status__in=[ExportJob.Status.QUEUED, ExportJob.Status.RUNNING]
-    ).update(status=ExportJob.Status.RUNNING, progress=0.0, error="")
-    if not claimed:
-        return {"job": job_id, "ok": False, "error": "not queued"}
+    stored on the job as it goes.
+
+    The job is claimed with the claim kernel (``annotation.claims``): a queued job, or a running one
+    whose claim went stale (its worker died), is taken — once; a delivery that finds a live claim
+    returns ``busy`` with ``retry_in`` (seconds until that claim would go stale). Each delivery writes
+    its own temporary file (named by its token) and renames it into place only while it still holds
+    the claim, under the job's row lock: two deliveries never write the same file, and a late writer
+    whose claim was taken over leaves nothing behind.
+    """
+    token = claims.new_claim_token()
+    if not claims.claim(ExportJob, [job_id], token):
+        job = ExportJob.objects.filter(pk=job_id).first()
+        if job is None:
+            return {"job": job_id, "ok": False, "error": "gone"}
+        if job.status in (ExportJob.Status.DONE, ExportJob.Status.FAILED):
+            return {"job": job_id, "ok": False, "error": "finished"}
+        wait = claims.seconds_until_foreign_claims_go_stale(ExportJob, [job_id], token)
+        return {"job": job_id, "ok": False, "error": "busy", "retry_in": wait or 1}
+    mine = ExportJob.objects.filter(claims.held_by(ExportJob, token), pk=job_id)
+    mine.update(progress=0.0, error="")
     job = ExportJob.objects.select_related("study").get(pk=job_id)
     round_id = (job.options or {}).get("round")
     coding_round = CodingRound.objects.filter(study=job.study, pk=round_id).first() if round_id else None
     target = export_path(job, coding_round)
-    partial = target.with_name(target.name + ".part")
+    partial = target.with_name(f"{target.name}.{token}.part")
     last = [0.0]
 
     def progress(fraction: float) -> None:
-        # Throttled: a 240,000-row export would otherwise write thousands of progress updates.
+        # Throttled: a 240,000-row export would otherwise write thousands of progress updates. Each
+        # update is also the claim's heartbeat; finding the claim gone stops the write.
         if fraction - last[0] >= 0.02:
             last[0] = fraction
-            ExportJob.objects.filter(pk=job_id).update(progress=min(fraction, 0.99))
+            if not mine.update(progress=min(fraction, 0.99), claimed_at=timezone.now()):
+                raise _ClaimLost()
 
     try:
         rows = exports.write_export(job.study, job.kind, job.format, partial, coding_round=coding_round,
                                     progress=progress, group_by=(job.options or {}).get("group_by") or "source")
-        os.replace(partial, target)
+        with transaction.atomic():
+            # Rename only while the claim holds (row lock): a taken-over writer renames nothing.
+            if not ExportJob.objects.select_for_update().filter(claims.held_by(ExportJob, token), pk=job_id).exists():
+                raise _ClaimLost()
+            os.replace(partial, target)
+            mine.update(status=ExportJob.Status.DONE, progress=1.0, rows=rows, file_path=str(target),
+                        finished_at=timezone.now())
+    except _ClaimLost:
+        partial.unlink(missing_ok=True)
+        log.warning("export job %s was taken over by another delivery; this one wrote nothing", job_id)
+        return {"job": job_id, "ok": False, "error": "lost"}
     except Exception as exc:
         partial.unlink(missing_ok=True)
         log.exception("export job %s failed", job_id)
-        ExportJob.objects.filter(pk=job_id).update(
-            status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now()
-        )
+        mine.update(status=ExportJob.Status.FAILED, error=f"{type(exc).__name__}: {exc}", finished_at=timezone.now())
         return {"job": job_id, "ok": False, "error": str(exc)}
-    ExportJob.objects.filter(pk=job_id).update(
-        status=ExportJob.Status.DONE, progress=1.0, rows=rows, file_path=str(target), finished_at=timezone.now()
-    )
     return {"job": job_id, "ok": True, "rows": rows, "path": str(target)}

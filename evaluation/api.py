@@ -221,6 +221,7 @@ _FILE_TYPES = {
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "XLSX workbook",
     "text/html": "printable HTML report", "application/pdf": "PDF report",
     "application/vnd.apache.parquet": "Parquet file (codes, summaries)",
+    "application/jsonl": "JSON Lines (codes, exact texts)",
 }
 
 

@@ -2,7 +2,10 @@
 
 Each export kind is one or more ``Table``s (header + rows); ``write_export`` writes them as CSV
 (one file, or a zip of files for several tables), XLSX (one sheet per table) or — for the report —
-HTML or PDF. Source and model columns are coordinator information: ``blind=True`` leaves them out
+HTML or PDF. CSV cells that a spreadsheet program would run as a formula are neutralised with a
+leading quote (:func:`csv_cell`); XLSX writes inline strings, never formulas, so it keeps every text as
+it is; the codes can also be written as JSONL, which keeps the exact texts for analysis
+(``docs/exports.md``). Source and model columns are coordinator information: ``blind=True`` leaves them out
 (for handing data to people who must stay blind). Numbers are written unrounded (full float
 precision); the page and the report round for display only.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +46,7 @@ EXPORT_KINDS: dict[str, str] = {
 }
 # Which formats each kind can be written in.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
-    "codes": ("csv", "xlsx", "parquet"),
+    "codes": ("csv", "xlsx", "parquet", "jsonl"),
     "summaries": ("csv", "xlsx", "parquet"),
     "aggregates": ("csv", "xlsx"),
     "reliability": ("csv", "xlsx"),
@@ -57,7 +61,9 @@ def check_export(kind: str, fmt: str) -> None:
     if kind not in EXPORT_FORMATS:
         raise ActionError(f"Unknown export kind '{kind}'; use one of: {', '.join(EXPORT_FORMATS)}.")
     if fmt not in EXPORT_FORMATS[kind]:
-        raise ActionError(f"'{kind}' can be exported as {' or '.join(EXPORT_FORMATS[kind])}, not '{fmt}'.")
+        *first, last = EXPORT_FORMATS[kind]
+        allowed = f"{', '.join(first)} or {last}" if first else last
+        raise ActionError(f"'{kind}' can be exported as {allowed}, not '{fmt}'.")
 
 
 @dataclass
@@ -88,7 +94,8 @@ def code_rows(
 
     Returns (header, rows, number of rows). Utterances a coder left without a code get an empty code.
     """
-    flt: dict[str, Any] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED}
+    # As in the results: reassigned work stays out unless a coordinator included it again.
+    flt: dict[str, Any] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED, "in_results": True}
     if coding_round is not None:
         flt["coding_round"] = coding_round
     assignments = list(
@@ -289,11 +296,31 @@ def metrics_table(results: Results, *, blind: bool = False) -> Table:
 # --- writers ------------------------------------------------------------------------------------------
 
 
+# A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets (OWASP "CSV
+# injection"): ``=cmd|' /C calc'!A0`` in an utterance would run when a coordinator opens the file.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string starting like a formula gets a leading quote.
+
+    Numbers are written as numbers (a negative float stays a number); only text is prefixed, as OWASP
+    recommends. The JSONL export keeps the exact text.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_row(row: Sequence[Any]) -> list[Any]:
+    return [csv_cell(value) for value in row]
+
+
 def _csv_bytes(table: Table) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(table.header)
-    writer.writerows(table.rows)
+    writer.writerow(_csv_row(table.header))
+    writer.writerows(_csv_row(row) for row in table.rows)
     # utf-8-sig: Excel opens a UTF-8 CSV with Chinese text correctly only with the BOM.
     return buffer.getvalue().encode("utf-8-sig")
 
@@ -353,10 +380,21 @@ def _write_parquet(table: Table, out: Path) -> int:
         if writer is not None:
             writer.close()
     return written
+def _jsonl_value(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 def _write_tables(tables: list[Table], fmt: str, out: Path) -> int:
     rows = 0
+    if fmt == "jsonl":
+        # One JSON object per row, keyed by the header: the exact texts (no quote prefix), UTF-8.
+        (table,) = tables
+        with out.open("w", encoding="utf-8", newline="\n") as handle:
+            for row in table.rows:
+                record = {key: _jsonl_value(value) for key, value in zip(table.header, row, strict=True)}
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+                rows += 1
+        return rows
     if fmt == "xlsx":
         with XlsxWriter(out) as book:
             for table in tables:
@@ -370,9 +408,9 @@ def _write_tables(tables: list[Table], fmt: str, out: Path) -> int:
         table = tables[0]
         with out.open("w", newline="", encoding="utf-8-sig") as handle:
             writer = csv.writer(handle)
-            writer.writerow(table.header)
+            writer.writerow(_csv_row(table.header))
             for row in table.rows:
-                writer.writerow(row)
+                writer.writerow(_csv_row(row))
                 rows += 1
         return rows
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from annotation.claims import ClaimedWork
 from annotation.models import Study
 from inference.models import GenerationRun
 
@@ -24,7 +25,17 @@ class MetricReport(models.Model):
     computed_at = models.DateTimeField(auto_now=True)
 
 
-class ExportJob(models.Model):
+class ExportJob(ClaimedWork):
+    """One export, written by a worker that claims it (``annotation.claims``): queued → running → done
+    or failed. A job is taken once; a running job whose claim went stale (no progress for
+    ``MI_EXPORT_CLAIM_STALE_SECONDS``: its worker died) is taken over; a writer whose claim was taken
+    over writes nothing, and each delivery writes its own temporary file."""
+
+    OPEN_STATUS = "queued"
+    CLAIMED_STATUS = "running"
+    STALE_SECONDS_SETTING = "MI_EXPORT_CLAIM_STALE_SECONDS"
+    STALE_SECONDS_DEFAULT = 900
+
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
         RUNNING = "running", _("Running")
@@ -34,7 +45,7 @@ class ExportJob(models.Model):
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="export_jobs")
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=30)  # codes, summaries, aggregates, reliability, metrics, report
-    format = models.CharField(max_length=10)  # csv, xlsx, html, pdf
+    format = models.CharField(max_length=10)  # csv, xlsx, jsonl, html, pdf
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
     # What to export beyond kind/format, e.g. {"round": 3}; and what the finished file holds.

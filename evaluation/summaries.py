@@ -142,7 +142,10 @@ _tally_rows = tally.tally_rows
 
 
 def _assignment_filter(study: Study, coding_round: CodingRound | None) -> dict[str, object]:
-    lookup: dict[str, object] = {"coding_round__study": study, "status": Assignment.Status.SUBMITTED}
+    # Reassigned work (its coder removed) stays out of results unless a coordinator included it again.
+    lookup: dict[str, object] = {
+        "coding_round__study": study, "status": Assignment.Status.SUBMITTED, "in_results": True,
+    }
     if coding_round is not None:
         lookup["coding_round"] = coding_round
     return lookup

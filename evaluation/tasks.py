@@ -3,7 +3,8 @@
 ``evaluation.compute_run_metrics`` is sent *by name* by ``inference`` when a run finishes (inference
 never imports evaluation), and by the dashboard's "compute" button. ``evaluation.run_export`` writes
 an ``ExportJob``'s file with progress. Both are safe to run twice: the metric report is replaced, the
-export file is written to a temporary name and renamed into place.
+export job is claimed (``annotation.claims``): written once, by one delivery, to a temporary file
+of its own that is renamed into place.
 """
 
 from __future__ import annotations
@@ -34,7 +35,15 @@ def compute_run_metrics(self, run_id: int) -> dict[str, object]:
     return {"run": run_id, "ok": True, "n_rounds": report.n_rounds, "pooled": report.pooled}
 
 
-@shared_task(name="evaluation.run_export", bind=True, acks_late=True)
+@shared_task(name="evaluation.run_export", bind=True, acks_late=True, max_retries=5)
 def run_export(self, job_id: int) -> dict[str, object]:
-    """Write export job ``job_id``; progress (0–1) is stored on the job as it goes."""
-    return actions.run_export_job(job_id)
+    """Write export job ``job_id``; progress (0–1) is stored on the job as it goes.
+
+    A delivery that finds the job held by another live one retries when that claim would go stale
+    (the other worker may have died with the job running); it never writes alongside it.
+    """
+    result = actions.run_export_job(job_id)
+    wait = result.pop("retry_in", None)
+    if wait is not None and not self.request.is_eager:
+        raise self.retry(countdown=wait)
+    return result

@@ -162,6 +162,8 @@ MI_MAX_IMPORT_BYTES = envint("MI_MAX_IMPORT_BYTES", 200 * 1024 * 1024)
 MI_IMPORT_DIR = Path(os.environ.get("MI_IMPORT_DIR", VAR_DIR / "imports"))
 # A running import whose worker has not reported for this long is taken over by a redelivered task.
 MI_IMPORT_CLAIM_STALE_SECONDS = envint("MI_IMPORT_CLAIM_STALE_SECONDS", 900)
+# A running export whose worker has not reported progress for this long is taken over by a redelivered task.
+MI_EXPORT_CLAIM_STALE_SECONDS = envint("MI_EXPORT_CLAIM_STALE_SECONDS", 900)
 DATA_UPLOAD_MAX_MEMORY_SIZE = envint("DATA_UPLOAD_MAX_MEMORY_SIZE", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 FILE_UPLOAD_TEMP_DIR = None

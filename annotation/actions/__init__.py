@@ -25,7 +25,13 @@ from .coding import (
     undo_last,
 )
 from .imports import IMPORT_TASK, create_derived_dialogue, import_dialogues, request_import, run_import
-from .rounds import create_coding_round, plan_assignments, reopen_assignment
+from .rounds import (
+    create_coding_round,
+    include_in_results,
+    plan_assignments,
+    reassign_coder,
+    reopen_assignment,
+)
 from .studies import (
     ActionError,
     create_study,
@@ -60,12 +66,14 @@ __all__ = [
     "dialogue_rounds",
     "ensure_reference_source",
     "import_annomi_round",
+    "include_in_results",
     "import_dialogues",
     "merge_utterances",
     "plan_assignments",
     "record_consensus_code",
     "record_consensus_global",
     "remove_membership",
+    "reassign_coder",
     "reopen_assignment",
     "request_import",
     "revoke_token",

@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Value
+from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from .. import miti
 from ..errors import ActionError
-from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Utterance, UtteranceCode
+from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Membership, Utterance, UtteranceCode
 from ..queries.coding import missing_for_submit, volley_tally
 from .summaries import store_summaries
 
@@ -90,8 +90,14 @@ def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int
     # One statement: the round check is a correlated EXISTS (no join, so Django keeps every condition in
     # the UPDATE itself and PostgreSQL re-checks ``version`` on the locked row).
     round_open = Exists(CodingRound.objects.filter(pk=OuterRef("coding_round_id"), status=CodingRound.Status.OPEN))
+    # The gate checked membership when the request came in; re-checked here on the locked row, so a
+    # coder removed while their save was in flight writes nothing. Consensus work is a coordinator's
+    # (staff need no membership).
+    still_member = Q(kind=Assignment.Kind.CONSENSUS) | Exists(
+        Membership.objects.filter(user_id=OuterRef("coder_id"), study__rounds=OuterRef("coding_round_id"))
+    )
     updated = (
-        Assignment.objects.filter(round_open, pk=assignment.pk, version=version)
+        Assignment.objects.filter(round_open, still_member, pk=assignment.pk, version=version)
         .exclude(status=Assignment.Status.SUBMITTED)
         .update(**changes)
     )
@@ -101,6 +107,8 @@ def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int
         )
         if current is None:
             raise ActionError("This assignment no longer exists.")
+        if not Assignment.objects.filter(still_member, pk=assignment.pk).exists():
+            raise ActionError("You are no longer a member of this study; your work is kept but cannot be changed.")
         if current["coding_round__status"] != CodingRound.Status.OPEN:
             raise AssignmentReadOnly("This coding round is closed; its work can no longer be changed.")
         if current["status"] == Assignment.Status.SUBMITTED:

@@ -16,7 +16,6 @@ import shutil
 import uuid
 import zipfile
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +24,10 @@ from django.core.exceptions import SuspiciousFileOperation
 from django.core.files.move import file_move_safe
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from .. import parsers
+from .. import claims, parsers
 from ..errors import ActionError
 from ..models import Dialogue, ImportBatch, Study, Turn
 
@@ -220,14 +218,13 @@ def run_import(batch_id: int) -> str:
     imports twice. Returns ``"done"``, ``"failed"``, ``"finished"`` (it had ended already), ``"busy"``
     (another worker holds a live claim: try later), ``"lost"`` (taken over meanwhile) or ``"gone"``.
     """
-    token = uuid.uuid4().hex
-    now = timezone.now()
-    stale = now - timedelta(seconds=settings.MI_IMPORT_CLAIM_STALE_SECONDS)
-    claimable = Q(status=ImportBatch.Status.QUEUED) | Q(status=ImportBatch.Status.RUNNING, claimed_at__lt=stale)
-    claimed = ImportBatch.objects.filter(claimable, pk=batch_id).update(
-        status=ImportBatch.Status.RUNNING, claim_token=token, claimed_at=now, started_at=now,
-        attempts=F("attempts") + 1, progress=0.0, errors=[],
-    )
+    token = claims.new_claim_token()
+    # The claim kernel's one conditional UPDATE: queued, or running with a stale claim (a dead worker).
+    claimed = bool(claims.claim(ImportBatch, [batch_id], token))
+    if claimed:
+        ImportBatch.objects.filter(claims.held_by(ImportBatch, token), pk=batch_id).update(
+            started_at=timezone.now(), progress=0.0, errors=[]
+        )
     batch = ImportBatch.objects.select_related("study", "created_by").filter(pk=batch_id).first()
     if batch is None:
         return "gone"

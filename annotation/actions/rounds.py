@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, Membership, Transcript, TranscriptSource
+from ..queries.access import removed_coder_ids
 from .summaries import drop_summaries
 
 
@@ -117,3 +118,61 @@ def reopen_assignment(assignment: Assignment, *, actor) -> Assignment:
         assignment=locked, actor=actor, action="reopen", old="submitted", new="in_progress", version=locked.version
     )
     return locked
+
+
+@transaction.atomic
+def reassign_coder(coding_round: CodingRound, *, from_user_id: int, to_username: str, actor=None) -> int:
+    """Give a removed coder's work in the round to another coder; returns how many assignments moved.
+
+    Each of their coding assignments gets a fresh one for the new coder, at the end of that coder's
+    queue; the old ones stay as history and leave the results (``in_results``) until a coordinator
+    includes them again (:func:`include_in_results`). Transcripts the new coder already has in this
+    round are skipped (one coding per coder and transcript).
+    """
+    if from_user_id not in removed_coder_ids(coding_round):
+        raise ActionError("Only the work of a coder removed from the study can be reassigned.")
+    target = (
+        Membership.objects.select_related("user")
+        .filter(study_id=coding_round.study_id, user__username=to_username, role=Membership.Role.CODER,
+                user__is_active=True)
+        .first()
+    )
+    if target is None:
+        raise ActionError(f"'{to_username}' is not an active coder of this study.")
+    old = list(
+        Assignment.objects.select_for_update()
+        .filter(coding_round=coding_round, coder_id=from_user_id, kind=Assignment.Kind.CODING, in_results=True)
+        .order_by("position")
+    )
+    taken = set(
+        Assignment.objects.filter(coding_round=coding_round, coder=target.user, kind=Assignment.Kind.CODING)
+        .values_list("transcript_id", flat=True)
+    )
+    moving = [a for a in old if a.transcript_id not in taken]
+    start = (
+        Assignment.objects.filter(coding_round=coding_round, coder=target.user).order_by("-position")
+        .values_list("position", flat=True).first()
+    )
+    start = -1 if start is None else start
+    Assignment.objects.bulk_create(
+        [
+            Assignment(coding_round=coding_round, transcript_id=a.transcript_id, coder=target.user, position=start + 1 + i)
+            for i, a in enumerate(moving)
+        ]
+    )
+    Assignment.objects.filter(pk__in=[a.pk for a in moving]).update(in_results=False, updated_at=timezone.now())
+    coding_round.coders.add(target.user)
+    for a in moving:
+        AuditEvent.objects.create(
+            assignment=a, actor=actor, action="reassign", old=str(from_user_id), new=target.user.get_username(),
+            version=a.version,
+        )
+    return len(moving)
+
+
+@transaction.atomic
+def include_in_results(coding_round: CodingRound, *, coder_id: int, include: bool) -> int:
+    """Count a removed coder's (reassigned) work in results again, or leave it out; returns the rows changed."""
+    return Assignment.objects.filter(
+        coding_round=coding_round, coder_id=coder_id, kind=Assignment.Kind.CODING
+    ).exclude(in_results=include).update(in_results=include, updated_at=timezone.now())

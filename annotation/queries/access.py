@@ -89,29 +89,53 @@ def import_batch_for(user: User, study: Study, pk: int) -> ImportBatch:
     return batch
 
 
-def assignments_for(user: User) -> QuerySet[Assignment]:
-    """The user's own coding queue across studies, in queue order."""
-    if not user.is_authenticated:
+def _own_assignments(user: User) -> QuerySet[Assignment]:
+    """The user's assignments in studies they still belong to; none for an inactive user.
+
+    Membership is the gate for everything a coder touches: removing a member (or deactivating the
+    user) ends their access to queue, pages, partials, API and writes at once, while the assignments
+    themselves stay as history; re-adding the member restores access. Staff see their own work in
+    every study, as they act as coordinators everywhere.
+    """
+    if not user.is_authenticated or not user.is_active:
         return Assignment.objects.none()
+    own = Assignment.objects.filter(coder=user)
+    if user.is_staff:
+        return own
+    # Membership is unique per (study, user): the join adds at most one row per assignment.
+    return own.filter(coding_round__study__memberships__user=user)
+
+
+def assignments_for(user: User) -> QuerySet[Assignment]:
+    """The user's own coding queue across the studies they belong to, in queue order."""
     return (
-        Assignment.objects.filter(coder=user, kind=Assignment.Kind.CODING)
+        _own_assignments(user)
+        .filter(kind=Assignment.Kind.CODING)
         .select_related("transcript", "coding_round", "coding_round__study")
         .order_by("coding_round__study__name", "coding_round_id", "position")
     )
 
 
 def assignment_for(user: User, pk: int) -> Assignment:
-    """The user's own assignment (404 for anybody else's, including another coder's)."""
-    if not user.is_authenticated:
-        raise Http404("No such assignment.")
+    """The user's own assignment in a study they belong to (404 for anybody else's, another coder's,
+    or their own once they were removed from the study)."""
     assignment = (
-        Assignment.objects.select_related("transcript", "coding_round", "coding_round__study")
-        .filter(pk=pk, coder=user)
+        _own_assignments(user).select_related("transcript", "coding_round", "coding_round__study")
+        .filter(pk=pk)
         .first()
     )
     if assignment is None:
         raise Http404("No such assignment.")
     return assignment
+
+
+def removed_coder_ids(coding_round: CodingRound) -> set[int]:
+    """Coders with work in the round who no longer belong to its study (or were deactivated)."""
+    involved = Assignment.objects.filter(coding_round=coding_round, kind=Assignment.Kind.CODING)
+    members = Membership.objects.filter(study_id=coding_round.study_id, user__is_active=True)
+    return set(
+        involved.exclude(coder_id__in=members.values("user_id")).order_by().values_list("coder_id", flat=True).distinct()
+    )
 
 
 def round_for(user: User, study: Study, pk: int, role: str | None = COORDINATOR) -> CodingRound:

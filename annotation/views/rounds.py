@@ -271,10 +271,13 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         .order_by("kind", "coder__username", "position")
     )
     coders = {a.coder_id: a.coder for a in assignments}
+    removed = queries.removed_coder_ids(coding_round)
+    excluded = {a.coder_id for a in assignments if not a.in_results}
     counted = queries.coding_progress(study, coding_round)
     rows = [
         {"coder": coders[r.coder_id], "assigned": r.total, "pending": r.pending, "in_progress": r.in_progress,
-         "submitted": r.submitted, "percent": r.percent_whole}
+         "submitted": r.submitted, "percent": r.percent_whole, "removed": r.coder_id in removed,
+         "excluded": r.coder_id in excluded}
         for r in counted
         if r.kind == Assignment.Kind.CODING
     ]
@@ -287,9 +290,38 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "done": totals.submitted,
         "percent": totals.percent_whole,
         "assignments": assignments,
+        "removed": removed,
         "sources": coding_round.sources.all(),
+        "reassign_to": queries.members_of(study).filter(role=queries.CODER, user__is_active=True),
     }
     return render(request, "annotation/rounds/round_detail.html", context)
+
+
+@login_required
+@require_POST
+def round_reassign(request: HttpRequest, slug: str, pk: int, coder: int) -> HttpResponse:
+    """Give a removed coder's work to another coder (fresh assignments; the old ones leave the results)."""
+    study = queries.study_for(request.user, slug, role=COORDINATOR)
+    coding_round = queries.round_for(request.user, study, pk)
+    try:
+        moved = actions.reassign_coder(
+            coding_round, from_user_id=coder, to_username=request.POST.get("to", ""), actor=request.user
+        )
+    except actions.ActionError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("Reassigned %(n)d assignment(s).") % {"n": moved})
+    return redirect("round-detail", slug=slug, pk=pk)
+
+
+@login_required
+@require_POST
+def round_include(request: HttpRequest, slug: str, pk: int, coder: int) -> HttpResponse:
+    """Count a removed coder's reassigned work in results again (``include=1``) or leave it out."""
+    study = queries.study_for(request.user, slug, role=COORDINATOR)
+    coding_round = queries.round_for(request.user, study, pk)
+    actions.include_in_results(coding_round, coder_id=coder, include=request.POST.get("include") == "1")
+    return redirect("round-detail", slug=slug, pk=pk)
 
 
 def _assignment(request: HttpRequest, slug: str, pk: int, apk: int):

@@ -93,6 +93,52 @@ def test_codes_as_parquet_equal_the_csv_and_xlsx_continues_on_a_new_sheet_at_the
     assert list(sheets) == ["codes", *[f"codes ({i})" for i in range(2, n_sheets + 1)]]
     assert [len(frame) for frame in sheets.values()] == [10] * (n_sheets - 1) + [rows_csv - 10 * (n_sheets - 1)]
     assert pd.concat(sheets.values())["code"].tolist() == from_csv["code"].tolist()
+HOSTILE_TEXTS = ["=cmd|' /C calc'!A0", "+SUM(1,2)", "-2+3", "@SUM(A1)", "\tTAB=1", "\r=1+1", "plain 'quoted' text"]
+
+
+def test_csv_cells_starting_like_a_formula_get_a_quote_prefix() -> None:
+    assert [exports.csv_cell(t) for t in HOSTILE_TEXTS] == [
+        "'=cmd|' /C calc'!A0", "'+SUM(1,2)", "'-2+3", "'@SUM(A1)", "'\tTAB=1", "'\r=1+1", "plain 'quoted' text",
+    ]
+    # Numbers stay numbers (a negative score is not a formula); only text is prefixed.
+    assert exports.csv_cell(-0.5) == -0.5 and exports.csv_cell(3) == 3 and exports.csv_cell(None) is None
+
+
+def test_code_exports_neutralise_formulas_in_csv_and_keep_exact_text_in_xlsx_and_jsonl(coded, tmp_path) -> None:
+    import json
+
+    import openpyxl
+
+    utterances = list(Utterance.objects.filter(codes__isnull=False).distinct().order_by("id")[: len(HOSTILE_TEXTS)])
+    for utterance, text in zip(utterances, HOSTILE_TEXTS, strict=True):
+        Utterance.objects.filter(pk=utterance.pk).update(text=text)
+    n_rows = exports.write_export(coded.study, "codes", "csv", tmp_path / "codes.csv")
+
+    with (tmp_path / "codes.csv").open(encoding="utf-8-sig", newline="") as handle:
+        texts = [row["utterance_text"] for row in csv.DictReader(handle)]
+    assert len(texts) == n_rows
+    assert not [t for t in texts if t.startswith(exports.FORMULA_STARTS)]
+    assert {"'" + t for t in HOSTILE_TEXTS[:-1]} <= set(texts) and HOSTILE_TEXTS[-1] in texts
+
+    # CSV tables in a zip (several tables) go through the same cell rule.
+    table = exports._csv_bytes(exports.Table("t", ["x"], [[t] for t in HOSTILE_TEXTS])).decode("utf-8-sig")
+    cells = [row[0] for row in csv.reader(io.StringIO(table, newline=""))][1:]
+    assert cells == [exports.csv_cell(t) for t in HOSTILE_TEXTS]
+
+    # XLSX writes inline strings (never formulas): the text is exactly what was coded.
+    exports.write_export(coded.study, "codes", "xlsx", tmp_path / "codes.xlsx")
+    sheet = openpyxl.load_workbook(tmp_path / "codes.xlsx").active
+    header = [c.value for c in next(sheet.iter_rows(max_row=1))]
+    column = header.index("utterance_text")
+    cells = [row[column] for row in sheet.iter_rows(min_row=2)]
+    assert all(c.data_type != "f" for c in cells)
+    assert set(HOSTILE_TEXTS[:-2]) <= {c.value for c in cells}  # openpyxl drops the \r of "\r=1+1" on read
+
+    # JSONL: one object per row, the exact text.
+    assert exports.write_export(coded.study, "codes", "jsonl", tmp_path / "codes.jsonl") == n_rows
+    records = [json.loads(line) for line in (tmp_path / "codes.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(records) == n_rows and set(HOSTILE_TEXTS) <= {r["utterance_text"] for r in records}
+    assert list(records[0]) == header
 
 
 def test_blind_export_has_no_source_or_model(coded, tmp_path) -> None:
@@ -256,7 +302,7 @@ def test_export_report_command(coded, tmp_path) -> None:
     assert (tmp_path / "r.pdf").read_bytes()[:5] == b"%PDF-"
     with pytest.raises(CommandError, match="No study with the slug 'nope'"):
         call_command("export_report", "--study", "nope", "--kind", "codes", "--format", "csv", "--out", "x.csv")
-    with pytest.raises(CommandError, match="'codes' can be exported as csv or xlsx, not 'pdf'"):
+    with pytest.raises(CommandError, match="'codes' can be exported as csv, xlsx or jsonl, not 'pdf'"):
         call_command("export_report", "--study", "smoking", "--kind", "codes", "--format", "pdf", "--out", "x.pdf")
     with pytest.raises(CommandError, match="has no coding round 999999"):
         call_command("export_report", "--study", "smoking", "--kind", "codes", "--format", "csv", "--out", "x.csv",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
-from inference import claims
+from annotation import claims
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Dialogue, Transcript, TranscriptSource, Volley
-from inference import actions, claims, execute
+from inference import actions, execute
 from inference.models import GenerationItem, GenerationRun
 
 from .conftest import DEMO_TEST_ROUNDS, item_rows, wait_for_run
@@ -192,7 +192,10 @@ def test_claim_takes_open_and_stale_items_and_its_own_but_not_live_foreign_claim
     demo_study, demo_model, settings, returning, monkeypatch
 ):
     # Both SQL paths of claim_items: UPDATE ... RETURNING, and the fallback for databases without it.
-    monkeypatch.setattr(claims, "_can_update_returning", lambda: returning)
+    # The kernel lives in annotation.claims (inference.claims re-exports it): patch it where claim() looks.
+    import annotation.claims
+
+    monkeypatch.setattr(annotation.claims, "_can_update_returning", lambda: returning)
     settings.INFERENCE_CLAIM_STALE_SECONDS = 60
     run = actions.start_run(demo_study, demo_model, chunk_size=8)
     a, b, c, d, e, *_ = run.items.order_by("dialogue_id", "round_index")

@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--study", required=True, help="study slug")
         parser.add_argument("--kind", required=True, choices=sorted(exports.EXPORT_FORMATS))
-        parser.add_argument("--format", required=True, choices=["csv", "xlsx", "pdf", "html"], dest="fmt")
+        parser.add_argument("--format", required=True, choices=["csv", "xlsx", "jsonl", "pdf", "html"], dest="fmt")
         parser.add_argument(
             "--out", required=True,
             help="file to write (folders are created); several tables as CSV (aggregates, reliability, all) "
