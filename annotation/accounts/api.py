@@ -11,7 +11,7 @@ leaves as ``{"detail": "...", "errors": {field: [messages]}}``.
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -26,7 +26,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .. import parsers, queries
 from ..errors import ActionError
 from ..models import ApiToken, Study
+from ..parsers.characters import bad_character
 from . import tokens
+from .middleware import OUTAGE_ERRORS, error_body, outage_response
 from .serializers import (
     ErrorSerializer,
     MeSerializer,
@@ -37,11 +39,20 @@ from .serializers import (
 
 
 def exception_handler(exc, context):
-    """DRF's handler, then one body shape: ``{"detail": ..., "errors": {field: [messages]}}``."""
+    """DRF's handler, then one body shape: ``{"detail": ..., "errors": {field: [messages]}}``.
+
+    Also: a body over Django's size limit is 413, an outage (database, cache, broker) 503 with
+    ``Retry-After``; echoed input never carries a refused character (shown as an escape instead).
+    """
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(error_body("Request body too large.", {"non_field_errors": [str(exc)]}), status=413)
+    elif isinstance(exc, OUTAGE_ERRORS):
+        request = context.get("request")
+        return outage_response(request._request if request is not None else None, exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -51,11 +62,11 @@ def exception_handler(exc, context):
         errors = {k: (v if isinstance(v, list) else [v]) for k, v in errors.items()}
         first = next(iter(errors.values()), ["Invalid input."])
         detail = str(first[0]) if first else "Invalid input."
-        response.data = {"detail": detail, "errors": errors}
+        response.data = error_body(detail, errors)
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
         detail = data.get("detail") if isinstance(data, dict) else data
-        response.data = {"detail": str(detail), "errors": {}}
+        response.data = error_body(str(detail))
     return response
 
 
@@ -108,11 +119,9 @@ class ApiView(generics.GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        # PostgreSQL text cannot hold NUL; refuse it at the door instead of failing in the database.
-        for key, values in request.query_params.lists():
-            if "\x00" in key or any("\x00" in value for value in values):
-                raise exceptions.ValidationError({key.replace("\x00", ""): ["Null characters are not allowed."]})
-        if any("\x00" in str(value) for value in kwargs.values()):
+        # Query strings were checked by ErrorResponsesMiddleware; a path value (a username) with a refused
+        # character names nothing that can exist.
+        if any(bad_character(str(value), multiline=False) for value in kwargs.values()):
             raise exceptions.NotFound("Not found.")
 
     def handle_exception(self, exc):
@@ -154,6 +163,18 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     else:
         flat[prefix or "non_field_errors"] = [str(detail)]
     return flat
+
+
+def choice_param(request: Request, name: str, allowed) -> str | None:
+    """A filter parameter that must be one of ``allowed``: None when absent or empty, else the value;
+    anything else is a 400 listing the allowed values (never a silently empty list)."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    allowed = list(allowed)
+    if value not in allowed:
+        raise exceptions.ValidationError({name: [f"Unknown {name} '{value}'; use one of: {', '.join(allowed)}."]})
+    return value
 
 
 class StudyScopedView(ApiView):
