@@ -259,6 +259,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Security (production values when DEBUG is off) --------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# docker-compose's health check asks over plain HTTP from inside the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
