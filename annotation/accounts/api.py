@@ -92,7 +92,7 @@ class ApiSchema(AutoSchema):
     """AutoSchema that documents the API's error responses (one body shape) on every operation.
 
     Schemathesis checks every response against the schema, so every status a view can return must be
-    here: 400 on writes, 401/403/404 everywhere, 429 where throttled.
+    here: 400 (body or query string), 401/403/404 and 503 everywhere, 413 on writes, 429 where throttled.
     """
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
@@ -100,10 +100,13 @@ class ApiSchema(AutoSchema):
         if operation is None:
             return operation
         error = {"content": {"application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}}}
-        codes = {"401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
-                 "404": "No such object, or not visible to you."}
+        codes = {"400": "Invalid input: a body field or a query parameter (a refused character, an unknown "
+                        "filter value); `errors` names them.",
+                 "401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
+                 "404": "No such object, or not visible to you.",
+                 "503": "The database or cache is unreachable for now; retry after `Retry-After` seconds."}
         if method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes["400"] = "Invalid input; `errors` names the fields."
+            codes["413"] = "The request body is over the size limit."
         if getattr(self.view, "throttle_scope", None):
             codes["429"] = "Too many requests; retry later."
         for code, description in codes.items():
