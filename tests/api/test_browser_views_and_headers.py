@@ -83,3 +83,16 @@ def test_no_template_holds_inline_script_or_handlers():
         for pattern in (INLINE_HANDLER, INLINE_SCRIPT, JS_URL, re.compile(r"\bhx-on")):
             offenders += [f"{template.relative_to(root)}: {m.group().strip()}" for m in pattern.finditer(text)]
     assert offenders == []
+
+
+def test_compose_sets_secure_cookies_and_health_checks():
+    import yaml
+
+    compose = yaml.safe_load((settings.BASE_DIR / "docker-compose.yml").read_text())
+    env = compose["x-app"]["environment"]
+    for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT"):
+        assert env[name] == f"${{{name}:-1}}", name
+    services = compose["services"]
+    assert "/healthz" in " ".join(services["web"]["healthcheck"]["test"])
+    assert all("healthcheck" in services[name] for name in ("postgres", "redis", "web", "worker"))
+    assert services["web"]["depends_on"]["postgres"] == {"condition": "service_healthy"}
