@@ -12,13 +12,13 @@ from django.db.models import Count
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import actions, miti, queries
 from . import serializers as s
-from .accounts.api import ApiView, StudyScopedView
+from .accounts.api import ApiView, StudyScopedView, choice_param
+from .accounts.validation import CheckedFormParser, CheckedJSONParser, CheckedMultiPartParser
 from .actions import coding
 from .models import Assignment, Dialogue, Study, TranscriptSource
 from .queries import coding as coding_queries
@@ -96,10 +96,8 @@ class DialogueListView(StudyScopedView):
     )
     def get(self, request: Request, slug: str) -> Response:
         qs = queries.dialogues_for(request.user, self.get_study()).select_related("duplicate_of").order_by("id")
-        split = request.query_params.get("split")
+        split = choice_param(request, "split", Dialogue.Split.values)
         if split:
-            if split not in Dialogue.Split.values:
-                raise exceptions.ValidationError({"split": [f"Unknown split '{split}'; use train, test or unused."]})
             qs = qs.filter(split=split)
         return self.paginated(qs, s.DialogueSerializer)
 
@@ -114,7 +112,7 @@ class DialogueDetailView(StudyScopedView):
 
 
 class ImportListView(StudyScopedView):
-    parser_classes = [MultiPartParser, FormParser]
+    parser_classes = [CheckedMultiPartParser, CheckedFormParser]
     serializer_class = s.ImportBatchSerializer
 
     @extend_schema(responses=s.ImportBatchSerializer(many=True), summary="Past imports of the study")
@@ -146,7 +144,7 @@ class ImportDetailView(StudyScopedView):
 
 
 class SplitView(StudyScopedView):
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     @extend_schema(request=s.SplitRequestSerializer, responses=s.SplitResultSerializer,
                    summary="Split dialogues into train/test (random with a seed, or by external ids)")
@@ -250,8 +248,9 @@ class RoundAssignmentsView(StudyScopedView):
         )
         if request.query_params.get("coder"):
             qs = qs.filter(coder__username=request.query_params["coder"])
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
+        wanted = choice_param(request, "status", Assignment.Status.values)
+        if wanted:
+            qs = qs.filter(status=wanted)
         return self.paginated(qs, s.AssignmentSerializer)
 
 
@@ -281,8 +280,9 @@ class QueueView(ApiView):
     )
     def get(self, request: Request) -> Response:
         qs = queries.assignments_for(request.user)
-        if request.query_params.get("status"):
-            qs = qs.filter(status=request.query_params["status"])
+        wanted = choice_param(request, "status", Assignment.Status.values)
+        if wanted:
+            qs = qs.filter(status=wanted)
         page = self.paginate_queryset(qs)
         progress = {pk: _progress(p) for pk, p in coding_queries.progress_for(page).items()}
         return self.get_paginated_response(s.QueueItemSerializer(page, many=True, context={"progress": progress}).data)
@@ -335,7 +335,7 @@ class CodingWriteView(ApiView):
     answers 409 too, as the page does.
     """
 
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     def handle_exception(self, exc):
         if isinstance(exc, coding.StaleVersion | coding.AssignmentReadOnly):

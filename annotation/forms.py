@@ -6,6 +6,27 @@ from django.utils.translation import gettext_lazy as _
 
 from . import parsers
 from .models import Dialogue, Membership, Study
+from .parsers.characters import bad_character
+
+
+class CheckedCharacters:
+    """Refuse NUL, control characters, lone surrogates and bidi overrides (``parsers.characters``) in
+    every text field, naming the field; tab and newlines only in multi-line fields (a Textarea), and an
+    uploaded file's name must be one clean line."""
+
+    def clean(self) -> dict:
+        data = super().clean()  # type: ignore[misc]
+        for name, value in list(data.items()):
+            field = self.fields[name]  # type: ignore[attr-defined]
+            if isinstance(value, str):
+                problem = bad_character(value, multiline=isinstance(field.widget, forms.Textarea))
+            elif hasattr(value, "name") and isinstance(field, forms.FileField):
+                problem = bad_character(value.name or "", multiline=False)
+            else:
+                continue
+            if problem is not None:
+                self.add_error(name, _("Contains %(problem)s, which is not allowed.") % {"problem": problem})  # type: ignore[attr-defined]
+        return data
 
 FORMAT_LABELS = {
     "jsonl": _("JSONL (this platform's format)"),
@@ -22,18 +43,18 @@ FORMAT_LABELS = {
 FORMAT_CHOICES = [("", _("Detect from content"))] + [(f, format_lazy("{} — {}", f, FORMAT_LABELS[f])) for f in parsers.FORMATS]
 
 
-class StudyForm(forms.ModelForm):
+class StudyForm(CheckedCharacters, forms.ModelForm):
     class Meta:
         model = Study
         fields = ["name", "slug", "language", "change_goal", "description"]
 
 
-class MemberForm(forms.Form):
+class MemberForm(CheckedCharacters, forms.Form):
     username = forms.CharField(max_length=150)
     role = forms.ChoiceField(choices=Membership.Role.choices)
 
 
-class ImportForm(forms.Form):
+class ImportForm(CheckedCharacters, forms.Form):
     file = forms.FileField(
         label=_("File"),
         help_text=_(
@@ -98,6 +119,6 @@ class RandomSplitForm(forms.Form):
     seed = forms.IntegerField(initial=0)
 
 
-class IdSplitForm(forms.Form):
+class IdSplitForm(CheckedCharacters, forms.Form):
     split = forms.ChoiceField(choices=Dialogue.Split.choices)
     external_ids = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text=_("One id per line or comma-separated."))

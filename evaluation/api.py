@@ -17,14 +17,14 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotation import miti
 from annotation import queries as annotation_queries
-from annotation.accounts.api import StudyScopedView
+from annotation.accounts.api import StudyScopedView, choice_param
 from annotation.accounts.serializers import ErrorSerializer
+from annotation.accounts.validation import CheckedJSONParser
 
 from . import actions, grouping, queries
 from . import serializers as s
@@ -115,7 +115,7 @@ class SummaryListView(ResultsView):
     )
     def get(self, request: Request, slug: str) -> Response:
         data = load_summaries(self.get_study(), self.get_round())
-        kind = request.query_params.get("kind")
+        kind = choice_param(request, "kind", ["coding", "consensus"])
         rows = data.consensus if kind == "consensus" else data.codings if kind == "coding" else [
             *data.codings, *data.consensus]
         rows = sorted(rows, key=lambda r: (r.round_id, r.transcript_id, r.kind, r.coder))
@@ -179,7 +179,7 @@ class RunMetricsView(ResultsView):
 
 class ExportListView(ResultsView):
     serializer_class = s.ExportJobSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     @extend_schema(responses=s.ExportJobSerializer(many=True), summary="Recent exports of the study")
     def get(self, request: Request, slug: str) -> Response:

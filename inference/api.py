@@ -11,11 +11,11 @@ from dataclasses import asdict
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, status
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotation.accounts.api import ApiView, StudyScopedView
+from annotation.accounts.api import ApiView, StudyScopedView, choice_param
+from annotation.accounts.validation import CheckedJSONParser
 
 from . import actions, queries
 from . import serializers as s
@@ -31,7 +31,7 @@ def run_payload(run: GenerationRun) -> dict:
 
 class ModelListView(ApiView):
     serializer_class = s.RegisteredModelSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     @extend_schema(responses=s.RegisteredModelSerializer(many=True), summary="Registered models (coordinators, staff)")
     def get(self, request: Request) -> Response:
@@ -54,7 +54,7 @@ class ModelDetailView(ApiView):
 
 class RunListView(StudyScopedView):
     serializer_class = s.RunSerializer
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     @extend_schema(responses=s.RunSerializer(many=True), summary="The study's generation runs with progress")
     def get(self, request: Request, slug: str) -> Response:
@@ -91,7 +91,7 @@ class RunCancelView(ApiView):
 
 
 class RunResumeView(ApiView):
-    parser_classes = [JSONParser]
+    parser_classes = [CheckedJSONParser]
 
     @extend_schema(request=s.ResumeSerializer, responses=s.RunChangeSerializer,
                    summary="Resume: re-enqueue pending (and stale) items, optionally the failed ones")
@@ -112,9 +112,7 @@ class RunItemsView(ApiView):
     )
     def get(self, request: Request, slug: str, pk: int) -> Response:
         run = queries.run_for(request.user, slug, pk)
-        wanted = request.query_params.get("status") or None
-        if wanted is not None and wanted not in GenerationItem.Status.values:
-            raise exceptions.ValidationError({"status": [f"Unknown status '{wanted}'."]})
+        wanted = choice_param(request, "status", GenerationItem.Status.values)
         return self.paginated(queries.run_items(run, wanted), s.ItemSerializer)
 
 

@@ -69,6 +69,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: sees every response, so Django's own errors under /api/ leave in the API's JSON shape,
+    # hostile query strings and oversized bodies are refused before anything reads them, and an
+    # outage (database, cache, broker down) answers 503 (annotation/accounts/middleware.py).
+    "annotation.accounts.middleware.ErrorResponsesMiddleware",
+    "annotation.accounts.middleware.SecurityHeadersMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -224,6 +229,17 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # Every string a client sends is checked (annotation/parsers/characters.py) before a serializer sees it.
+    "DEFAULT_PARSER_CLASSES": [
+        "annotation.accounts.validation.CheckedJSONParser",
+        "annotation.accounts.validation.CheckedFormParser",
+        "annotation.accounts.validation.CheckedMultiPartParser",
+    ],
+    # JSON only: the human view of the API is the Swagger UI at /api/docs/ (the browsable API's forms
+    # need a queryset on every view, and answered 500 where there is none). A client asking only for
+    # text/html gets JSON too (see JsonOnlyNegotiation), never a 406 or a 500.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "annotation.accounts.validation.JsonOnlyNegotiation",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
     "EXCEPTION_HANDLER": "annotation.accounts.api.exception_handler",
@@ -245,6 +261,8 @@ SPECTACULAR_SETTINGS = {
 
 # --- Security (production values when DEBUG is off) --------------------------------------------
 SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+# docker-compose's health check asks over plain HTTP from inside the container.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", False)
 CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", False)
 SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
@@ -252,7 +270,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False
 SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY", False) else None
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy and Permissions-Policy: annotation/accounts/middleware.py (SecurityHeadersMiddleware).
 
 LOGGING = {
     "version": 1,

@@ -11,7 +11,7 @@ leaves as ``{"detail": "...", "errors": {field: [messages]}}``.
 from __future__ import annotations
 
 from django.contrib.auth import authenticate
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.http import Http404, HttpRequest, JsonResponse
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.openapi import AutoSchema
@@ -26,7 +26,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from .. import parsers, queries
 from ..errors import ActionError
 from ..models import ApiToken, Study
+from ..parsers.characters import bad_character
 from . import tokens
+from .middleware import OUTAGE_ERRORS, error_body, outage_response
 from .serializers import (
     ErrorSerializer,
     MeSerializer,
@@ -37,11 +39,20 @@ from .serializers import (
 
 
 def exception_handler(exc, context):
-    """DRF's handler, then one body shape: ``{"detail": ..., "errors": {field: [messages]}}``."""
+    """DRF's handler, then one body shape: ``{"detail": ..., "errors": {field: [messages]}}``.
+
+    Also: a body over Django's size limit is 413, an outage (database, cache, broker) 503 with
+    ``Retry-After``; echoed input never carries a refused character (shown as an escape instead).
+    """
     if isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or "Permission denied.")
+    elif isinstance(exc, RequestDataTooBig):
+        return Response(error_body("Request body too large.", {"non_field_errors": [str(exc)]}), status=413)
+    elif isinstance(exc, OUTAGE_ERRORS):
+        request = context.get("request")
+        return outage_response(request._request if request is not None else None, exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -51,11 +62,11 @@ def exception_handler(exc, context):
         errors = {k: (v if isinstance(v, list) else [v]) for k, v in errors.items()}
         first = next(iter(errors.values()), ["Invalid input."])
         detail = str(first[0]) if first else "Invalid input."
-        response.data = {"detail": detail, "errors": errors}
+        response.data = error_body(detail, errors)
         response.status_code = status.HTTP_400_BAD_REQUEST
     else:
         detail = data.get("detail") if isinstance(data, dict) else data
-        response.data = {"detail": str(detail), "errors": {}}
+        response.data = error_body(str(detail))
     return response
 
 
@@ -81,7 +92,7 @@ class ApiSchema(AutoSchema):
     """AutoSchema that documents the API's error responses (one body shape) on every operation.
 
     Schemathesis checks every response against the schema, so every status a view can return must be
-    here: 400 on writes, 401/403/404 everywhere, 429 where throttled.
+    here: 400 (body or query string), 401/403/404 and 503 everywhere, 413 on writes, 429 where throttled.
     """
 
     def get_operation(self, path, path_regex, path_prefix, method, registry):
@@ -89,10 +100,13 @@ class ApiSchema(AutoSchema):
         if operation is None:
             return operation
         error = {"content": {"application/json": {"schema": self.resolve_serializer(ErrorSerializer, "response").ref}}}
-        codes = {"401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
-                 "404": "No such object, or not visible to you."}
+        codes = {"400": "Invalid input: a body field or a query parameter (a refused character, an unknown "
+                        "filter value); `errors` names them.",
+                 "401": "Not authenticated (no, invalid or revoked token).", "403": "Authenticated but not allowed.",
+                 "404": "No such object, or not visible to you.",
+                 "503": "The database or cache is unreachable for now; retry after `Retry-After` seconds."}
         if method in ("POST", "PUT", "PATCH", "DELETE"):
-            codes["400"] = "Invalid input; `errors` names the fields."
+            codes["413"] = "The request body is over the size limit."
         if getattr(self.view, "throttle_scope", None):
             codes["429"] = "Too many requests; retry later."
         for code, description in codes.items():
@@ -108,11 +122,9 @@ class ApiView(generics.GenericAPIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        # PostgreSQL text cannot hold NUL; refuse it at the door instead of failing in the database.
-        for key, values in request.query_params.lists():
-            if "\x00" in key or any("\x00" in value for value in values):
-                raise exceptions.ValidationError({key.replace("\x00", ""): ["Null characters are not allowed."]})
-        if any("\x00" in str(value) for value in kwargs.values()):
+        # Query strings were checked by ErrorResponsesMiddleware; a path value (a username) with a refused
+        # character names nothing that can exist.
+        if any(bad_character(str(value), multiline=False) for value in kwargs.values()):
             raise exceptions.NotFound("Not found.")
 
     def handle_exception(self, exc):
@@ -154,6 +166,18 @@ def flatten_errors(detail, prefix: str = "") -> dict[str, list[str]]:
     else:
         flat[prefix or "non_field_errors"] = [str(detail)]
     return flat
+
+
+def choice_param(request: Request, name: str, allowed) -> str | None:
+    """A filter parameter that must be one of ``allowed``: None when absent or empty, else the value;
+    anything else is a 400 listing the allowed values (never a silently empty list)."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    allowed = list(allowed)
+    if value not in allowed:
+        raise exceptions.ValidationError({name: [f"Unknown {name} '{value}'; use one of: {', '.join(allowed)}."]})
+    return value
 
 
 class StudyScopedView(ApiView):

@@ -30,6 +30,7 @@ from django.utils.text import get_valid_filename
 from .. import claims, parsers
 from ..errors import ActionError
 from ..models import Dialogue, ImportBatch, Study, Turn
+from ..parsers.characters import bad_character, clean_for_display
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,15 @@ class ClaimLost(Exception):
 
 
 def _check_request(fmt: str | None, split: str | None, options: parsers.ImportOptions, label: str) -> None:
-    """Refuse what can be refused before any work: an unknown format or split, half a prefix pair."""
+    """Refuse what can be refused before any work: a file name or option with a refused character
+    (``parsers.characters``), an unknown format or split, half a prefix pair."""
+    problem = bad_character(label, multiline=False)
+    if problem is not None:
+        raise ActionError(f"The file name contains {problem}; rename the file.")
+    for name, value in options.as_dict().items():
+        problem = bad_character(value, multiline=False) if isinstance(value, str) else None
+        if problem is not None:
+            raise ActionError(f"{name}: contains {problem}, which is not allowed.")
     if fmt is not None and fmt not in parsers.FORMATS:
         raise ActionError(f"Unknown format '{fmt}'; use one of {', '.join(parsers.FORMATS)}.")
     if split is not None and split not in Dialogue.Split.values:
@@ -267,6 +276,9 @@ def run_import(batch_id: int) -> str:
 
 
 def _fail(batch: ImportBatch, token: str, message: str) -> str:
+    # The message may quote the file (a key, a value): refused characters are shown as escapes, so the
+    # error itself can be stored (PostgreSQL's jsonb holds no NUL) and shown.
+    message = clean_for_display(message)
     ended = ImportBatch.objects.filter(pk=batch.pk, claim_token=token, status=ImportBatch.Status.RUNNING).update(
         status=ImportBatch.Status.FAILED, errors=[message], finished_at=timezone.now(),
     )

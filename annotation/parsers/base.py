@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .characters import bad_character
+
 CLIENT = "client"
 COUNSELOR = "counselor"
 SYSTEM = "system"
@@ -265,6 +267,7 @@ def make_dialogue(
     split: str | None = None,
     rules: TurnRules = PLAIN,
     turn_labels: Sequence[str] | None = None,
+    id_field: str = "external_id",
 ) -> ParsedDialogue:
     """Validate raw (speaker, text) turns, check their order, merge them and build a ParsedDialogue.
 
@@ -272,7 +275,16 @@ def make_dialogue(
     a dialogue left with no turns, with no counselor turn or with no round (no client turn answered
     by a counselor turn) is an error. ``rules`` says how turn order is checked (see TurnRules);
     ``turn_labels`` name each raw turn in messages (e.g. ``conversations[3]``; default ``turns[i]``).
+    Every text is checked against ``characters`` (NUL, control characters, lone surrogates, bidi
+    overrides refused, naming the field) before anything else, so nothing refused reaches the database.
     """
+    labels = list(turn_labels) if turn_labels is not None else [f"turns[{i}].text" for i in range(len(raw_turns))]
+    _check_characters(
+        [(id_field, external_id, False), ("source", source_dataset, False), ("topic", topic or "", False),
+         ("split", split or "", False), *_metadata_strings(metadata or {}, "metadata"),
+         *((labels[i], text, True) for i, (_speaker, text) in enumerate(raw_turns))],
+        file=file, record=record,
+    )
     for i, (speaker, _text) in enumerate(raw_turns):
         if speaker not in SPEAKERS:  # format parsers map roles first; this guards direct callers
             raise ImportFormatError(
@@ -294,7 +306,7 @@ def make_dialogue(
     if not any(t.speaker == COUNSELOR for t in turns):
         raise ImportFormatError(f"dialogue {external_id!r} has no counselor turn", file, record, "turns")
     if rules.role_tagged or rules.client_first:
-        labels = list(turn_labels) if turn_labels is not None else [f"turns[{i}]" for i in range(len(raw_turns))]
+        labels = [label.removesuffix(".text") for label in labels]
         kept = [
             (speaker, text, labels[i])
             for i, ((speaker, text), merged) in enumerate(zip(raw_turns, index_map, strict=True))
@@ -321,6 +333,28 @@ def make_dialogue(
             "turns",
         )
     return dialogue
+
+
+def _metadata_strings(value: Any, path: str) -> list[tuple[str, str, bool]]:
+    """Every key and string inside a metadata value, as (field path, text, multiline) to check."""
+    found: list[tuple[str, str, bool]] = []
+    if isinstance(value, str):
+        found.append((path, value, True))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found.append((f"{path} key", str(key), False))
+            found.extend(_metadata_strings(item, f"{path}.{key}"))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            found.extend(_metadata_strings(item, f"{path}[{i}]"))
+    return found
+
+
+def _check_characters(values: Iterable[tuple[str, str, bool]], *, file: str, record: str | None) -> None:
+    for field_name, text, multiline in values:
+        problem = bad_character(text, multiline=multiline)
+        if problem is not None:
+            raise ImportFormatError(f"contains {problem}, which is not allowed", file, record, field_name)
 
 
 def content_hash(turns: Iterable[ParsedTurn]) -> str:

@@ -272,6 +272,7 @@ def _parse_records(
                 topic=_optional_string(record, topic_field, filename, label),
                 rules=rules,
                 turn_labels=[turn_label for _, _, turn_label in raw],
+                id_field="id",
             )
         )
     return dialogues
