@@ -15,7 +15,7 @@ import pytest
 from django.utils import timezone
 
 from annotation.models import Dialogue, Transcript, TranscriptSource, Volley
-from inference import actions, claims, execute
+from inference import actions, execute
 from inference.models import GenerationItem, GenerationRun
 
 from .conftest import DEMO_TEST_ROUNDS, item_rows, wait_for_run
