@@ -301,7 +301,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = [
             "id", "coding_round", "coder", "blind_code", "source", "source_label", "kind", "status", "version",
-            "position", "started_at", "submitted_at", "updated_at",
+            "position", "started_at", "submitted_at", "updated_at", "in_results",
         ]
         read_only_fields = fields
 
