@@ -352,7 +352,7 @@ class CodingWriteView(ApiView):
         body = {"id": assignment.pk, "status": assignment.status, "version": assignment.version,
                 "progress": _progress(coding_queries.assignment_progress(assignment)), "volley": None, "tally": None}
         if result is not None and result.tally is not None:
-            body["volley"] = result.volley_id
+            body["volley"] = coding_queries.volley_number(result.volley_id)  # its number, as the workspace shows it
             body["tally"] = _tally(result.tally)
         return Response(s.SavedSerializer(body).data)
 
@@ -363,11 +363,13 @@ class CodeWriteView(CodingWriteView):
     def post(self, request: Request, pk: int) -> Response:
         assignment = queries.assignment_for(request.user, pk)
         data = self.valid(s.CodeWriteSerializer)
+        # The coder names the utterance by its number in the transcript (the workspace's id), never a database id.
+        utterance = coding_queries.utterance_pk(assignment, data["utterance"])
         if data["code"] is None:
-            result = coding.clear_code(assignment, utterance_id=data["utterance"], version=data["version"], actor=request.user)
+            result = coding.clear_code(assignment, utterance_id=utterance, version=data["version"], actor=request.user)
         else:
             result = coding.save_code(
-                assignment, utterance_id=data["utterance"], code=data["code"], version=data["version"], actor=request.user
+                assignment, utterance_id=utterance, code=data["code"], version=data["version"], actor=request.user
             )
         return self.saved(assignment, result)
 

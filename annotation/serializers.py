@@ -301,7 +301,7 @@ class AssignmentSerializer(serializers.ModelSerializer):
         model = Assignment
         fields = [
             "id", "coding_round", "coder", "blind_code", "source", "source_label", "kind", "status", "version",
-            "position", "started_at", "submitted_at", "updated_at",
+            "position", "started_at", "submitted_at", "updated_at", "in_results",
         ]
         read_only_fields = fields
 
@@ -343,7 +343,9 @@ class QueueItemSerializer(serializers.ModelSerializer):
 
 
 class UtteranceOutSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(
+        help_text="The utterance's number in the transcript (1-based, reading order): send it as `utterance`."
+    )
     number = serializers.IntegerField(help_text="1-based within the volley.")
     text = serializers.CharField(allow_blank=True)
     code = serializers.CharField(allow_null=True, help_text="Your code, 'NONE' for an explicit no code, null if not coded yet.")
@@ -355,7 +357,7 @@ class TallySerializer(serializers.Serializer):
 
 
 class VolleyOutSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
+    id = serializers.IntegerField(help_text="The volley's number in the transcript (as `number`).")
     number = serializers.IntegerField(help_text="1-based within the transcript.")
     client_context = serializers.CharField(allow_blank=True)
     tally = TallySerializer()
@@ -385,7 +387,9 @@ _CODE_CHOICES = [(k, k) for k in (*miti.CODE_KEYS, miti.NO_CODE)]
 
 
 class CodeWriteSerializer(serializers.Serializer):
-    utterance = serializers.IntegerField(min_value=1, max_value=2**62)
+    utterance = serializers.IntegerField(
+        min_value=1, max_value=2**62, help_text="The utterance's id in the workspace: its number in the transcript."
+    )
     code = serializers.ChoiceField(
         choices=_CODE_CHOICES, allow_null=True,
         help_text="A MITI code key, 'NONE' for no code, or null to clear the utterance.",
@@ -410,7 +414,9 @@ class SavedSerializer(serializers.Serializer):
     status = status_field(Assignment.Status.choices)
     version = serializers.IntegerField()
     progress = ProgressSerializer()
-    volley = serializers.IntegerField(allow_null=True, help_text="The volley whose tally changed (code writes).")
+    volley = serializers.IntegerField(
+        allow_null=True, help_text="The number of the volley whose tally changed (code writes)."
+    )
     tally = TallySerializer(allow_null=True)
 
 

@@ -168,10 +168,8 @@ def build_study(n_coders: int, volleys: int) -> list[CoderSetup]:
         )
         if user is None or assignment is None:
             raise SystemExit(f"{username} has no assignment in study {STUDY_SLUG}: run without --reuse")
-        utterances = list(
-            Utterance.objects.filter(volley__transcript_id=assignment.transcript_id)
-            .order_by("volley__index", "index").values_list("id", flat=True)
-        )
+        # Coders name utterances by their number in the transcript (docs/blinding.md), not a database id.
+        utterances = list(range(1, Utterance.objects.filter(volley__transcript_id=assignment.transcript_id).count() + 1))
         session = SessionStore()
         session[SESSION_KEY] = user._meta.pk.value_to_string(user)
         session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]

@@ -4,6 +4,11 @@ progress, editability, and what stands between an assignment and submission.
 The page, the API workspace and the submit action all read through these, so they agree. Nothing
 here reads a transcript's source: coder-facing data stays blind. Callers pass an assignment they
 already resolved through the permission gate (``access.assignment_for``).
+
+Blinding (docs/blinding.md): a coder names volleys and utterances by their position in the transcript
+— a volley by its number, an utterance by its number in reading order (1, 2, … across the
+transcript) — never by a database id, which follows creation order and so the transcript's source.
+``UtteranceRow.id``/``VolleyRow.id`` are those positions; ``pk`` stays on the server.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from django.db.models import Count, F, Func, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
 from .. import miti
+from ..errors import ActionError
 from ..models import Assignment, CodingRound, GlobalRating, Utterance, UtteranceCode, Volley
 
 # --------------------------------------------------------------------------------------------------
@@ -97,7 +103,8 @@ def assignment_progress(assignment: Assignment) -> Progress:
 
 @dataclass(frozen=True)
 class UtteranceRow:
-    id: int
+    id: int  # the coder-facing id: 1-based position in the transcript's reading order
+    pk: int  # the database id: server side only, never rendered
     number: int  # 1-based within the volley
     text: str
     code: str | None  # None: not coded yet; "NONE": "No code"
@@ -105,7 +112,8 @@ class UtteranceRow:
 
 @dataclass(frozen=True)
 class VolleyRow:
-    id: int
+    id: int  # the coder-facing id: the volley's number
+    pk: int  # the database id: server side only, never rendered
     number: int  # 1-based within the transcript
     client_context: str
     utterances: list[UtteranceRow]
@@ -137,21 +145,51 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     if volley_ids is not None:
         codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
     codes = dict(codes_query.values_list("utterance_id", "code"))
+    ordinal = _ordinals(assignment)
     rows = []
     for volley in volleys:
         utterances = sorted(volley.utterances.all(), key=lambda u: u.index)
         row_codes = [codes.get(u.pk) for u in utterances]
         rows.append(
             VolleyRow(
-                id=volley.pk, number=volley.index + 1, client_context=volley.client_context,
+                id=volley.index + 1, pk=volley.pk, number=volley.index + 1, client_context=volley.client_context,
                 utterances=[
-                    UtteranceRow(id=u.pk, number=u.index + 1, text=u.text, code=c)
+                    UtteranceRow(id=ordinal[u.pk], pk=u.pk, number=u.index + 1, text=u.text, code=c)
                     for u, c in zip(utterances, row_codes, strict=True)
                 ],
                 tally=miti.tally_volley(row_codes),
             )
         )
     return rows
+
+
+def _reading_order(assignment: Assignment):
+    return Utterance.objects.filter(volley__transcript_id=assignment.transcript_id).order_by("volley__index", "index")
+
+
+def _ordinals(assignment: Assignment) -> dict[int, int]:
+    """Utterance pk → its coder-facing number (1-based, reading order across the transcript)."""
+    return {pk: n for n, pk in enumerate(_reading_order(assignment).values_list("pk", flat=True), start=1)}
+
+
+def utterance_pk(assignment: Assignment, number: object) -> int:
+    """The utterance a coder names by its number in the transcript (what pages and API show as its id)."""
+    if isinstance(number, bool) or not isinstance(number, int) or number < 1:
+        raise ActionError(f"utterance must be an utterance number of this transcript (1, 2, …), got {number!r}")
+    found = list(_reading_order(assignment).values_list("pk", flat=True)[number - 1 : number])
+    if not found:
+        raise ActionError(f"This transcript has no utterance {number}.")
+    return found[0]
+
+
+def utterance_number(assignment: Assignment, pk: int) -> int:
+    """The coder-facing number of utterance ``pk`` (the inverse of :func:`utterance_pk`)."""
+    return _ordinals(assignment)[pk]
+
+
+def volley_number(volley_pk: int) -> int:
+    """The coder-facing id of a volley: its number in the transcript."""
+    return Volley.objects.filter(pk=volley_pk).values_list("index", flat=True).get() + 1
 
 
 def global_values(assignment: Assignment) -> dict[str, int | None]:
@@ -163,7 +201,7 @@ def global_values(assignment: Assignment) -> dict[str, int | None]:
 def coding_sheet(assignment: Assignment) -> CodingSheet:
     """The whole coding page's data for one assignment."""
     volleys = volley_rows(assignment)
-    codes = {u.id: u.code for v in volleys for u in v.utterances if u.code is not None}
+    codes = {u.pk: u.code for v in volleys for u in v.utterances if u.code is not None}
     values = global_values(assignment)
     rated = assignment.coding_round.globals_rated
     progress = Progress(
@@ -258,6 +296,9 @@ __all__ = [
     "UtteranceRow",
     "VolleyRow",
     "assignment_progress",
+    "utterance_number",
+    "utterance_pk",
+    "volley_number",
     "coding_sheet",
     "global_values",
     "is_editable",

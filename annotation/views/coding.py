@@ -7,6 +7,8 @@ JavaScript the same forms post and redirect back to the page. A stale version an
 
 Blinding: nothing here reads a transcript's source. Pages show the blind code, the study's change goal
 and the volleys; the context carries no source, run or model field, so no template can leak one.
+Volleys and utterances are named by their position in the transcript, never by a database id
+(docs/blinding.md): the ``utterance`` a form posts is its number, translated here.
 """
 
 from __future__ import annotations
@@ -242,16 +244,17 @@ def _do(request: HttpRequest, assignment: Assignment, act, *, anchor: str = "") 
         return _refused(request, assignment, _(str(exc)), status=409)
     except (ActionError, BadInput) as exc:
         return _refused(request, assignment, str(exc), status=400)
+    # The element the change landed on, by its coder-facing id (its number), never the database id.
+    landed = (
+        f"u-{coding_queries.utterance_number(assignment, result.utterance_id)}" if result.utterance_id
+        else f"g-{result.scale}" if result.scale else ""
+    )
     if not request.htmx:
         target = reverse("assignment-code", args=[assignment.pk])
-        if result.utterance_id:
-            target += f"#u-{result.utterance_id}"
-        elif result.scale:
-            target += f"#g-{result.scale}"
-        return redirect(target)
+        return redirect(f"{target}#{landed}" if landed else target)
     response = _partials(request, assignment, volley_id=result.volley_id, globals_changed=bool(result.scale))
-    # The element the change landed on, so coding.js can move focus there (after an undo).
-    response["X-Coding-Target"] = f"u-{result.utterance_id}" if result.utterance_id else f"g-{result.scale}"
+    # So coding.js can move focus there (after an undo).
+    response["X-Coding-Target"] = landed
     return response
 
 
@@ -295,7 +298,8 @@ def code_save(request: HttpRequest, pk: int) -> HttpResponse:
 
     def act():
         return coding_actions.save_code(
-            assignment, utterance_id=_int_field(request, "utterance"), code=request.POST.get("code", ""),
+            assignment, utterance_id=coding_queries.utterance_pk(assignment, _int_field(request, "utterance")),
+            code=request.POST.get("code", ""),
             version=_int_field(request, "version"), actor=request.user, tally=False,
         )
 
@@ -309,7 +313,8 @@ def code_clear(request: HttpRequest, pk: int) -> HttpResponse:
 
     def act():
         return coding_actions.clear_code(
-            assignment, utterance_id=_int_field(request, "utterance"), version=_int_field(request, "version"),
+            assignment, utterance_id=coding_queries.utterance_pk(assignment, _int_field(request, "utterance")),
+            version=_int_field(request, "version"),
             actor=request.user,
         )
 

@@ -17,7 +17,14 @@ import pytest
 from annotation.models import Assignment, TranscriptSource
 from annotation.queries import coding as coding_queries
 
-from .test_coding_actions import MODEL_SOURCES, build_round, code_everything, rate_globals, utterances_of
+from .test_coding_actions import (
+    MODEL_SOURCES,
+    build_round,
+    code_everything,
+    number,
+    rate_globals,
+    utterances_of,
+)
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -77,9 +84,9 @@ def test_no_coder_facing_response_names_a_source(client_for, coder, blinded_roun
         first = utterances_of(a)[0]
         base = f"/code/{a.pk}/"
         posts = [
-            ("code", {"utterance": first.pk, "code": "CR"}),
-            ("clear", {"utterance": first.pk}),
-            ("code", {"utterance": first.pk, "code": "Q"}),
+            ("code", {"utterance": number(first), "code": "CR"}),
+            ("clear", {"utterance": number(first)}),
+            ("code", {"utterance": number(first), "code": "Q"}),
             ("global", {"scale": "EMPATHY", "value": 4}),
             ("undo", {}),
         ]
@@ -89,9 +96,9 @@ def test_no_coder_facing_response_names_a_source(client_for, coder, blinded_roun
                 response = client.post(f"{base}{name}/", {**data, "version": version}, **extra)
                 assert response.status_code in (200, 302), (name, response.status_code)
                 responses[f"{name} {a.pk} {bool(extra)}"] = response
-        responses[f"409 {a.pk}"] = client.post(f"{base}code/", {"utterance": first.pk, "code": "GI", "version": 0}, **HX)
-        responses[f"409 plain {a.pk}"] = client.post(f"{base}code/", {"utterance": first.pk, "code": "GI", "version": 0})
-        responses[f"400 {a.pk}"] = client.post(f"{base}code/", {"utterance": first.pk, "code": "BAD", "version": 0}, **HX)
+        responses[f"409 {a.pk}"] = client.post(f"{base}code/", {"utterance": number(first), "code": "GI", "version": 0}, **HX)
+        responses[f"409 plain {a.pk}"] = client.post(f"{base}code/", {"utterance": number(first), "code": "GI", "version": 0})
+        responses[f"400 {a.pk}"] = client.post(f"{base}code/", {"utterance": number(first), "code": "BAD", "version": 0}, **HX)
         responses[f"submit refused {a.pk}"] = client.post(f"{base}submit/", {"version": Assignment.objects.get(pk=a.pk).version})
         fresh = Assignment.objects.select_related("transcript", "coding_round").get(pk=a.pk)
         code_everything(fresh, coder, code="SR")
@@ -99,7 +106,7 @@ def test_no_coder_facing_response_names_a_source(client_for, coder, blinded_roun
         responses[f"submit {a.pk}"] = client.post(f"{base}submit/", {"version": fresh.version}, follow=True)
         responses[f"read-only {a.pk}"] = client.get(base)
         responses[f"read-only 409 {a.pk}"] = client.post(
-            f"{base}code/", {"utterance": first.pk, "code": "GI", "version": fresh.version + 1}, **HX)
+            f"{base}code/", {"utterance": number(first), "code": "GI", "version": fresh.version + 1}, **HX)
 
     statuses = {key: r.status_code for key, r in responses.items()}
     assert {s for k, s in statuses.items() if k.startswith("409")} == {409}

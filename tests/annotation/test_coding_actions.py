@@ -59,6 +59,12 @@ def utterances_of(assignment: Assignment) -> list[Utterance]:
     )
 
 
+def number(utterance: Utterance) -> int:
+    """The utterance's coder-facing id: its number in the transcript's reading order (docs/blinding.md)."""
+    order = Utterance.objects.filter(volley__transcript_id=utterance.volley.transcript_id).order_by("volley__index", "index")
+    return list(order.values_list("pk", flat=True)).index(utterance.pk) + 1
+
+
 def code_everything(assignment: Assignment, actor, code: str = "NONE") -> None:
     for utterance in utterances_of(assignment):
         coding.save_code(assignment, utterance_id=utterance.pk, code=code, version=assignment.version, actor=actor)
@@ -171,7 +177,7 @@ def test_save_returns_the_volley_tally_with_merge_explanations(coder, assignment
     assert result.tally.counts["CR"] == 1 and result.tally.counts["SR"] == 0
     assert result.tally.merges == ["2 reflections in one volley count once: CR because at least one is complex"]
 
-    rows = {row.id: row for row in coding_queries.volley_rows(assignment)}
+    rows = {row.pk: row for row in coding_queries.volley_rows(assignment)}
     row = rows[volley[0].volley_id]
     assert [u.code for u in row.utterances[:2]] == ["SR", "CR"]
     assert row.counted == ["CR"]

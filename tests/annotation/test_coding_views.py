@@ -16,7 +16,7 @@ from annotation.actions import coding
 from annotation.models import Assignment, AuditEvent, GlobalRating, UtteranceCode
 from annotation.queries import coding as coding_queries
 
-from .test_coding_actions import build_round, code_everything, rate_globals, utterances_of
+from .test_coding_actions import build_round, code_everything, number, rate_globals, utterances_of
 
 HX = {"HTTP_HX_REQUEST": "true"}
 
@@ -73,7 +73,7 @@ def test_coding_page_shows_goal_context_utterances_codes_globals_and_hints(clien
     assert sheet.volleys[0].client_context.splitlines()[0] in html  # client context shown
     assert html.count('<li class="utt') == sheet.progress.total
     for u in utterances_of(mine):
-        assert f'id="u-{u.pk}"' in html
+        assert f'id="u-{number(u)}"' in html
     # one button per code and "No code", each showing its key
     assert html.count('name="code" value="CR"') == sheet.progress.total
     assert "CR<kbd>c</kbd>" in html and "NC<kbd>0/n</kbd>" in html and "SEEK<kbd>l</kbd>" in html
@@ -113,9 +113,9 @@ def test_anonymous_users_are_sent_to_login(client, double_coded):
 def test_plain_form_save_redirects_back_to_the_utterance(client_for, coder, double_coded):
     mine, _ = double_coded
     first = utterances_of(mine)[0]
-    response = client_for(coder).post(url(mine, "code/"), {"utterance": first.pk, "code": "SR", "version": 0})
+    response = client_for(coder).post(url(mine, "code/"), {"utterance": number(first), "code": "SR", "version": 0})
     assert response.status_code == 302
-    assert response["Location"] == f"/code/{mine.pk}/#u-{first.pk}"
+    assert response["Location"] == f"/code/{mine.pk}/#u-{number(first)}"
     assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "SR"
     page = client_for(coder).get(url(mine)).content.decode()
     assert pressed_codes(page) == ["SR"]
@@ -126,13 +126,13 @@ def test_htmx_save_returns_the_volley_partial_and_progress_out_of_band(client_fo
     mine, _ = double_coded
     volley_utts = [u for u in utterances_of(mine) if u.volley_id == utterances_of(mine)[0].volley_id]
     client = client_for(coder)
-    response = client.post(url(mine, "code/"), {"utterance": volley_utts[0].pk, "code": "SR", "version": 0}, **HX)
+    response = client.post(url(mine, "code/"), {"utterance": number(volley_utts[0]), "code": "SR", "version": 0}, **HX)
     assert response.status_code == 200
     assert response["X-Assignment-Version"] == "1"
-    assert response["X-Coding-Target"] == f"u-{volley_utts[0].pk}"
+    assert response["X-Coding-Target"] == f"u-{number(volley_utts[0])}"
     html = response.content.decode()
     assert "<html" not in html and "<body" not in html  # a partial, not a page
-    assert f'id="volley-{volley_utts[0].volley_id}"' in html
+    assert f'id="volley-{volley_utts[0].volley.index + 1}"' in html  # the volley by its number
     assert 'id="coding-status"' in html and 'hx-swap-oob="true"' in html
     assert f"1/{len(utterances_of(mine))} utterances" in html
     assert pressed_codes(html) == ["SR"]
@@ -140,7 +140,7 @@ def test_htmx_save_returns_the_volley_partial_and_progress_out_of_band(client_fo
     assert '<span class="chip">SR</span>' in html
 
     if len(volley_utts) > 1:
-        response = client.post(url(mine, "code/"), {"utterance": volley_utts[1].pk, "code": "CR", "version": 1}, **HX)
+        response = client.post(url(mine, "code/"), {"utterance": number(volley_utts[1]), "code": "CR", "version": 1}, **HX)
         html = response.content.decode()
         assert '<span class="chip">CR</span>' in html and '<span class="chip">SR</span>' not in html
         assert "2 reflections in one volley count once: CR because at least one is complex" in html
@@ -151,9 +151,9 @@ def test_stale_version_gets_409_with_the_conflict_message_and_keeps_the_first_va
     mine, _ = double_coded
     first = utterances_of(mine)[0]
     client = client_for(coder)
-    assert client.post(url(mine, "code/"), {"utterance": first.pk, "code": "SR", "version": 0}, **HX).status_code == 200
+    assert client.post(url(mine, "code/"), {"utterance": number(first), "code": "SR", "version": 0}, **HX).status_code == 200
 
-    response = client.post(url(mine, "code/"), {"utterance": first.pk, "code": "CR", "version": 0}, **HX)
+    response = client.post(url(mine, "code/"), {"utterance": number(first), "code": "CR", "version": 0}, **HX)
     assert response.status_code == 409
     assert response["X-Assignment-Version"] == "1"
     html = response.content.decode()
@@ -174,10 +174,10 @@ def test_bad_input_gets_400_and_changes_nothing(client_for, coder, double_coded)
     mine, _ = double_coded
     first = utterances_of(mine)[0]
     client = client_for(coder)
-    response = client.post(url(mine, "code/"), {"utterance": first.pk, "code": "OPEN", "version": 0}, **HX)
+    response = client.post(url(mine, "code/"), {"utterance": number(first), "code": "OPEN", "version": 0}, **HX)
     assert response.status_code == 400
     assert "unknown MITI behaviour code &#x27;OPEN&#x27;" in response.content.decode()
-    response = client.post(url(mine, "code/"), {"utterance": first.pk, "code": "GI", "version": "x"}, **HX)
+    response = client.post(url(mine, "code/"), {"utterance": number(first), "code": "GI", "version": "x"}, **HX)
     assert response.status_code == 400
     assert "field &#x27;version&#x27; must be a whole number" in response.content.decode()
     response = client.post(url(mine, "global/"), {"scale": "EMPATHY", "value": 9, "version": 0})
@@ -201,16 +201,16 @@ def test_globals_clear_and_undo_through_the_endpoints(client_for, coder, double_
     response = client.post(url(mine, "global/"), {"scale": "PARTNERSHIP", "value": "", "version": 1}, **HX)
     assert response.status_code == 200 and not GlobalRating.objects.exists()
 
-    client.post(url(mine, "code/"), {"utterance": first.pk, "code": "AF", "version": 2}, **HX)
-    response = client.post(url(mine, "clear/"), {"utterance": first.pk, "version": 3}, **HX)
+    client.post(url(mine, "code/"), {"utterance": number(first), "code": "AF", "version": 2}, **HX)
+    response = client.post(url(mine, "clear/"), {"utterance": number(first), "version": 3}, **HX)
     assert response.status_code == 200 and not UtteranceCode.objects.exists()
     response = client.post(url(mine, "undo/"), {"version": 4}, **HX)
     assert response.status_code == 200
-    assert response["X-Coding-Target"] == f"u-{first.pk}"
+    assert response["X-Coding-Target"] == f"u-{number(first)}"
     assert pressed_codes(response.content.decode()) == ["AF"]
     assert UtteranceCode.objects.get(assignment=mine).code == "AF"
     response = client.post(url(mine, "undo/"), {"version": 5})  # plain form
-    assert response.status_code == 302 and response["Location"] == f"/code/{mine.pk}/#u-{first.pk}"
+    assert response.status_code == 302 and response["Location"] == f"/code/{mine.pk}/#u-{number(first)}"
     assert not UtteranceCode.objects.exists()
     assert list(AuditEvent.objects.filter(assignment=mine).values_list("action", flat=True)) == [
         "global", "global", "code", "code", "undo", "undo"]
@@ -245,7 +245,7 @@ def test_submit_refused_until_complete_then_read_only(client_for, coder, double_
 
     version = Assignment.objects.get(pk=mine.pk).version
     first = utterances_of(mine)[0]
-    response = client.post(url(mine, "code/"), {"utterance": first.pk, "code": "CR", "version": version}, **HX)
+    response = client.post(url(mine, "code/"), {"utterance": number(first), "code": "CR", "version": version}, **HX)
     assert response.status_code == 409
     assert "read-only until a coordinator reopens it" in response.content.decode()
     assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "Q"
@@ -265,7 +265,7 @@ def test_reopened_assignment_can_be_edited_again(client_for, coder, coordinator,
     page = client.get(url(mine)).content.decode()
     assert 'data-coding="code"' in page and "readonly-note" not in page
     first = utterances_of(mine)[0]
-    response = client.post(url(mine, "code/"), {"utterance": first.pk, "code": "EMPHASIZE",
+    response = client.post(url(mine, "code/"), {"utterance": number(first), "code": "EMPHASIZE",
                                                 "version": reopened.version}, **HX)
     assert response.status_code == 200
     assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "EMPHASIZE"
@@ -291,7 +291,7 @@ def test_a_coder_cannot_open_or_change_another_coders_assignment(client_for, cod
     first = utterances_of(twin)[0]
     coding.save_code(twin, utterance_id=first.pk, code="SR", version=0, actor=coder2)
     client = client_for(coder)
-    for method, path, data in endpoints(twin, first.pk):
+    for method, path, data in endpoints(twin, number(first)):
         for extra in ({}, HX):
             response = getattr(client, method)(path, data, **extra)
             assert response.status_code == 404, (method, path)
@@ -344,7 +344,7 @@ def test_an_outsider_sees_nothing(client_for, outsider, double_coded):
     assert "Nothing to code yet" in queue.content.decode()
     assert mine.transcript.blind_code not in queue.content.decode()
     first = utterances_of(mine)[0]
-    for method, path, data in endpoints(mine, first.pk):
+    for method, path, data in endpoints(mine, number(first)):
         assert getattr(client, method)(path, data).status_code == 404, path
     assert not UtteranceCode.objects.exists() and Assignment.objects.get(pk=mine.pk).version == 0
 
@@ -378,7 +378,7 @@ def test_one_code_save_from_the_coding_page_calls_one_action(client_for, coder, 
     mine, _ = double_coded
     first = utterances_of(mine)[0]
     # As coding.js sends it: a urlencoded POST with the HX-Request header.
-    response = client_for(coder).post(url(mine, "code/"), {"version": 0, "utterance": first.pk, "code": "SR"}, **HX)
+    response = client_for(coder).post(url(mine, "code/"), {"version": 0, "utterance": number(first), "code": "SR"}, **HX)
     assert response.status_code == 200 and response["X-Assignment-Version"] == "1"
     assert calls == ["annotation.actions.coding.save_code"]
     assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "SR"

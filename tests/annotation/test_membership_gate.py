@@ -17,7 +17,7 @@ from annotation import actions
 from annotation.models import Assignment, AuditEvent, GlobalRating, UtteranceCode
 from evaluation.summaries import load_summaries
 
-from .test_coding_actions import build_round, code_everything, rate_globals, utterances_of
+from .test_coding_actions import build_round, code_everything, number, rate_globals, utterances_of
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -45,7 +45,7 @@ def work(study, coordinator, coder):
 
 def coder_requests(assignment: Assignment) -> list[tuple[str, str, dict, dict]]:
     """(method, url, data, extra) of every coder-facing page and partial endpoint."""
-    first = utterances_of(assignment)[0].pk
+    first = number(utterances_of(assignment)[0])
     v = Assignment.objects.get(pk=assignment.pk).version
     base = f"/code/{assignment.pk}/"
     posts = [
@@ -62,7 +62,7 @@ def coder_requests(assignment: Assignment) -> list[tuple[str, str, dict, dict]]:
 
 
 def api_requests(assignment: Assignment) -> list[tuple[str, str, dict]]:
-    first = utterances_of(assignment)[0].pk
+    first = number(utterances_of(assignment)[0])
     v = Assignment.objects.get(pk=assignment.pk).version
     base = f"/api/assignments/{assignment.pk}/"
     return [
@@ -142,7 +142,7 @@ def test_re_adding_the_member_restores_access(client_for, study, coder, work):
     a = work[0]
     assert client.get(f"/code/{a.pk}/").status_code == 200
     assert f"/code/{a.pk}/" in client.get("/code/").content.decode()
-    response = client.post(f"/code/{a.pk}/code/", {"utterance": utterances_of(a)[1].pk, "code": "Q", "version": 1}, **HX)
+    response = client.post(f"/code/{a.pk}/code/", {"utterance": number(utterances_of(a)[1]), "code": "Q", "version": 1}, **HX)
     assert response.status_code == 200
     assert UtteranceCode.objects.filter(assignment=a, code="Q").count() == 1
     assert token_client(coder).get(f"/api/assignments/{a.pk}/").status_code == 200

@@ -68,7 +68,8 @@ def test_stale_version_gets_409_and_keeps_the_first_value(world, coder, api):
     assert body["current_version"] == 1
     assert body["detail"].startswith("This assignment was changed in another tab or device")
     assert body["errors"] == {"version": [body["detail"]]}
-    assert UtteranceCode.objects.get(assignment=assignment, utterance_id=utterance).code == "Q"
+    assert utterance == 1  # its number in the transcript, not a database id
+    assert UtteranceCode.objects.get(assignment=assignment).code == "Q"
     assert Assignment.objects.get(pk=assignment.pk).version == 1
 
 
@@ -117,10 +118,11 @@ def test_bad_code_and_foreign_utterance_are_400(world, coder, coder2, api):
     bad_code = client.post(f"/api/assignments/{assignment.pk}/codes/", {"utterance": foreign, "code": "XX", "version": 0},
                            format="json")
     assert bad_code.status_code == 400 and "code" in bad_code.json()["errors"]
-    if other.transcript_id != assignment.transcript_id:
-        wrong = client.post(f"/api/assignments/{assignment.pk}/codes/",
-                            {"utterance": foreign, "code": "GI", "version": 0}, format="json")
-        assert wrong.status_code == 400
+    # Utterances are named by their number in the assignment's own transcript: one past the end is refused.
+    n = sum(len(v["utterances"]) for v in client.get(f"/api/assignments/{assignment.pk}/").json()["volleys"])
+    wrong = client.post(f"/api/assignments/{assignment.pk}/codes/",
+                        {"utterance": n + 1, "code": "GI", "version": 0}, format="json")
+    assert wrong.status_code == 400 and "no utterance" in wrong.json()["detail"]
     assert Assignment.objects.get(pk=assignment.pk).version == 0
 
 

@@ -35,7 +35,7 @@ def code_and_submit(assignment, user, code: str) -> None:
     version = assignment.version
     for volley in coding_queries.coding_sheet(assignment).volleys:
         for utterance in volley.utterances:
-            version = coding.save_code(assignment, utterance_id=utterance.id, code=code, version=version,
+            version = coding.save_code(assignment, utterance_id=utterance.pk, code=code, version=version,
                                        actor=user).version
     for scale in miti.GLOBAL_KEYS:
         version = coding.set_global(assignment, scale=scale, value=4, version=version, actor=user).version

@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from annotation import miti
 from annotation.models import Assignment, GlobalRating, UtteranceCode
-from tests.annotation.test_coding_actions import build_round, utterances_of
+from tests.annotation.test_coding_actions import build_round, number, utterances_of
 
 pytestmark = pytest.mark.browser
 
@@ -52,11 +52,11 @@ def test_code_a_whole_transcript_with_the_keyboard_reload_and_submit(browser_con
     expect(page.locator("body")).to_contain_text(assignment.transcript.blind_code)
     page.goto(f"/code/{assignment.pk}/")
 
-    first = page.locator(f"#u-{utterances[0].pk}")
+    first = page.locator(f"#u-{number(utterances[0])}")
     expect(first).to_have_class(re.compile(r"\bis-current\b"))
     # j/k and the arrows move; ? toggles the hints.
     page.keyboard.press("j")
-    expect(page.locator(f"#u-{utterances[1].pk}")).to_have_class(re.compile(r"\bis-current\b"))
+    expect(page.locator(f"#u-{number(utterances[1])}")).to_have_class(re.compile(r"\bis-current\b"))
     page.keyboard.press("ArrowUp")
     expect(first).to_have_class(re.compile(r"\bis-current\b"))
     expect(page.locator("#hints-panel")).to_be_hidden()
@@ -94,7 +94,7 @@ def test_code_a_whole_transcript_with_the_keyboard_reload_and_submit(browser_con
 
     page.reload()
     for u in utterances:
-        row = page.locator(f"#u-{u.pk}")
+        row = page.locator(f"#u-{number(u)}")
         expect(row).to_have_attribute("data-code", expected[u.pk])
         expect(row.locator('button[aria-pressed="true"]')).to_have_attribute("value", expected[u.pk])
     for key, value in ratings.items():
@@ -119,7 +119,7 @@ def test_two_pages_second_save_gets_the_conflict_message(browser_context, login,
     two = browser_context.new_page()
     two.goto(f"/code/{assignment.pk}/")
     for page in (one, two):
-        expect(page.locator(f"#u-{target.pk}")).to_have_class(re.compile(r"\bis-current\b"))
+        expect(page.locator(f"#u-{number(target)}")).to_have_class(re.compile(r"\bis-current\b"))
 
     one.keyboard.press("s")
     wait_until(one, lambda: codes_of(assignment) == {target.pk: "SR"}, what="first save")
@@ -134,7 +134,7 @@ def test_two_pages_second_save_gets_the_conflict_message(browser_context, login,
 
     # After a reload the page shows the saved value and asks what to do with the unsaved change.
     two.reload()
-    expect(two.locator(f"#u-{target.pk}")).to_have_attribute("data-code", "SR")
+    expect(two.locator(f"#u-{number(target)}")).to_have_attribute("data-code", "SR")
     expect(two.locator("#coding-alert")).to_contain_text("not saved, and the assignment has changed since")
     two.click("#discard-stale")
     expect(two.locator("#coding-alert")).to_be_empty()
@@ -177,7 +177,7 @@ def test_failed_saves_are_kept_across_a_reload_and_sent_when_the_server_is_back(
     network = SaveNetwork(browser_context)
     page = browser_context.new_page()
     login(page, "coder", next_url=f"/code/{assignment.pk}/")
-    expect(page.locator(f"#u-{first.pk}")).to_have_class(re.compile(r"\bis-current\b"))
+    expect(page.locator(f"#u-{number(first)}")).to_have_class(re.compile(r"\bis-current\b"))
 
     # A 503 once: shown, then retried by itself.
     network.mode = "flaky"
@@ -188,18 +188,18 @@ def test_failed_saves_are_kept_across_a_reload_and_sent_when_the_server_is_back(
 
     # The network drops: the change is shown as waiting, survives a reload, and is sent afterwards.
     network.mode = "down"
-    expect(page.locator(f"#u-{second.pk}")).to_have_class(re.compile(r"\bis-current\b"))
+    expect(page.locator(f"#u-{number(second)}")).to_have_class(re.compile(r"\bis-current\b"))
     page.keyboard.press("c")
     expect(page.locator("#save-state")).to_contain_text("Cannot reach the server")
-    expect(page.locator(f'#u-{second.pk} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
+    expect(page.locator(f'#u-{number(second)} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
     page.reload()
-    expect(page.locator(f'#u-{second.pk} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
+    expect(page.locator(f'#u-{number(second)} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
     assert codes_of(assignment) == {first.pk: "GI"}
     network.mode = "up"
     wait_until(page, lambda: codes_of(assignment) == {first.pk: "GI", second.pk: "CR"}, timeout=20, what="queued CR sent")
     expect(page.locator("#save-state")).to_have_text("Saved")
     expect(page.locator(".is-pending")).to_have_count(0)
-    expect(page.locator(f"#u-{second.pk}")).to_have_attribute("data-code", "CR")
+    expect(page.locator(f"#u-{number(second)}")).to_have_attribute("data-code", "CR")
 
 
 def test_changes_left_by_a_closed_tab_are_sent_by_the_next_page(browser_context, login, first_assignment):
@@ -209,7 +209,7 @@ def test_changes_left_by_a_closed_tab_are_sent_by_the_next_page(browser_context,
     gone = browser_context.new_page()
     login(gone, "coder", next_url=f"/code/{assignment.pk}/")
     network.mode = "down"
-    expect(gone.locator(f"#u-{first.pk}")).to_have_class(re.compile(r"\bis-current\b"))
+    expect(gone.locator(f"#u-{number(first)}")).to_have_class(re.compile(r"\bis-current\b"))
     gone.keyboard.press("a")
     expect(gone.locator("#save-state")).to_contain_text("Cannot reach the server")
     gone.close()
@@ -219,6 +219,6 @@ def test_changes_left_by_a_closed_tab_are_sent_by_the_next_page(browser_context,
     page = browser_context.new_page()
     page.goto(f"/code/{assignment.pk}/")
     wait_until(page, lambda: codes_of(assignment) == {first.pk: "AF"}, what="the closed tab's change sent")
-    expect(page.locator(f"#u-{first.pk}")).to_have_attribute("data-code", "AF")
+    expect(page.locator(f"#u-{number(first)}")).to_have_attribute("data-code", "AF")
     expect(page.locator("#save-state")).to_have_text("Saved")
     assert page.evaluate("Object.keys(localStorage).filter(k => k.startsWith('mi-coding-queue:')).length") == 0
