@@ -112,7 +112,7 @@ def stub_main(args) -> int:
     from mi_platform.celery import app
 
     call_command("migrate", verbosity=0)
-    stub_backend.install()
+    stub_backend.install(app)
     stub_backend.timed(stub_backend.InstantBackend)
     suffix = secrets.token_hex(3)
     study = annotation_actions.create_study(name=f"Bench stub {suffix}", slug=f"bench-stub-{suffix}", change_goal="x")
@@ -203,6 +203,8 @@ def stub_main(args) -> int:
             worker.terminate()
             worker.wait(30)
             log.close()
+            with app.connection_for_write() as connection:  # the metrics tasks nobody consumed
+                connection.default_channel.queue_purge(stub_backend.METRICS_QUEUE)
     print(f"load average  {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.database_url:
         GenerationRun.objects.filter(study=study).delete()

@@ -40,9 +40,19 @@ class InstantBackend(GenerationBackend):
         return []
 
 
-def install() -> None:
+METRICS_QUEUE = "bench-metrics"
+
+
+def install(app=None) -> None:
+    """The instant backend in place of ``openai``; with ``app``, a finished run's metrics task goes to a
+    queue no bench worker consumes (scoring is evaluation's cost, and in a solo worker it would
+    delay the next run's chunks)."""
     backends.BACKENDS["openai"] = InstantBackend
     backends.close_all()  # no cached object of the real class survives
+    if app is not None:
+        routes = dict(app.conf.task_routes or {})
+        routes["evaluation.compute_run_metrics"] = {"queue": METRICS_QUEUE}
+        app.conf.task_routes = routes
 
 
 in_generate = [0.0]

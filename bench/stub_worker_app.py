@@ -4,6 +4,6 @@ instant backend installed (``celery -A bench.stub_worker_app worker -Q cpu --poo
 from bench.stub_backend import install
 from mi_platform.celery import app
 
-install()
+install(app)
 
 __all__ = ["app"]

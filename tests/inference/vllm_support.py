@@ -20,30 +20,39 @@ def _drop_vllm_modules() -> dict[str, object]:
     return {name: sys.modules.pop(name) for name in names}
 
 
-def load_fake_vllm():
+def load_fake_vllm(install=None):
+    """Load the stand-in as ``vllm``; ``install(module)`` puts it on ``sys.modules`` (default: directly)."""
     spec = importlib.util.spec_from_file_location(
         "vllm", FAKE_DIR / "__init__.py", submodule_search_locations=[str(FAKE_DIR)]
     )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["vllm"] = module
+    if install is None:
+        sys.modules["vllm"] = module
+    else:
+        install(module)
     spec.loader.exec_module(module)
     return module
 
 
 @pytest.fixture
-def fake_vllm():
+def fake_vllm(monkeypatch):
+    """The stand-in as ``vllm`` for one test. ``sys.modules["vllm"]`` is set through ``monkeypatch`` so
+    that it is undone after anything the test itself patches there (monkeypatch undoes in reverse
+    order, and it is torn down after this fixture: the autouse fixtures set it up first)."""
     from inference.backends import close_all
 
     close_all()
     saved = _drop_vllm_modules()
-    module = load_fake_vllm()
+    module = load_fake_vllm(lambda m: monkeypatch.setitem(sys.modules, "vllm", m))
     try:
         yield module
     finally:
         close_all()
         _drop_vllm_modules()
-        sys.modules.update(saved)
+        sys.modules.update({name: mod for name, mod in saved.items() if name != "vllm"})
+        if "vllm" in saved:
+            monkeypatch.setitem(sys.modules, "vllm", saved["vllm"])
 
 
 def build_tokenizer_folder(out_dir: Path, max_position_embeddings: int = 1024) -> Path:
