@@ -357,9 +357,12 @@ def _import_api(matrix_ids, api) -> int:
     return corpus.cases
 
 
-def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle):
-    """One shared world for every API surface (building it is the expensive part)."""
+def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle, coordinator, coder):
+    """One shared world for every API surface (building it is the expensive part); the browser's view of
+    every GET endpoint (tests/api/test_browser_views_and_headers.py) runs on it too."""
     import time
+
+    from tests.api.test_browser_views_and_headers import every_get_endpoint_opened_in_a_browser_answers_json
 
     counts, seconds = {}, {}
     for name, section in (("write endpoints", _write_endpoints), ("filters", _filters), ("path ids", _path_ids),
@@ -368,6 +371,8 @@ def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle):
         counts[name] = section(matrix_ids, api)
         seconds[name] = round(time.monotonic() - started, 1)
     print(f"hostile corpus: {counts}, {sum(counts.values())} cases in all; seconds {seconds}")
+    opened = every_get_endpoint_opened_in_a_browser_answers_json(matrix_ids, coordinator, coder)
+    print(f"GET endpoints opened as a browser: {opened} requests")
     assert counts["write endpoints"] >= 200 and counts["filters"] >= 100 and counts["import API"] >= 40
 
 
