@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from annotation.forms import CheckedCharacters
 from annotation.models import Dialogue
 
 from . import registry
@@ -41,7 +42,7 @@ MODEL_FIELDS = [
 ]
 
 
-class RegisteredModelForm(forms.ModelForm):
+class RegisteredModelForm(CheckedCharacters, forms.ModelForm):
     """Registration form; also suitable for the admin (``form = RegisteredModelForm``).
 
     ``clean`` runs the registry's shallow checks, so a missing folder or chat template is reported
@@ -74,7 +75,7 @@ class RegisteredModelForm(forms.ModelForm):
         return cleaned
 
 
-class StartRunForm(forms.Form):
+class StartRunForm(CheckedCharacters, forms.Form):
     model = forms.ModelChoiceField(queryset=RegisteredModel.objects.all(), label=_("Model"))
     split = forms.ChoiceField(choices=Dialogue.Split.choices, initial=Dialogue.Split.TEST, label=_("Split"))
     chunk_size = forms.IntegerField(

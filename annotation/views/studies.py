@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import actions, parsers, queries
 from ..forms import IdSplitForm, ImportForm, MemberForm, RandomSplitForm, StudyForm
-from ..models import Turn
+from ..models import Dialogue, Turn
 
 
 @login_required
@@ -148,6 +148,8 @@ def dialogue_list(request: HttpRequest, slug: str) -> HttpResponse:
     study = queries.study_for(request.user, slug, role=queries.COORDINATOR)
     qs = queries.dialogues_for(request.user, study).order_by("id")
     split = request.GET.get("split")
+    if split not in Dialogue.Split.values:
+        split = None  # an unknown value shows every dialogue, as the run pages' filters do
     if split:
         qs = qs.filter(split=split)
     page = Paginator(qs, 100).get_page(request.GET.get("page"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from annotation.forms import CheckedCharacters
 from annotation.models import Dialogue
 from inference.models import RegisteredModel
 from inference.recipe.finetune import LoraHyperparameters
@@ -18,7 +19,7 @@ def _ids(text: str) -> list[str]:
     return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
 
 
-class TransformationForm(forms.Form):
+class TransformationForm(CheckedCharacters, forms.Form):
     model = forms.ModelChoiceField(RegisteredModel.objects.all(), label=_("Rewrite with model"))
     prompt = forms.ModelChoiceField(
         PromptTemplate.objects.filter(kind=PromptTemplate.Kind.TRANSFORM),
@@ -52,7 +53,7 @@ class TransformationForm(forms.Form):
         return _ids(self.cleaned_data.get("external_ids") or "")
 
 
-class PromptForm(forms.Form):
+class PromptForm(CheckedCharacters, forms.Form):
     name = forms.CharField(max_length=100)
     kind = forms.ChoiceField(choices=PromptTemplate.Kind.choices)
     text = forms.CharField(
@@ -62,7 +63,7 @@ class PromptForm(forms.Form):
     note = forms.CharField(max_length=300, required=False, label=_("What changed"))
 
 
-class ExportForm(forms.Form):
+class ExportForm(CheckedCharacters, forms.Form):
     split = forms.ChoiceField(choices=SPLITS, initial="train")
     name = forms.CharField(max_length=60, initial="mi", help_text=_("Dataset name in dataset_info.json."))
     system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -72,7 +73,7 @@ class ExportForm(forms.Form):
     )
 
 
-class FineTuneForm(forms.Form):
+class FineTuneForm(CheckedCharacters, forms.Form):
     base_model = forms.ModelChoiceField(
         RegisteredModel.objects.exclude(backend=RegisteredModel.Backend.OPENAI).filter(adapter_path=""),
         label=_("Base model"),

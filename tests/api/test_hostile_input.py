@@ -97,8 +97,10 @@ def encode(body: object) -> str:
 class Corpus:
     """Sends cases, checks each response, and counts them."""
 
-    def __init__(self, client, label: str, *, exempt: tuple[str, ...] = ()) -> None:
+    def __init__(self, client, label: str, *, exempt: tuple[str, ...] = (), form_pages: bool = False) -> None:
         self.client, self.label, self.exempt = client, label, exempt
+        # The pages answer a refused form by showing it again (200, the errors on it); success redirects.
+        self.form_pages = form_pages
         self.cases = 0
         self.statuses: dict[int, int] = {}
         self.failures: list[str] = []
@@ -114,14 +116,15 @@ class Corpus:
                 self.before = row_counts()
             before = self.before
             response = getattr(self.client, method.lower())(url, **kwargs)
-            after = row_counts() if response.status_code >= 400 else before
+            refused = response.status_code >= 400 or (self.form_pages and response.status_code == 200)
+            after = row_counts() if refused else before
             result = check(response) if check is not None and response.status_code < 400 else None
             transaction.set_rollback(True)
         self.statuses[response.status_code] = self.statuses.get(response.status_code, 0) + 1
         changed = {k: (before[k], after[k]) for k in before if before[k] != after[k] and k not in self.exempt}
         if response.status_code >= 500:
             self.failures.append(f"{label}: {response.status_code} {response.content[:300]!r}")
-        elif response.status_code >= 400:
+        elif refused:
             if url.startswith("/api/"):
                 try:
                     assert_error_shape(response, label)
@@ -354,9 +357,12 @@ def _import_api(matrix_ids, api) -> int:
     return corpus.cases
 
 
-def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle):
-    """One shared world for every API surface (building it is the expensive part)."""
+def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle, coordinator, coder):
+    """One shared world for every API surface (building it is the expensive part); the browser's view of
+    every GET endpoint (tests/api/test_browser_views_and_headers.py) runs on it too."""
     import time
+
+    from tests.api.test_browser_views_and_headers import every_get_endpoint_opened_in_a_browser_answers_json
 
     counts, seconds = {}, {}
     for name, section in (("write endpoints", _write_endpoints), ("filters", _filters), ("path ids", _path_ids),
@@ -365,6 +371,8 @@ def test_hostile_corpus_against_the_api(matrix_ids, api, no_throttle):
         counts[name] = section(matrix_ids, api)
         seconds[name] = round(time.monotonic() - started, 1)
     print(f"hostile corpus: {counts}, {sum(counts.values())} cases in all; seconds {seconds}")
+    opened = every_get_endpoint_opened_in_a_browser_answers_json(matrix_ids, coordinator, coder)
+    print(f"GET endpoints opened as a browser: {opened} requests")
     assert counts["write endpoints"] >= 200 and counts["filters"] >= 100 and counts["import API"] >= 40
 
 
@@ -436,3 +444,25 @@ def test_django_level_errors_under_api_answer_json(api, coder):
         assert response.status_code == expected[name], (name, response.status_code, response.content[:200])
         assert_error_shape(response, name)
     assert "CSRF" in checks["csrf on an unknown path"].json()["detail"]
+
+
+def test_page_forms_refuse_hostile_text(client, admin_user, study):
+    """The pages' forms run the same character check (annotation/forms.py: CheckedCharacters)."""
+    client.force_login(admin_user)
+    corpus = Corpus(client, "page forms", form_pages=True)
+    forms = {
+        "/studies/new/": {"name": "S", "slug": "s-new", "language": "zh", "change_goal": "quit", "description": ""},
+        f"/studies/{study.slug}/members/": {"username": "coder", "role": "coder"},
+        "/models/new/": {"name": "m-new", "backend": "openai", "base_model": "gpt-x",
+                         "server_url": "http://127.0.0.1:9/v1"},
+    }
+    for url, base in forms.items():
+        for field in base:
+            for name, value in REFUSED.items():
+                if "surrogate" in name:
+                    continue  # a form body is UTF-8: a lone surrogate cannot be encoded into it
+                corpus.send("POST", url, name=f"{field}={name}", data={**base, field: f"x{value}y"},
+                            check=lambda response: response.content)
+    corpus.done()
+    assert "which is not allowed" in client.post("/studies/new/", {**forms["/studies/new/"], "name": "a\x07"}).content.decode()
+    assert corpus.cases >= 60
