@@ -1,10 +1,10 @@
-"""The long-format code export on PostgreSQL: one ``COPY (SELECT …) TO STDOUT`` instead of Python rows.
+"""The long-format code export on PostgreSQL: ``COPY (SELECT …) TO STDOUT`` instead of Python rows.
 
 Same rows, columns and order as ``exports.code_rows`` (which SQLite and the XLSX writer use): one row
 per utterance per submitted assignment, an uncoded utterance with an empty code. The database joins
-and formats the 1,200,000 rows of a 10,000-transcript study itself (docs/benchmarks.md, "Results that
-keep up"); Parquet is written from that CSV by pyarrow's C++ reader, in row groups, with integer
-columns typed.
+and formats the 1,200,000 rows of a 10,000-transcript study itself, one batch of assignments per
+COPY (see docs/benchmarks.md, "Results that keep up"); Parquet is written from that CSV by
+pyarrow's C++ reader, in row groups, with integer columns typed.
 """
 
 from __future__ import annotations
