@@ -224,10 +224,11 @@ def main() -> int:
             Assignment.objects.filter(coding_round=coding_round, summary__isnull=True).values_list("id", flat=True)
         )
         t0 = time.perf_counter()
+        stored = 0
         for start in range(0, len(ids), 2000):
             with transaction.atomic():
-                store_summaries(ids[start:start + 2000])
-        print(f"stored summaries of {len(ids):,} codings without one (backfill, store_summaries in batches of "
+                stored += store_summaries(ids[start:start + 2000])
+        print(f"stored summaries of {stored:,} submitted codings without one (backfill, store_summaries in batches of "
               f"2,000): {time.perf_counter() - t0:.2f} s", flush=True)
 
         if not args.skip_pages:
