@@ -22,10 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.db import connection
+
 from annotation import miti
 from annotation.errors import ActionError
 from annotation.models import Assignment, CodingRound, Study, Utterance, UtteranceCode
 
+from . import copy_codes
 from .reliability import MIN_TARGETS
 from .reliability_data import REFERENCE_BANDS
 from .results import ALL_TABLE_KEYS, METRIC_COLUMNS, Results, build_results
@@ -447,6 +450,8 @@ def write_export(
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "codes":
+        if fmt in ("csv", "parquet") and connection.vendor == "postgresql":
+            return copy_codes.write(study, coding_round, fmt, out, blind=blind, progress=progress)
         header, rows, _total = code_rows(study, coding_round, blind=blind, progress=progress)
         return _write_tables([Table("codes", header, rows)], fmt, out)
     results = results or build_results(study, coding_round, group_by=group_by)

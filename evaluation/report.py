@@ -205,7 +205,7 @@ def render_pdf(results: Results) -> bytes:
         Paragraph("MITI results per source", h2),
     ]
     sources = results.sources
-    header = ["Score", "Fair / Good"] + [f"{r.source.label} ({r.transcripts} transcripts)" for r in sources]
+    header = ["Score", "Fair / Good"] + [f"{r.label} ({r.transcripts} transcripts)" for r in sources]
     rows = [header]
     for key in SUMMARY_TABLE_KEYS:
         rows.append([miti.SUMMARY_LABELS[key], threshold_text(key)]

@@ -312,7 +312,10 @@ def submit_assignment(assignment: Assignment, *, version: int, actor) -> Assignm
         raise ActionError(missing.message())
     _audit(assignment, actor, SUBMIT, "assignment", previous, Assignment.Status.SUBMITTED)
     # The results pages read this stored row instead of tallying the codes on every view.
-    store_summaries([assignment.pk])
+    known = None
+    if Assignment.coding_round.is_cached(assignment):  # the completeness check loaded the round
+        known = {assignment.pk: (assignment.version, assignment.coding_round.globals_rated)}
+    store_summaries([assignment.pk], known=known)
     return assignment
 
 

@@ -8,21 +8,29 @@ same code ``evaluation.summaries`` uses for a coding without a stored row.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from .. import tally
 from ..models import AdditionalCode, Assignment, AssignmentSummary, GlobalRating, UtteranceCode
 
 
-def store_summaries(assignment_ids: Collection[int]) -> int:
-    """Compute and store the summary of each given submitted assignment (4 queries + 1 write)."""
+def store_summaries(
+    assignment_ids: Collection[int], *, known: Mapping[int, tuple[int, bool]] | None = None
+) -> int:
+    """Compute and store the summary of each given submitted assignment (4 queries + 1 write).
+
+    ``known`` — {id: (version, round rates globals)} of assignments the caller holds locked and
+    submitted in this transaction — saves the first query (the submit action passes its own)."""
     if not assignment_ids:
         return 0
-    heads = list(
-        Assignment.objects.filter(pk__in=assignment_ids, status=Assignment.Status.SUBMITTED).values_list(
-            "id", "version", "coding_round__globals_rated"
+    if known is not None and set(known) == set(assignment_ids):
+        heads = [(aid, version, rated) for aid, (version, rated) in known.items()]
+    else:
+        heads = list(
+            Assignment.objects.filter(pk__in=assignment_ids, status=Assignment.Status.SUBMITTED).values_list(
+                "id", "version", "coding_round__globals_rated"
+            )
         )
-    )
     ids = [aid for aid, _v, _g in heads]
     code_rows = list(
         UtteranceCode.objects.filter(assignment_id__in=ids).values_list(

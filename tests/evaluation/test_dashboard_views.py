@@ -24,6 +24,8 @@ PAGES = [
     "/studies/smoking/results/charts/summary.svg",
     "/studies/smoking/results/charts/counts.png",
     "/studies/smoking/results/report/",
+    "/studies/smoking/results/tables/",
+    "/studies/smoking/results/tables/download.tex",
     "/studies/smoking/results/exports/",
 ]
 

@@ -302,7 +302,7 @@ def test_export_report_command(coded, tmp_path) -> None:
     assert (tmp_path / "r.pdf").read_bytes()[:5] == b"%PDF-"
     with pytest.raises(CommandError, match="No study with the slug 'nope'"):
         call_command("export_report", "--study", "nope", "--kind", "codes", "--format", "csv", "--out", "x.csv")
-    with pytest.raises(CommandError, match="'codes' can be exported as csv, xlsx or jsonl, not 'pdf'"):
+    with pytest.raises(CommandError, match="'codes' can be exported as csv, xlsx, parquet or jsonl, not 'pdf'"):
         call_command("export_report", "--study", "smoking", "--kind", "codes", "--format", "pdf", "--out", "x.pdf")
     with pytest.raises(CommandError, match="has no coding round 999999"):
         call_command("export_report", "--study", "smoking", "--kind", "codes", "--format", "csv", "--out", "x.csv",
