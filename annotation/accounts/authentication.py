@@ -22,8 +22,14 @@ class PersonalTokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token header: give exactly one token.")
         from .tokens import token_user
 
-        token = token_user(header[1].decode(errors="replace"))
+        raw = header[1].decode(errors="replace")
+        token = token_user(raw)
         if token is None:
+            from .tokens import token_of_deactivated_user
+
+            if token_of_deactivated_user(raw):
+                # Known token, deactivated owner: refused (403) with the reason, not "unknown token".
+                raise exceptions.PermissionDenied("This account has been deactivated.")
             raise exceptions.AuthenticationFailed("Invalid or revoked token.")
         return token.user, token
 

@@ -8,6 +8,10 @@
   broker unreachable) answers 503 with ``Retry-After``: a translated page, or JSON under ``/api/``.
 - ``server_error`` (``handler500``): the same 503 for an outage raised in a middleware (a session
   saved to a database that is down), else JSON 500 under ``/api/`` and Django's page elsewhere.
+- ``DeactivatedAccountMiddleware`` (after Django's ``AuthenticationMiddleware``): a request still carrying
+  the session of a user who has since been deactivated answers 403 "account deactivated" (page or
+  JSON) on every URL but the login pages (which end that session), instead of passing as anonymous
+  to a login redirect with no explanation.
 - ``SecurityHeadersMiddleware``: Content-Security-Policy (no inline script anywhere) and
   Permissions-Policy; Django's SecurityMiddleware sends Referrer-Policy and X-Content-Type-Options.
 """
@@ -195,3 +199,37 @@ class SecurityHeadersMiddleware:
 
 __all__ = ["OUTAGE_ERRORS", "ErrorResponsesMiddleware", "SecurityHeadersMiddleware", "error_body", "outage_response",
            "server_error"]
+
+
+class DeactivatedAccountMiddleware:
+    """Answer a deactivated user's session with a 403 that says why (the login pages end the session).
+
+    Django's session authentication already treats an inactive user as anonymous, so without this a
+    deactivated coder's next click would land on the login page with no explanation. Costs one query
+    only when a session names a user that did not authenticate (deactivated, deleted, or a password
+    changed elsewhere); ordinary requests touch nothing extra.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from django.contrib.auth import SESSION_KEY, get_user_model
+        from django.shortcuts import resolve_url
+
+        if not request.user.is_authenticated:
+            user_id = request.session.get(SESSION_KEY)
+            if user_id is not None and get_user_model().objects.filter(pk=user_id, is_active=False).exists():
+                if request.path_info in (resolve_url(settings.LOGIN_URL), "/admin/login/"):
+                    # Signing in (as someone else) is the way out: end the stale session there.
+                    request.session.flush()
+                    return self.get_response(request)
+                message = _("This account has been deactivated, so it can no longer see or change any study. "
+                            "Ask the study's coordinator or an administrator if you need access again.")
+                if is_api(request):
+                    return JsonResponse(error_body(message), status=403)
+                return HttpResponse(
+                    render_to_string("registration/deactivated.html", {"message": message}, request=request),
+                    status=403,
+                )
+        return self.get_response(request)

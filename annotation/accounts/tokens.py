@@ -77,6 +77,13 @@ def token_user(raw: str) -> ApiToken | None:
     return token
 
 
+def token_of_deactivated_user(raw: str) -> bool:
+    """Whether this raw value is an unrevoked token of a user who has been deactivated."""
+    return ApiToken.objects.filter(
+        digest=token_digest(raw), revoked_at__isnull=True, user__is_active=False
+    ).exists()
+
+
 __all__ = [
     "MAX_ACTIVE_TOKENS",
     "TOKEN_PREFIX",
@@ -84,5 +91,6 @@ __all__ = [
     "create_token",
     "revoke_token",
     "token_digest",
+    "token_of_deactivated_user",
     "token_user",
 ]

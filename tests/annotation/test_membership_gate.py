@@ -2,8 +2,8 @@
 
 Persona: ``coder`` has a round of work in ``study``. Once removed from the study (or deactivated) every
 coder URL — queue, coding page, each partial endpoint in HTMX and plain form, submit — and every coder
-API operation answers without their work (404 for the pages and API of a removed member; a deactivated
-user is signed out: the pages send them to the login page, the API answers 401), and none of their
+API operation answers without their work (404 for the pages and API of a removed member; 403 "account
+deactivated" for a deactivated user, whose stale session the login page ends), and none of their
 writes changes a row. Their assignments stay, shown "coder removed" to the coordinator, who reassigns
 them; the old coding is then out of the results until included. Re-adding the member restores access.
 """
@@ -113,15 +113,19 @@ def test_a_deactivated_user_reaches_nothing_and_writes_nothing(client_for, coder
     for a in work:
         for method, url, data, extra in coder_requests(a):
             response = getattr(client, method)(url, data, **extra)
-            # Signed out at once: a page sends them to sign in again (which refuses an inactive user).
-            assert response.status_code in (302, 403, 404), (method, url, response.status_code)
-            if response.status_code == 302:
-                assert response["Location"].startswith("/accounts/login/"), response["Location"]
+            # Their session still exists: every page and partial says the account is deactivated.
+            assert response.status_code == 403, (method, url, response.status_code)
+            assert "deactivated" in response.content.decode(), (method, url)
         for method, url, data in api_requests(a):
             response = getattr(api, method)(url, data, format="json")
-            assert response.status_code in (401, 403, 404), (method, url, response.status_code)
-    assert api.get("/api/queue/").status_code in (401, 403)
+            assert response.status_code == 403, (method, url, response.status_code)
+            assert "deactivated" in response.json()["detail"], (method, url)
+    assert api.get("/api/queue/").status_code == 403
+    assert client.get("/code/").status_code == 403
     assert state() == before
+    # The way out is the login page: it ends the stale session and refuses the inactive user's password.
+    assert client.get("/accounts/login/").status_code == 200
+    assert client.get("/code/").status_code == 302
 
 
 def test_a_save_in_flight_when_the_member_is_removed_writes_nothing(study, coder, work):
