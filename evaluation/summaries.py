@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from django.db.models import Value
+
 from annotation import miti, tally
 from annotation.models import (
     AdditionalCode,
@@ -189,19 +191,21 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
         missing_flt: dict[str, object] = (
             code_flt if len(missing) == len(kept) else {"assignment_id__in": missing}
         )
-        rows_codes = list(
-            UtteranceCode.objects.filter(**missing_flt).values_list(
-                "assignment_id", "utterance_id", "utterance__volley_id", "code"
+        # The codes, and in the same query (UNION ALL, flagged) the further behaviours that imported
+        # labels flag on an utterance (AnnoMI, docs/miti.md "Labels imported from AnnoMI"): those count
+        # in the tally only, never as coded utterances or in utterance-level agreement.
+        fields = ("assignment_id", "utterance_id", "utterance__volley_id", "code", "additional")
+        both = (
+            UtteranceCode.objects.filter(**missing_flt).annotate(additional=Value(False)).values_list(*fields)
+            .union(
+                AdditionalCode.objects.filter(**missing_flt).annotate(additional=Value(True)).values_list(*fields),
+                all=True,
             )
         )
-        # The further behaviours that imported labels flag on an utterance (AnnoMI, docs/miti.md
-        # "Labels imported from AnnoMI") count in the tally only, never as coded utterances or in
-        # utterance-level agreement.
-        rows_additional = list(
-            AdditionalCode.objects.filter(**missing_flt).values_list(
-                "assignment_id", "utterance_id", "utterance__volley_id", "code"
-            )
-        )
+        rows_codes: list[tuple[int, int, int, str]] = []
+        rows_additional: list[tuple[int, int, int, str]] = []
+        for a, u, v, c, additional in both:
+            (rows_additional if additional else rows_codes).append((a, u, v, c))
         if len(kept) < len(rows):  # codings replaced by a later round's: drop their codes
             rows_codes = [r for r in rows_codes if r[0] in kept]
             rows_additional = [r for r in rows_additional if r[0] in kept]

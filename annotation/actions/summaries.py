@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection, Mapping
 
+from django.db.models import Value
+
 from .. import tally
 from ..models import AdditionalCode, Assignment, AssignmentSummary, GlobalRating, UtteranceCode
 
@@ -17,7 +19,7 @@ from ..models import AdditionalCode, Assignment, AssignmentSummary, GlobalRating
 def store_summaries(
     assignment_ids: Collection[int], *, known: Mapping[int, tuple[int, bool]] | None = None
 ) -> int:
-    """Compute and store the summary of each given submitted assignment (4 queries + 1 write).
+    """Compute and store the summary of each given submitted assignment (3 queries + 1 write).
 
     ``known`` — {id: (version, round rates globals)} of assignments the caller holds locked and
     submitted in this transaction — saves the first query (the submit action passes its own)."""
@@ -32,17 +34,20 @@ def store_summaries(
             )
         )
     ids = [aid for aid, _v, _g in heads]
-    code_rows = list(
-        UtteranceCode.objects.filter(assignment_id__in=ids).values_list(
-            "assignment_id", "utterance_id", "utterance__volley_id", "code"
+    # The codes and, in the same query (UNION ALL, flagged), the further behaviours that imported labels
+    # flag on an utterance (AnnoMI): those count in the tally only, never as coded utterances.
+    fields = ("assignment_id", "utterance_id", "utterance__volley_id", "code", "additional")
+    both = (
+        UtteranceCode.objects.filter(assignment_id__in=ids).annotate(additional=Value(False)).values_list(*fields)
+        .union(
+            AdditionalCode.objects.filter(assignment_id__in=ids).annotate(additional=Value(True)).values_list(*fields),
+            all=True,
         )
     )
-    # Further behaviours that imported labels flag on an utterance count in the tally only.
-    additional_rows = list(
-        AdditionalCode.objects.filter(assignment_id__in=ids).values_list(
-            "assignment_id", "utterance_id", "utterance__volley_id", "code"
-        )
-    )
+    code_rows: list[tuple[int, int, int, str]] = []
+    additional_rows: list[tuple[int, int, int, str]] = []
+    for a, u, v, c, additional in both:
+        (additional_rows if additional else code_rows).append((a, u, v, c))
     counts, n_coded = tally.tally_rows(code_rows, additional_rows)
     ratings: dict[int, dict[str, int]] = defaultdict(dict)
     for aid, scale, value in GlobalRating.objects.filter(assignment_id__in=ids).values_list(

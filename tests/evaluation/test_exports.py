@@ -289,7 +289,7 @@ def test_failed_export_job_records_the_error(coded, export_dir, monkeypatch) -> 
     assert result["ok"] is False and job.status == "failed" and job.error == "RuntimeError: disk full"
     assert not list(Path(export_dir).rglob("*.part"))
     # a finished job is not run again by a duplicate delivery
-    assert tasks.run_export.apply(args=[job.pk]).get() == {"job": job.pk, "ok": False, "error": "not queued"}
+    assert tasks.run_export.apply(args=[job.pk]).get() == {"job": job.pk, "ok": False, "error": "finished"}
 
 
 def test_export_report_command(coded, tmp_path) -> None:
