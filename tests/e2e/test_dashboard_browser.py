@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from playwright.sync_api import expect
 
 from evaluation import actions, exports
@@ -62,7 +64,7 @@ def test_dashboard_shows_threshold_lines_and_reliability_table(browser_context, 
     assert page.locator("nav.tabs a[aria-current=page]").inner_text() == "Reliability"
     # the round selector swaps the panel too
     page.select_option("#round-select", label="Round 1")
-    page.wait_for_url(f"**/results/reliability/?round={coded.coding_round.pk}")
+    page.wait_for_url(f"**/results/reliability/?round={coded.coding_round.pk}*")  # "&group_by=…" follows
     page.locator("#drift").wait_for()
     assert page.evaluate("window.__marker") == 1
     assert errors == []
@@ -107,8 +109,10 @@ def test_export_progress_bar_polls_until_the_download_link(browser_context, logi
     settings.MI_EXPORT_DIR = tmp_path / "exports"
     page = browser_context.new_page()
     login(page, "coordinator", next_url="/studies/smoking/results/exports/")
-    # a job a worker is busy with: the row shows its progress and polls for news
-    job = ExportJob.objects.create(study=coded.study, kind="codes", format="csv", status="running", progress=0.3)
+    # a job a worker is busy with: the row shows its progress and polls for news (its claim is old, so
+    # the "worker" below may take it over, as a redelivery after a worker died would)
+    job = ExportJob.objects.create(study=coded.study, kind="codes", format="csv", status="running", progress=0.3,
+                                   claim_token="gone-worker", claimed_at=timezone.now() - timedelta(days=1))
     page.reload()
     bar = page.locator(f"#export-job-{job.pk} .progress span")
     assert bar.get_attribute("style") == "width: 30%"
