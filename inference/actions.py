@@ -336,15 +336,41 @@ def _result_update_sql() -> str:
     )
 
 
+def _bulk_result_update_sql(rows: int) -> str:
+    """PostgreSQL: the same conditional write for all ``rows`` as one ``UPDATE … FROM (VALUES …)``.
+
+    The first row casts every column to its type (``NULL`` and untyped literals would otherwise
+    make the VALUES list's columns text); the condition is per row as in :func:`_result_update_sql`.
+    """
+    qn = connection.ops.quote_name
+    opts = Item._meta
+    names = (*_RESULT_FIELDS, "id")
+    fields = [opts.get_field(name) for name in names]
+    column = {name: qn(field.column) for name, field in zip(names, fields, strict=True)}
+    typed = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"
+    plain = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = ", ".join([typed] + [plain] * (rows - 1))
+    assignments = ", ".join(f"{column[name]} = v.{column[name]}" for name in _RESULT_FIELDS)
+    table = qn(opts.db_table)
+    return (
+        f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v({', '.join(column.values())}) "
+        f"WHERE {table}.{column['id']} = v.{column['id']} AND {table}.{qn(opts.get_field('claim_token').column)} = %s "
+        f"AND {table}.{column['status']} = %s"
+    )
+
+
 def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     """Write a chunk's results in one transaction, only to rows still holding ``token``; return count.
 
-    Each row is written by a conditional UPDATE (its id, our token, still claimed): the database
-    locks the row and re-checks the condition, so a worker taking over a stale claim at the same
-    moment either wins (and we write nothing to that row) or waits for this commit and finds it
-    done — each row is written once. The UPDATEs go as one ``executemany`` (psycopg pipelines it:
-    one round trip per chunk); through the ORM — per-row ``update()`` or ``bulk_update``'s CASE
-    expressions — the writes cost more than a chunk of the tiny model's generation.
+    Each row is written only where its id, our token and "still claimed" match: the database locks
+    the row and re-checks the condition, so a worker taking over a stale claim at the same moment
+    either wins (and we write nothing to that row) or waits for this commit and finds it done —
+    each row is written once. On PostgreSQL the chunk is one ``UPDATE … FROM (VALUES …)`` statement
+    (a third of the pipelined per-row UPDATEs' time for a chunk of 40; docs/benchmarks.md, "Platform
+    cost per round"); elsewhere the per-row UPDATEs go as one ``executemany``. Through the ORM —
+    per-row ``update()`` or ``bulk_update``'s CASE expressions — the writes cost more than a chunk
+    of the tiny model's generation. Should two writers ever lock the same rows in different orders,
+    the database's deadlock error is an ``OperationalError``: transient, so the chunk is retried.
     """
     now = timezone.now()
     fields = [Item._meta.get_field(name) for name in _RESULT_FIELDS]
@@ -365,9 +391,17 @@ def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
         prepared = [
             field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)
         ]
-        rows.append([*prepared, pk, token, Item.Status.CLAIMED.value])
+        rows.append([*prepared, pk])
+    if not rows:
+        return 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_result_update_sql(), rows)
+        if connection.vendor == "postgresql":
+            params = [value for row in rows for value in row] + [token, Item.Status.CLAIMED.value]
+            cursor.execute(_bulk_result_update_sql(len(rows)), params)
+        else:
+            cursor.executemany(
+                _result_update_sql(), [[*row, token, Item.Status.CLAIMED.value] for row in rows]
+            )
         written = cursor.rowcount  # summed over the rows by sqlite3 and psycopg (>= 3.1)
     return written
 
