@@ -21,6 +21,7 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotation import bulk
 from annotation.actions import create_generated_source, dialogue_rounds
 from annotation.errors import ActionError
 from annotation.models import Dialogue, Study, Turn
@@ -120,7 +121,10 @@ def test_model(model: RegisteredModel) -> list[str]:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def _dialogue_items(dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system_prompt: str) -> list[Item]:
+def _dialogue_items(
+    dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system_prompt: str
+) -> list[tuple[int, list[dict[str, str]], str]]:
+    """(round index, prompt messages, reference reply) per round of ``dialogue``."""
     rounds = prompts.build_rounds(pairs)
     # The transcript built when the run finishes counts rounds with annotation's rule; a dialogue
     # where the two disagree (e.g. a blank turn) would fail only at the end, so refuse it now.
@@ -131,22 +135,21 @@ def _dialogue_items(dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system
             "transcript (blank turns?); fix the dialogue before generating."
         )
     return [
-        Item(
-            dialogue=dialogue,
-            round_index=r.index,
-            messages=prompts.build_messages(rounds, r.index, system_prompt=system_prompt or None),
-            reference=r.counselor,
-        )
+        (r.index, prompts.build_messages(rounds, r.index, system_prompt=system_prompt or None), r.counselor)
         for r in rounds
     ]
 
 
-def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *, new_run: bool = False) -> list[int]:
+def _create_items(
+    run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *, new_run: bool = False
+) -> list[int]:
     """One item per round, idempotently; return the run's item ids in round order.
 
     The unique (run, dialogue, round) constraint drops repeats. For a run created in this same
     transaction (``new_run``) there are none, so the insert returns the new ids (PostgreSQL, SQLite
-    >= 3.35) instead of a second query reading them back.
+    >= 3.35) instead of a second query reading them back; on PostgreSQL it is one statement over a
+    JSON document of the rounds (``annotation.bulk``: a run's items, each with its whole prompt
+    history, were most of a run's platform time through ``bulk_create``).
     """
     turns_by_dialogue: dict[int, list[tuple[str, str]]] = {}
     dialogues = list(dialogues)
@@ -156,13 +159,23 @@ def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *
         .values_list("dialogue_id", "speaker", "text")
     ):
         turns_by_dialogue.setdefault(dialogue_id, []).append((speaker, text))
-    rows = [
-        item
+    rounds = [
+        (dialogue.pk, index, messages, reference)
         for dialogue in dialogues
-        for item in _dialogue_items(dialogue, turns_by_dialogue.get(dialogue.pk, []), system_prompt)
+        for index, messages, reference in _dialogue_items(
+            dialogue, turns_by_dialogue.get(dialogue.pk, []), system_prompt
+        )
     ]
-    for row in rows:
-        row.run = run
+    if new_run and rounds and bulk.can_insert_json_rows():
+        names = ("dialogue", "round_index", "messages", "reference")
+        inserted = bulk.insert_json_rows(
+            Item, names, rounds, fixed={"run": run.pk}, returning=("id", *names[:2])
+        )
+        return [pk for pk, _, _ in sorted(inserted, key=lambda row: (row[1], row[2]))]
+    rows = [
+        Item(run=run, dialogue_id=dialogue_id, round_index=index, messages=messages, reference=reference)
+        for dialogue_id, index, messages, reference in rounds
+    ]
     created = Item.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=not new_run)
     if new_run and all(item.pk is not None for item in created):
         return [item.pk for item in sorted(created, key=lambda item: (item.dialogue_id, item.round_index))]
@@ -372,26 +385,29 @@ def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     of the tiny model's generation. Should two writers ever lock the same rows in different orders,
     the database's deadlock error is an ``OperationalError``: transient, so the chunk is retried.
     """
-    now = timezone.now()
-    fields = [Item._meta.get_field(name) for name in _RESULT_FIELDS]
+    # Values go as they are (str, int, float or None, as the fields store them); only the timestamp
+    # needs the database's form, once for the chunk: preparing each value through its field cost
+    # more than the UPDATE itself.
+    now = Item._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
+    limit = Item._meta.get_field("finish_reason").max_length
+    done, failed = Item.Status.DONE.value, Item.Status.FAILED.value
     rows = []
     for pk in sorted(outcomes):  # a fixed order: two writers never lock rows crosswise
         outcome = outcomes[pk]
-        values = (
-            Item.Status.FAILED if outcome.error else Item.Status.DONE,
-            "" if outcome.error else outcome.text,
-            (outcome.finish_reason or "")[: Item._meta.get_field("finish_reason").max_length],
-            outcome.prompt_tokens,
-            outcome.completion_tokens,
-            outcome.latency_ms,
-            outcome.dropped_pairs,
-            outcome.error,
-            now,
+        rows.append(
+            [
+                failed if outcome.error else done,
+                "" if outcome.error else str(outcome.text),
+                str(outcome.finish_reason or "")[:limit],
+                None if outcome.prompt_tokens is None else int(outcome.prompt_tokens),
+                None if outcome.completion_tokens is None else int(outcome.completion_tokens),
+                None if outcome.latency_ms is None else float(outcome.latency_ms),
+                int(outcome.dropped_pairs),
+                str(outcome.error),
+                now,
+                pk,
+            ]
         )
-        prepared = [
-            field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)
-        ]
-        rows.append([*prepared, pk])
     if not rows:
         return 0
     with transaction.atomic(), connection.cursor() as cursor:
