@@ -379,8 +379,8 @@ def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     the row and re-checks the condition, so a worker taking over a stale claim at the same moment
     either wins (and we write nothing to that row) or waits for this commit and finds it done —
     each row is written once. On PostgreSQL the chunk is one ``UPDATE … FROM (VALUES …)`` statement
-    (a third of the pipelined per-row UPDATEs' time for a chunk of 40; docs/benchmarks.md, "Platform
-    cost per round"); elsewhere the per-row UPDATEs go as one ``executemany``. Through the ORM —
+    (cheaper than the pipelined per-row UPDATEs; see docs/benchmarks.md,
+    "Platform cost per round"); elsewhere the per-row UPDATEs go as one ``executemany``. Through the ORM —
     per-row ``update()`` or ``bulk_update``'s CASE expressions — the writes cost more than a chunk
     of the tiny model's generation. Should two writers ever lock the same rows in different orders,
     the database's deadlock error is an ``OperationalError``: transient, so the chunk is retried.
