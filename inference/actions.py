@@ -21,6 +21,7 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotation import bulk
 from annotation.actions import create_generated_source, dialogue_rounds
 from annotation.errors import ActionError
 from annotation.models import Dialogue, Study, Turn
@@ -120,7 +121,10 @@ def test_model(model: RegisteredModel) -> list[str]:
 # --- runs ----------------------------------------------------------------------------------------
 
 
-def _dialogue_items(dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system_prompt: str) -> list[Item]:
+def _dialogue_items(
+    dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system_prompt: str
+) -> list[tuple[int, list[dict[str, str]], str]]:
+    """(round index, prompt messages, reference reply) per round of ``dialogue``."""
     rounds = prompts.build_rounds(pairs)
     # The transcript built when the run finishes counts rounds with annotation's rule; a dialogue
     # where the two disagree (e.g. a blank turn) would fail only at the end, so refuse it now.
@@ -131,22 +135,21 @@ def _dialogue_items(dialogue: Dialogue, pairs: Sequence[tuple[str, str]], system
             "transcript (blank turns?); fix the dialogue before generating."
         )
     return [
-        Item(
-            dialogue=dialogue,
-            round_index=r.index,
-            messages=prompts.build_messages(rounds, r.index, system_prompt=system_prompt or None),
-            reference=r.counselor,
-        )
+        (r.index, prompts.build_messages(rounds, r.index, system_prompt=system_prompt or None), r.counselor)
         for r in rounds
     ]
 
 
-def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *, new_run: bool = False) -> list[int]:
+def _create_items(
+    run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *, new_run: bool = False
+) -> list[int]:
     """One item per round, idempotently; return the run's item ids in round order.
 
     The unique (run, dialogue, round) constraint drops repeats. For a run created in this same
     transaction (``new_run``) there are none, so the insert returns the new ids (PostgreSQL, SQLite
-    >= 3.35) instead of a second query reading them back.
+    >= 3.35) instead of a second query reading them back; on PostgreSQL it is one statement over a
+    JSON document of the rounds (``annotation.bulk``: a run's items, each with its whole prompt
+    history, were most of a run's platform time through ``bulk_create``).
     """
     turns_by_dialogue: dict[int, list[tuple[str, str]]] = {}
     dialogues = list(dialogues)
@@ -156,13 +159,23 @@ def _create_items(run: Run, dialogues: Iterable[Dialogue], system_prompt: str, *
         .values_list("dialogue_id", "speaker", "text")
     ):
         turns_by_dialogue.setdefault(dialogue_id, []).append((speaker, text))
-    rows = [
-        item
+    rounds = [
+        (dialogue.pk, index, messages, reference)
         for dialogue in dialogues
-        for item in _dialogue_items(dialogue, turns_by_dialogue.get(dialogue.pk, []), system_prompt)
+        for index, messages, reference in _dialogue_items(
+            dialogue, turns_by_dialogue.get(dialogue.pk, []), system_prompt
+        )
     ]
-    for row in rows:
-        row.run = run
+    if new_run and rounds and bulk.can_insert_json_rows():
+        names = ("dialogue", "round_index", "messages", "reference")
+        inserted = bulk.insert_json_rows(
+            Item, names, rounds, fixed={"run": run.pk}, returning=("id", *names[:2])
+        )
+        return [pk for pk, _, _ in sorted(inserted, key=lambda row: (row[1], row[2]))]
+    rows = [
+        Item(run=run, dialogue_id=dialogue_id, round_index=index, messages=messages, reference=reference)
+        for dialogue_id, index, messages, reference in rounds
+    ]
     created = Item.objects.bulk_create(rows, batch_size=1000, ignore_conflicts=not new_run)
     if new_run and all(item.pk is not None for item in created):
         return [item.pk for item in sorted(created, key=lambda item: (item.dialogue_id, item.round_index))]
@@ -336,38 +349,75 @@ def _result_update_sql() -> str:
     )
 
 
+def _bulk_result_update_sql(rows: int) -> str:
+    """PostgreSQL: the same conditional write for all ``rows`` as one ``UPDATE … FROM (VALUES …)``.
+
+    The first row casts every column to its type (``NULL`` and untyped literals would otherwise
+    make the VALUES list's columns text); the condition is per row as in :func:`_result_update_sql`.
+    """
+    qn = connection.ops.quote_name
+    opts = Item._meta
+    names = (*_RESULT_FIELDS, "id")
+    fields = [opts.get_field(name) for name in names]
+    column = {name: qn(field.column) for name, field in zip(names, fields, strict=True)}
+    typed = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"
+    plain = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    values = ", ".join([typed] + [plain] * (rows - 1))
+    assignments = ", ".join(f"{column[name]} = v.{column[name]}" for name in _RESULT_FIELDS)
+    table = qn(opts.db_table)
+    return (
+        f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v({', '.join(column.values())}) "
+        f"WHERE {table}.{column['id']} = v.{column['id']} AND {table}.{qn(opts.get_field('claim_token').column)} = %s "
+        f"AND {table}.{column['status']} = %s"
+    )
+
+
 def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     """Write a chunk's results in one transaction, only to rows still holding ``token``; return count.
 
-    Each row is written by a conditional UPDATE (its id, our token, still claimed): the database
-    locks the row and re-checks the condition, so a worker taking over a stale claim at the same
-    moment either wins (and we write nothing to that row) or waits for this commit and finds it
-    done — each row is written once. The UPDATEs go as one ``executemany`` (psycopg pipelines it:
-    one round trip per chunk); through the ORM — per-row ``update()`` or ``bulk_update``'s CASE
-    expressions — the writes cost more than a chunk of the tiny model's generation.
+    Each row is written only where its id, our token and "still claimed" match: the database locks
+    the row and re-checks the condition, so a worker taking over a stale claim at the same moment
+    either wins (and we write nothing to that row) or waits for this commit and finds it done —
+    each row is written once. On PostgreSQL the chunk is one ``UPDATE … FROM (VALUES …)`` statement
+    (cheaper than the pipelined per-row UPDATEs; see docs/benchmarks.md,
+    "Platform cost per round"); elsewhere the per-row UPDATEs go as one ``executemany``. Through the ORM —
+    per-row ``update()`` or ``bulk_update``'s CASE expressions — the writes cost more than a chunk
+    of the tiny model's generation. Should two writers ever lock the same rows in different orders,
+    the database's deadlock error is an ``OperationalError``: transient, so the chunk is retried.
     """
-    now = timezone.now()
-    fields = [Item._meta.get_field(name) for name in _RESULT_FIELDS]
+    # Values go as they are (str, int, float or None, as the fields store them); only the timestamp
+    # needs the database's form, once for the chunk: preparing each value through its field cost
+    # more than the UPDATE itself.
+    now = Item._meta.get_field("finished_at").get_db_prep_save(timezone.now(), connection)
+    limit = Item._meta.get_field("finish_reason").max_length
+    done, failed = Item.Status.DONE.value, Item.Status.FAILED.value
     rows = []
     for pk in sorted(outcomes):  # a fixed order: two writers never lock rows crosswise
         outcome = outcomes[pk]
-        values = (
-            Item.Status.FAILED if outcome.error else Item.Status.DONE,
-            "" if outcome.error else outcome.text,
-            (outcome.finish_reason or "")[: Item._meta.get_field("finish_reason").max_length],
-            outcome.prompt_tokens,
-            outcome.completion_tokens,
-            outcome.latency_ms,
-            outcome.dropped_pairs,
-            outcome.error,
-            now,
+        rows.append(
+            [
+                failed if outcome.error else done,
+                "" if outcome.error else str(outcome.text),
+                str(outcome.finish_reason or "")[:limit],
+                None if outcome.prompt_tokens is None else int(outcome.prompt_tokens),
+                None if outcome.completion_tokens is None else int(outcome.completion_tokens),
+                None if outcome.latency_ms is None else float(outcome.latency_ms),
+                int(outcome.dropped_pairs),
+                str(outcome.error),
+                now,
+                pk,
+            ]
         )
-        prepared = [
-            field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)
-        ]
-        rows.append([*prepared, pk, token, Item.Status.CLAIMED.value])
+    if not rows:
+        return 0
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(_result_update_sql(), rows)
+        if connection.vendor == "postgresql":
+            params = [value for row in rows for value in row] + [token, Item.Status.CLAIMED.value]
+            cursor.execute(_bulk_result_update_sql(len(rows)), params)
+        else:
+            cursor.executemany(
+                _result_update_sql(), [[*row, token, Item.Status.CLAIMED.value] for row in rows]
+            )
         written = cursor.rowcount  # summed over the rows by sqlite3 and psycopg (>= 3.1)
     return written
 

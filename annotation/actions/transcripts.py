@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from django.db import transaction
 from django.db.models import Q
 
-from .. import segmentation
+from .. import bulk, segmentation
 from ..errors import ActionError
 from ..models import Dialogue, Transcript, TranscriptSource, Turn, Utterance, Volley
 
@@ -68,6 +68,29 @@ def _create_transcripts(
             for (dialogue_id, _), code in zip(items, unique_blind_codes(len(items)), strict=True)
         ]
     )
+    if bulk.can_insert_json_rows():
+        # One statement per table, rows as a JSON document (annotation.bulk): a generated run hands
+        # over hundreds of volleys at once.
+        rows = [
+            (transcript.pk, i, ctx, text)
+            for transcript, (_, rounds) in zip(transcripts, items, strict=True)
+            for i, (ctx, text) in enumerate(rounds)
+        ]
+        names = ("transcript", "index", "client_context", "text")
+        ids = {
+            (t, i): pk
+            for pk, t, i in bulk.insert_json_rows(Volley, names, rows, returning=("id", *names[:2]))
+        }
+        bulk.insert_json_rows(
+            Utterance,
+            ("volley", "index", "text"),
+            (
+                (ids[transcript, i], j, part)
+                for transcript, i, _, text in rows
+                for j, part in enumerate(segmentation.split_utterances(text) or [text])
+            ),
+        )
+        return transcripts
     volleys = Volley.objects.bulk_create(
         [
             Volley(transcript=transcript, index=i, client_context=ctx, text=text)
@@ -124,7 +147,9 @@ def create_generated_source(
     # One read: this run's source if it exists already, and the labels the new one must not reuse.
     base_label = label
     known = list(
-        TranscriptSource.objects.filter(Q(generation_run_id=run_id) | Q(study=study, label__startswith=base_label))
+        TranscriptSource.objects.filter(
+            Q(generation_run_id=run_id) | Q(study=study, label__startswith=base_label)
+        )
     )
     for existing in known:
         if existing.generation_run_id == run_id:
@@ -190,4 +215,6 @@ def split_utterance(volley: Volley, index: int, at_char: int) -> list[Utterance]
 
 def _replace_utterances(volley: Volley, parts: list[str]) -> list[Utterance]:
     volley.utterances.all().delete()
-    return Utterance.objects.bulk_create([Utterance(volley=volley, index=i, text=t) for i, t in enumerate(parts)])
+    return Utterance.objects.bulk_create(
+        [Utterance(volley=volley, index=i, text=t) for i, t in enumerate(parts)]
+    )

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from annotation import segmentation
 from annotation.models import Dialogue, Transcript, TranscriptSource, Volley
 from inference import actions, execute
 from inference.models import GenerationItem, GenerationRun
@@ -133,6 +134,18 @@ def test_start_run_creates_one_item_per_round_with_gold_history(
     dialogues = Dialogue.objects.filter(study=demo_study, split="test")
     actions._create_items(run, dialogues, demo_model.system_prompt)
     assert run.items.count() == DEMO_TEST_ROUNDS
+    # A new run's rows (on PostgreSQL one insert from a JSON document, annotation.bulk) are exactly
+    # the rows the ORM's bulk_create path writes for the same rounds.
+    other = GenerationRun.objects.create(study=demo_study, model=demo_model, params=run.params)
+    actions._create_items(other, dialogues, demo_model.system_prompt)
+
+    def rows(r):
+        fields = [
+            f.attname for f in GenerationItem._meta.concrete_fields if f.attname not in ("id", "run_id")
+        ]
+        return list(r.items.order_by("dialogue_id", "round_index").values_list(*fields))
+
+    assert rows(run) == rows(other)
 
 
 @pytest.mark.django_db
@@ -181,6 +194,13 @@ def test_chunks_in_process_finish_the_run_and_hand_over_transcripts(demo_study, 
     assert run.started_at is not None and run.finished_at >= run.started_at
     assert run.items.filter(status="done").count() == DEMO_TEST_ROUNDS
     assert Transcript.objects.filter(source_id=run.source_id).count() == 4
+    # Every volley holds the item's reply, cut into utterances by the segmentation rules.
+    replies = dict(run.items.values_list("id", "response"))
+    volleys = Volley.objects.filter(transcript__source_id=run.source_id).prefetch_related("utterances")
+    assert sorted(v.text for v in volleys) == sorted(replies.values())
+    for volley in volleys:
+        parts = [u.text for u in volley.utterances.order_by("index")]
+        assert parts == (segmentation.split_utterances(volley.text) or [volley.text])
     # Finishing again changes nothing and creates no second source.
     assert actions.finish_run_if_complete(run) is False
     assert TranscriptSource.objects.filter(generation_run_id=run.pk).count() == 1
@@ -199,19 +219,25 @@ def test_claim_takes_open_and_stale_items_and_its_own_but_not_live_foreign_claim
     settings.INFERENCE_CLAIM_STALE_SECONDS = 60
     run = actions.start_run(demo_study, demo_model, chunk_size=8)
     a, b, c, d, e, *_ = run.items.order_by("dialogue_id", "round_index")
-    GenerationItem.objects.filter(pk=b.pk).update(status="claimed", claim_token="other", claimed_at=timezone.now())
+    GenerationItem.objects.filter(pk=b.pk).update(
+        status="claimed", claim_token="other", claimed_at=timezone.now()
+    )
     GenerationItem.objects.filter(pk=c.pk).update(
         status="claimed", claim_token="dead", claimed_at=timezone.now() - timedelta(minutes=5)
     )
     GenerationItem.objects.filter(pk=d.pk).update(status="done")
-    GenerationItem.objects.filter(pk=e.pk).update(status="claimed", claim_token="mine", claimed_at=timezone.now())
+    GenerationItem.objects.filter(pk=e.pk).update(
+        status="claimed", claim_token="mine", claimed_at=timezone.now()
+    )
 
     claimed = actions.claim_items(run, [e.pk, d.pk, c.pk, b.pk, a.pk], "mine")
 
     assert [item.pk for item in claimed] == [a.pk, c.pk, e.pk]  # pending, stale, our own; in round order
     assert all(item.status == "claimed" and item.claim_token == "mine" for item in claimed)
     assert claimed[0].messages == a.messages  # full rows come back, JSON decoded
-    rows = {i.pk: (i.status, i.claim_token, i.attempts) for i in run.items.filter(pk__in=[a.pk, b.pk, c.pk, d.pk])}
+    rows = {
+        i.pk: (i.status, i.claim_token, i.attempts) for i in run.items.filter(pk__in=[a.pk, b.pk, c.pk, d.pk])
+    }
     assert rows == {
         a.pk: ("claimed", "mine", 1),
         b.pk: ("claimed", "other", 0),
@@ -327,6 +353,13 @@ def test_failed_item_is_retried_alone_and_the_run_then_finishes(demo_study, demo
     assert (failed.status, failed.attempts, failed.error) == ("done", 2, "")
     assert [row for row in item_rows(run) if row[0] != failed.pk] == done_before
     assert Transcript.objects.filter(source_id=run.source_id).count() == 4
+    # Every volley holds the item's reply, cut into utterances by the segmentation rules.
+    replies = dict(run.items.values_list("id", "response"))
+    volleys = Volley.objects.filter(transcript__source_id=run.source_id).prefetch_related("utterances")
+    assert sorted(v.text for v in volleys) == sorted(replies.values())
+    for volley in volleys:
+        parts = [u.text for u in volley.utterances.order_by("index")]
+        assert parts == (segmentation.split_utterances(volley.text) or [volley.text])
 
 
 @pytest.mark.django_db(transaction=True)
@@ -465,4 +498,6 @@ def test_earlier_rounds_need_no_token_count_when_the_longest_round_of_their_dial
     assert sorted(backend.counted) == [1, 7]  # one count per dialogue: its longest prompt
     # The longest round is within the margin of the budget: nothing is taken for granted.
     backend = CountingBackend()
-    assert execute._prefixes_known_to_fit(rounds, backend, budget=70 + execute.PREFIX_MARGIN_TOKENS - 1) == set()
+    assert (
+        execute._prefixes_known_to_fit(rounds, backend, budget=70 + execute.PREFIX_MARGIN_TOKENS - 1) == set()
+    )
