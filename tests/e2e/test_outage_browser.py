@@ -17,7 +17,7 @@ import pytest
 from django.db import connection
 from playwright.sync_api import expect
 
-from tests.annotation.test_coding_actions import utterances_of
+from tests.annotation.test_coding_actions import number, utterances_of
 from tests.e2e.test_coding_browser import codes_of, first_assignment, wait_until
 
 pytestmark = pytest.mark.browser
@@ -50,16 +50,17 @@ def test_a_save_made_while_the_database_is_down_stays_queued_and_is_sent_after(
 ):
     assignment = first_assignment
     first = utterances_of(assignment)[0]
+    row = f"#u-{number(first)}"  # the coder-facing number (docs/blinding.md), read before the outage
     page = browser_context.new_page()
     answers: list[int] = []
     page.on("response", lambda r: answers.append(r.status) if re.search(r"/code/\d+/code/$", r.url) else None)
     login(page, "coder", next_url=f"/code/{assignment.pk}/")
-    expect(page.locator(f"#u-{first.pk}")).to_have_class(re.compile(r"\bis-current\b"))
+    expect(page.locator(row)).to_have_class(re.compile(r"\bis-current\b"))
 
     with database_down():
         page.keyboard.press("c")
         wait_until(page, lambda: 503 in answers, what="the server's 503 while the database is down")
-        expect(page.locator(f'#u-{first.pk} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
+        expect(page.locator(f'{row} button[value="CR"]')).to_have_class(re.compile(r"\bis-pending\b"))
         expect(page.locator("#save-state")).not_to_have_text("Saved")
         # a retry meets the outage too (a new connection to the closed port), and nothing was written
         wait_until(page, lambda: answers.count(503) >= 2, what="a retry during the outage")
