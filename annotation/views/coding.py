@@ -233,7 +233,8 @@ def _int_field(request: HttpRequest, name: str, *, required: bool = True) -> int
         raise BadInput(f"field '{name}' must be a whole number, got {raw!r}") from None
 
 
-def _do(request: HttpRequest, assignment: Assignment, act, *, anchor: str = "") -> HttpResponse:
+def _do(request: HttpRequest, assignment: Assignment, act, *, anchor: str = "",
+        sent: dict[str, int] | None = None) -> HttpResponse:
     """Run one coding action and answer: partial (HTMX) or redirect (plain form); 409/400 on refusal."""
     try:
         result = act()
@@ -245,8 +246,12 @@ def _do(request: HttpRequest, assignment: Assignment, act, *, anchor: str = "") 
     except (ActionError, BadInput) as exc:
         return _refused(request, assignment, str(exc), status=400)
     # The element the change landed on, by its coder-facing id (its number), never the database id.
+    # ``sent``: the number the coder sent, when the change landed on that utterance (a save or a clear),
+    # so the hot path does not look it up again; an undo lands wherever the undone change was.
+    number = (sent or {}).get("number")
     landed = (
-        f"u-{coding_queries.utterance_number(assignment, result.utterance_id)}" if result.utterance_id
+        f"u-{number if number is not None else coding_queries.utterance_number(assignment, result.utterance_id)}"
+        if result.utterance_id
         else f"g-{result.scale}" if result.scale else ""
     )
     if not request.htmx:
@@ -296,14 +301,17 @@ def assignment_code(request: HttpRequest, pk: int) -> HttpResponse:
 def code_save(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = queries.assignment_for(request.user, pk)
 
+    sent: dict[str, int] = {}
+
     def act():
+        sent["number"] = _int_field(request, "utterance")
         return coding_actions.save_code(
-            assignment, utterance_id=coding_queries.utterance_pk(assignment, _int_field(request, "utterance")),
+            assignment, utterance_id=coding_queries.utterance_pk(assignment, sent["number"]),
             code=request.POST.get("code", ""),
             version=_int_field(request, "version"), actor=request.user, tally=False,
         )
 
-    return _do(request, assignment, act)
+    return _do(request, assignment, act, sent=sent)
 
 
 @login_required
@@ -311,14 +319,17 @@ def code_save(request: HttpRequest, pk: int) -> HttpResponse:
 def code_clear(request: HttpRequest, pk: int) -> HttpResponse:
     assignment = queries.assignment_for(request.user, pk)
 
+    sent: dict[str, int] = {}
+
     def act():
+        sent["number"] = _int_field(request, "utterance")
         return coding_actions.clear_code(
-            assignment, utterance_id=coding_queries.utterance_pk(assignment, _int_field(request, "utterance")),
+            assignment, utterance_id=coding_queries.utterance_pk(assignment, sent["number"]),
             version=_int_field(request, "version"),
             actor=request.user,
         )
 
-    return _do(request, assignment, act)
+    return _do(request, assignment, act, sent=sent)
 
 
 @login_required
