@@ -267,6 +267,13 @@ class CodingRound(models.Model):
         OPEN = "open", _("Open")
         CLOSED = "closed", _("Closed")
 
+    class Purpose(models.TextChoices):
+        # A study round's codings are the study's results and stay unassisted; calibration rounds train
+        # coders against gold transcripts; assisted rounds show a machine coder's suggestions.
+        STUDY = "study", _("Study")
+        CALIBRATION = "calibration", _("Calibration")
+        ASSISTED = "assisted", _("Assisted")
+
     study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="rounds")
     name = models.CharField(max_length=200)
     sources = models.ManyToManyField(TranscriptSource, related_name="rounds")
@@ -277,6 +284,7 @@ class CodingRound(models.Model):
     instrument_version = models.CharField(max_length=40, default=miti.INSTRUMENT_VERSION)
     # Rounds built from imported labels (e.g. AnnoMI) have no globals: shown as "not rated".
     globals_rated = models.BooleanField(default=True)
+    purpose = models.CharField(max_length=12, choices=Purpose.choices, default=Purpose.STUDY)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -286,6 +294,9 @@ class CodingRound(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["study", "name"], name="round_name_unique_per_study"),
+            models.CheckConstraint(
+                condition=Q(purpose__in=["study", "calibration", "assisted"]), name="round_purpose_known"
+            ),
             models.CheckConstraint(condition=Q(overlap__gte=0) & Q(overlap__lte=1), name="round_overlap_0_1"),
         ]
 
