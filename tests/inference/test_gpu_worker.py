@@ -208,3 +208,21 @@ def test_transformers_sub_batch_is_the_whole_chunk_on_cuda_bounded_by_the_kv_cac
     assert TransformersBackend(configured)._batch_size(engine, encoded) == 16
     on_cpu = TransformersEngine(tokenizer=None, model=None, device="cpu")
     assert TransformersBackend(spec)._batch_size(on_cpu, encoded) == 8
+
+
+def test_a_real_celery_worker_on_the_gpu_queue_with_prefork_exits_with_the_reason():
+    """The command a user would type: Celery itself must stop, with the sentence, before taking work."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mi_platform.settings"}
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "mi_platform", "worker", "-Q", "cpu,gpu", "--pool", "prefork",
+         "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "WARNING"],
+        cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True, timeout=120,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output
+    assert "Refusing to start: This worker consumes the 'gpu' queue but runs the 'prefork' pool" in output
+    assert "--pool solo" in output
