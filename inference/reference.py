@@ -63,6 +63,7 @@ def create_reference_study(
     chunk_size: int = 40,
     max_new_tokens: int = 256,
     start_runs: bool = True,
+    trust_remote_code: bool = False,
     created_by=None,
 ) -> ReferenceStudy:
     """Set up the reference protocol in study ``slug`` (created if missing).
@@ -100,6 +101,8 @@ def create_reference_study(
                 temperature=0.0,
                 seed=0,
                 max_new_tokens=max_new_tokens,
+                # Baichuan2's tokenizer and weights load only with their repository's own code.
+                engine_options={"trust_remote_code": True} if trust_remote_code else {},
                 created_by=created_by,
             )
         result.models.append(model)

@@ -164,6 +164,14 @@ def _local_problems(model: RegisteredModel) -> list[Problem]:
         problems.append(
             Problem("inference.E007", f"engine_options must be a JSON object, got {model.engine_options!r}")
         )
+    elif not isinstance(model.engine_options.get("trust_remote_code", False), bool):
+        problems.append(
+            Problem(
+                "inference.E007",
+                "engine_options['trust_remote_code'] must be true or false, got "
+                f"{model.engine_options['trust_remote_code']!r}",
+            )
+        )
     elif model.backend == RegisteredModel.Backend.VLLM:
         # What vLLM would refuse at engine start (LoRA rank, context length), found now.
         problems.extend(

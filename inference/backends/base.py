@@ -305,12 +305,21 @@ def free_gpu_memory() -> None:
 TURN_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 
 
+def trusts_remote_code(spec: ModelSpec) -> bool:
+    """Whether this model may run the Python code its repository ships (``options["trust_remote_code"]``).
+
+    Some released models (e.g. Baichuan2's tokenizer and weights) only load with their repository's own
+    code. That code runs on the worker, so it is off unless a coordinator turns it on for that model.
+    """
+    return spec.options.get("trust_remote_code") is True
+
+
 @lru_cache(maxsize=16)
-def load_tokenizer(base_model: str) -> Any:
+def load_tokenizer(base_model: str, trust_remote_code: bool = False) -> Any:
     """The Hugging Face tokenizer of ``base_model``, loaded once per process, padding on the left."""
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(base_model)
+    tokenizer = AutoTokenizer.from_pretrained(base_model, trust_remote_code=trust_remote_code)
     # Left padding: batched decoder-only generation appends new tokens on the right.
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
@@ -368,7 +377,7 @@ def check_local_model(spec: ModelSpec) -> list[str]:
                 f"adapter_path {spec.adapter_path} has no adapter_config.json (not a PEFT adapter)"
             )
     try:
-        tokenizer = load_tokenizer(base)
+        tokenizer = load_tokenizer(base, trusts_remote_code(spec))
     except Exception as error:  # noqa: BLE001 - any loader failure is a configuration problem
         problems.append(f"cannot load the tokenizer of {base}: {type(error).__name__}: {error}")
         return problems

@@ -18,6 +18,7 @@ from inference.backends.base import (
     ModelSpec,
     encode_prompt,
     load_tokenizer,
+    trusts_remote_code,
 )
 
 
@@ -159,7 +160,7 @@ class OpenAIBackend(GenerationBackend):
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         tokenizer_path = self.spec.options.get("tokenizer")
         if tokenizer_path:
-            return len(encode_prompt(load_tokenizer(str(tokenizer_path)), messages, self.spec.chat_template))
+            return len(encode_prompt(load_tokenizer(str(tokenizer_path), trusts_remote_code(self.spec)), messages, self.spec.chat_template))
         if self._tokenize_endpoint_works is not False and self.spec.server_url:
             # vLLM's server counts with the served model's own template at /tokenize (no /v1).
             root = api_root(self.spec.server_url).removesuffix("/v1")

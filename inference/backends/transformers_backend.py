@@ -18,6 +18,7 @@ from inference.backends.base import (
     encode_prompt,
     load_tokenizer,
     stop_token_ids,
+    trusts_remote_code,
 )
 
 CPU_BATCH_SIZE = 8
@@ -86,7 +87,7 @@ class TransformersBackend(GenerationBackend):
     """
 
     name = "transformers"
-    engine_options = ("device", "dtype")
+    engine_options = ("device", "dtype", "trust_remote_code")
 
     # -- engine ----------------------------------------------------------------------------
     def uses_gpu(self) -> bool:
@@ -105,8 +106,9 @@ class TransformersBackend(GenerationBackend):
         device = options.get("device") or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype_name = options.get("dtype") or ("float32" if device == "cpu" else "auto")
         dtype = dtype_name if dtype_name == "auto" else getattr(torch, dtype_name)
-        tokenizer = load_tokenizer(self.spec.base_model)
-        model = AutoModelForCausalLM.from_pretrained(self.spec.base_model, dtype=dtype)
+        trust = trusts_remote_code(self.spec)
+        tokenizer = load_tokenizer(self.spec.base_model, trust)
+        model = AutoModelForCausalLM.from_pretrained(self.spec.base_model, dtype=dtype, trust_remote_code=trust)
         # transformers declares PreTrainedModel.to through functools.wraps(torch.nn.Module.to), a type
         # mypy cannot bind to the instance, and leaves eval() unannotated.
         model.to(device)  # type: ignore[arg-type]
@@ -139,7 +141,7 @@ class TransformersBackend(GenerationBackend):
 
     # -- contract ----------------------------------------------------------------------------
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return len(encode_prompt(load_tokenizer(self.spec.base_model), messages, self.spec.chat_template))
+        return len(encode_prompt(load_tokenizer(self.spec.base_model, trusts_remote_code(self.spec)), messages, self.spec.chat_template))
 
     def check(self) -> list[str]:
         problems = check_local_model(self.spec)

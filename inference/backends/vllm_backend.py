@@ -29,6 +29,7 @@ from inference.backends.base import (
     evict_engine,
     load_tokenizer,
     stop_token_ids,
+    trusts_remote_code,
 )
 
 VLLM_MISSING = "vLLM is not installed: pip install '.[gpu]'"
@@ -158,7 +159,8 @@ class VLLMBackend(GenerationBackend):
     ``max_lora_rank`` (one of vLLM's ranks, at least every adapter's ``r``; default 64),
     ``max_loras`` (adapters resident at once, default 4), ``gpu_memory_utilization`` (default
     0.85), ``tensor_parallel_size`` (default 1), ``dtype`` (default "auto"), ``enforce_eager``
-    (default False), ``engine_kwargs`` (dict passed to ``vllm.LLM`` as is). The engine seed is
+    (default False), ``trust_remote_code`` (default False: run the model repository's own Python, which
+    e.g. Baichuan2 needs; tokenizer and engine alike), ``engine_kwargs`` (dict passed to ``vllm.LLM`` as is). The engine seed is
     ``params.seed`` (0 when unset); each request also carries its own seed, so sampled output does
     not depend on batch composition. Options are checked (:func:`engine_option_problems`) before an
     engine starts. An engine counts against the worker's GPU engine limit (``MI_MAX_GPU_ENGINES``,
@@ -175,6 +177,7 @@ class VLLMBackend(GenerationBackend):
         "tensor_parallel_size",
         "dtype",
         "enforce_eager",
+        "trust_remote_code",
         "engine_kwargs",
     )
 
@@ -204,6 +207,7 @@ class VLLMBackend(GenerationBackend):
             "tensor_parallel_size": int(options.get("tensor_parallel_size", 1)),
             "dtype": options.get("dtype", "auto"),
             "enforce_eager": bool(options.get("enforce_eager", False)),
+            "trust_remote_code": trusts_remote_code(self.spec),
         }
         if kwargs["enable_lora"]:
             kwargs["max_lora_rank"] = int(options.get("max_lora_rank", DEFAULT_MAX_LORA_RANK))
@@ -232,7 +236,7 @@ class VLLMBackend(GenerationBackend):
         return engine.max_model_len
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        return len(encode_prompt(load_tokenizer(self.spec.base_model), messages, self.spec.chat_template))
+        return len(encode_prompt(load_tokenizer(self.spec.base_model, trusts_remote_code(self.spec)), messages, self.spec.chat_template))
 
     def check(self) -> list[str]:
         problems = []
@@ -258,7 +262,7 @@ class VLLMBackend(GenerationBackend):
             # An adapter joining a running engine is checked too (its rank against the engine's).
             raise ValueError("; ".join(problems))
         engine = self.engine
-        tokenizer = load_tokenizer(self.spec.base_model)
+        tokenizer = load_tokenizer(self.spec.base_model, trusts_remote_code(self.spec))
         params = self.spec.params
         results, ready = self.encode_within_budget(tokenizer, batch)
         if ready:

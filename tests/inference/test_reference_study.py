@@ -63,6 +63,10 @@ def test_the_released_models_a_seeded_split_and_one_run_each(study, coordinator)
     assert set(Dialogue.objects.filter(study=study, split="test").values_list("external_id", flat=True)) == test_ids
     assert "0 dialogues imported" in again and "queued" in again
 
+    # The repositories' own code runs only when the coordinator says so.
+    assert all("trust_remote_code" not in m.engine_options for m in models)
+    assert "runs its repository's code" not in output
+
     with pytest.raises(CommandError, match=r"The study has 8 distinct dialogues; cannot take 2040"):
         command("bigger", "--corpus", str(DEMO_FILE))
     assert not study.__class__.objects.filter(slug="bigger").exists()  # all or nothing
@@ -92,3 +96,12 @@ def test_the_coding_round_follows_once_the_runs_are_done(
     assert coding_round.name == reference.ROUND_NAME and coding_round.seed == 5
     assert sorted(coding_round.sources.values_list("kind", flat=True)) == ["generated"] * 3 + ["reference"]
     assert f"coding round '{reference.ROUND_NAME}'" in output
+
+
+@pytest.mark.django_db
+def test_trust_remote_code_is_set_on_the_models_only_when_asked(study):
+    output = command(study.slug, "--corpus", str(DEMO_FILE), "--n-train", "4", "--n-test", "4", "--no-runs",
+                     "--trust-remote-code")  # fmt: skip
+    models = list(RegisteredModel.objects.order_by("name"))
+    assert len(models) == 3 and all(m.engine_options == {"trust_remote_code": True} for m in models)
+    assert output.count("runs its repository's code") == 3

@@ -64,6 +64,13 @@ def test_missing_base_path_is_fatal_and_named(tmp_path):
     ]
 
 
+def test_trust_remote_code_must_be_a_boolean(demo_model_dir):
+    assert registry.problems_for(local(demo_model_dir, engine_options={"trust_remote_code": True})) == []
+    assert [p.message for p in registry.problems_for(local(demo_model_dir, engine_options={"trust_remote_code": "yes"}))] == [
+        "engine_options['trust_remote_code'] must be true or false, got 'yes'"
+    ]
+
+
 def test_missing_chat_template_is_fatal_unless_overridden(no_template_dir, demo_model_dir):
     (problem,) = registry.problems_for(local(no_template_dir))
     assert (problem.code, problem.fatal) == ("inference.E003", True)

@@ -261,6 +261,7 @@ def test_base_and_adapter_share_one_engine_built_with_the_documented_options(fak
         "tensor_parallel_size": 1,
         "dtype": "auto",
         "enforce_eager": False,
+        "trust_remote_code": False,
         "enable_lora": True,
         "max_lora_rank": 64,
         "max_loras": 4,
@@ -452,6 +453,32 @@ def test_engine_kwargs_reach_the_engine_and_unknown_ones_are_refused(fake_vllm, 
     wrong = VLLMBackend(vllm_spec(model_dir, options={"engine_kwargs": {"max_num_sequences": 64}}))
     with pytest.raises(TypeError, match="unexpected keyword argument 'max_num_sequences'"):
         wrong.generate(PROMPTS[:1])
+
+
+def test_trust_remote_code_reaches_the_engine_and_the_tokenizer_only_when_turned_on(fake_vllm, model_dir, monkeypatch):
+    import transformers
+
+    seen: list[bool] = []
+    real = transformers.AutoTokenizer.from_pretrained
+
+    def spy(path, **kwargs):
+        seen.append(kwargs.get("trust_remote_code"))
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", spy)
+    from inference.backends.base import load_tokenizer
+
+    release_engines()
+    load_tokenizer.cache_clear()
+    assert VLLMBackend(vllm_spec(model_dir)).generate(PROMPTS[:1])[0].ok
+    assert fake_vllm.CONTROL.engines[-1].kwargs["trust_remote_code"] is False and seen == [False]
+    release_engines()
+    trusting = VLLMBackend(vllm_spec(model_dir, options={"trust_remote_code": True}))
+    assert trusting.generate(PROMPTS[:1])[0].ok
+    assert fake_vllm.CONTROL.engines[-1].kwargs["trust_remote_code"] is True and seen == [False, True]
+    # Not the same engine: the option is part of the engine key.
+    assert trusting.engine_key() != VLLMBackend(vllm_spec(model_dir)).engine_key()
+    load_tokenizer.cache_clear()
 
 
 def test_check_reports_library_gpu_and_lora_problems(fake_vllm, model_dir, tmp_path, monkeypatch):

@@ -41,6 +41,11 @@ class Command(BaseCommand):
         parser.add_argument("--chunk-size", type=int, default=40, help="rounds per GPU task (default 40)")
         parser.add_argument("--max-new-tokens", type=int, default=256)
         parser.add_argument("--no-runs", action="store_true", help="register the models, start no run")
+        parser.add_argument(
+            "--trust-remote-code",
+            action="store_true",
+            help="let the models run their repositories' own Python (Baichuan2 needs it; review that code first)",
+        )
         parser.add_argument("--coordinator", default=None, help="username recorded as creator")
         parser.add_argument("--coding-round", action="store_true", help="the follow-up: create the coding round")
         parser.add_argument("--coder", action="append", default=[], help="username (repeatable; default: all coders)")
@@ -48,7 +53,7 @@ class Command(BaseCommand):
         parser.add_argument("--round-seed", type=int, default=None)
 
     def handle(self, *args, slug, corpus, format, model, n_train, n_test, seed, chunk_size, max_new_tokens,
-               no_runs, coordinator, coding_round, coder, overlap, round_seed, **options):  # fmt: skip
+               no_runs, trust_remote_code, coordinator, coding_round, coder, overlap, round_seed, **options):  # fmt: skip
         users = get_user_model().objects
         creator = users.filter(username=coordinator).first() if coordinator else None
         if coordinator and creator is None:
@@ -62,13 +67,14 @@ class Command(BaseCommand):
                 raise CommandError("--corpus is required to set the study up (the 2,040 rewritten dialogues).")
             result = reference.create_reference_study(
                 slug, corpus=corpus, fmt=format, models=models, n_train=n_train, n_test=n_test, seed=seed,
-                chunk_size=chunk_size, max_new_tokens=max_new_tokens, start_runs=not no_runs, created_by=creator,
+                chunk_size=chunk_size, max_new_tokens=max_new_tokens, start_runs=not no_runs, trust_remote_code=trust_remote_code, created_by=creator,
             )  # fmt: skip
         except ActionError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(f"study {result.study.slug}: {result.imported} dialogues imported, split {result.split}")
         for registered in result.models:
-            self.stdout.write(f"model {registered.name}: vllm, {registered.base_model}")
+            remote = ", runs its repository's code" if registered.engine_options.get("trust_remote_code") else ""
+            self.stdout.write(f"model {registered.name}: vllm, {registered.base_model}{remote}")
         for run in result.runs:
             state = "started" if run in result.started else run.status
             self.stdout.write(f"run {run.pk} of {run.model.name}: {state}, {run.items.count()} rounds, queue {run.queue}")

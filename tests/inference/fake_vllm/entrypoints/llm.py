@@ -126,6 +126,7 @@ class LLM:
             "tensor_parallel_size": tensor_parallel_size,
             "dtype": dtype,
             "enforce_eager": enforce_eager,
+            "trust_remote_code": trust_remote_code,
         }
         self.kwargs.update(kwargs)
         self.gpu_memory_utilization = gpu_memory_utilization
