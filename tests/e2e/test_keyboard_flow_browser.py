@@ -1,7 +1,8 @@
 """From queue to queue with the keyboard only, in a real browser.
 
-A coder codes a transcript, submits it (Ctrl+Enter, then Enter in the confirm dialog) and lands on the
-next transcript of the queue (Enter on the focused "Next transcript", or >). An adjudicator starts a
+A coder opens the first transcript from the queue (Enter), codes it, submits it (Ctrl+Enter, then
+Enter in the confirm dialog) and lands on the next transcript of the queue (Enter on the focused
+"Next transcript", or >). An adjudicator starts a
 consensus (Enter), accepts coder A's or coder B's code per row ([ and ]), types a code (the coding
 keys), submits (Ctrl+Enter, Enter) and goes on to the next transcript waiting for a consensus (Enter).
 No mouse click anywhere; the database is checked from the test thread.
@@ -35,7 +36,11 @@ def test_coder_submits_with_keys_and_lands_on_the_next_transcript(browser_contex
     first, second, third = queue[:3]
     utterances = utterances_of(first)
     page = browser_context.new_page()
-    login(page, "coder", next_url=f"/code/{first.pk}/")
+    login(page, "coder")
+    # The queue: "Continue with …" has the focus, so Enter opens the first transcript.
+    expect(page.locator("#next-up")).to_be_focused()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"**/code/{first.pk}/")
     expect(page.locator(f"#u-{number(utterances[0])}")).to_have_class(CURRENT)
     panel = page.locator("#key-panel")
     expect(panel).to_contain_text("submit this transcript")
