@@ -95,9 +95,10 @@ NO_CODE_ENTRY = BehaviourCode(
 )
 NO_CODE_HOTKEYS: tuple[str, ...] = ("0", "n")
 
-# Keys the coding page uses for navigation and global ratings (j/k move, u undo, ? help, 1-5 rate);
-# "0" and "n" belong to NO_CODE. Code hotkeys must never collide with these.
-RESERVED_KEYS: frozenset[str] = frozenset("jku?12345")
+# Keys the coding and consensus pages use besides the codes (j/k move, u undo, ? help, 1-5 rate,
+# > next transcript, [ and ] accept coder A's/B's code; docs/keyboard.md); "0" and "n" belong to
+# NO_CODE. Code hotkeys must never collide with these.
+RESERVED_KEYS: frozenset[str] = frozenset("jku?12345>[]")
 
 HOTKEYS: dict[str, str] = {code.hotkey: code.key for code in BEHAVIOUR_CODES}
 HOTKEYS.update({key: NO_CODE for key in NO_CODE_HOTKEYS})

@@ -116,6 +116,30 @@ def assignments_for(user: User) -> QuerySet[Assignment]:
     )
 
 
+def next_assignment_for(user: User, current: Assignment | None = None) -> Assignment | None:
+    """The next transcript to code in the user's own queue, or None when nothing is left.
+
+    The first pending or in-progress assignment of an open round that comes after ``current`` in queue
+    order (``assignments_for``), wrapping around to the start of the queue; never ``current`` itself,
+    never submitted work, never another coder's. Without ``current``: the first one in the queue.
+    """
+    queue = list(
+        assignments_for(user)
+        .filter(
+            Q(status__in=[Assignment.Status.PENDING, Assignment.Status.IN_PROGRESS],
+              coding_round__status=CodingRound.Status.OPEN)
+            | Q(pk=current.pk if current is not None else None)
+        )
+        .values_list("pk", flat=True)
+    )
+    start = queue.index(current.pk) + 1 if current is not None and current.pk in queue else 0
+    # After the current one first, then from the top of the queue: skipping ahead never loops back early.
+    for pk in queue[start:] + queue[:start]:
+        if current is None or pk != current.pk:
+            return assignments_for(user).get(pk=pk)
+    return None
+
+
 def assignment_for(user: User, pk: int) -> Assignment:
     """The user's own assignment in a study they belong to (404 for anybody else's, another coder's,
     or their own once they were removed from the study)."""

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from django.db.models import Count, Q
+
 from .. import miti
 from ..errors import ActionError
 from ..models import Assignment, CodingRound, GlobalRating, Transcript, Utterance, UtteranceCode, Volley
@@ -187,6 +189,31 @@ def compare(coding_round: CodingRound, transcript: Transcript) -> Comparison:
     return Comparison(coding_round, transcript, codings, volleys, globals_, consensus)
 
 
+def next_for_consensus(coding_round: CodingRound, current: Transcript | None = None) -> Transcript | None:
+    """The next transcript of the round that waits for a consensus, or None when none is left.
+
+    Waiting: two or more submitted codings and no submitted consensus yet. In the adjudication list's
+    order (blind code), the first one after ``current``, wrapping around; never ``current`` itself.
+    """
+    waiting = list(
+        Transcript.objects.filter(pk__in=Assignment.objects.filter(coding_round=coding_round).values("transcript_id"))
+        .annotate(
+            done=Count("assignments", filter=Q(assignments__coding_round=coding_round, assignments__kind=CODING,
+                                               assignments__status=SUBMITTED)),
+            agreed=Count("assignments", filter=Q(assignments__coding_round=coding_round, assignments__kind=CONSENSUS,
+                                                 assignments__status=SUBMITTED)),
+        )
+        .filter(Q(done__gte=2, agreed=0) | Q(pk=current.pk if current is not None else None))
+        .order_by("blind_code")
+    )
+    pks = [t.pk for t in waiting]
+    start = pks.index(current.pk) + 1 if current is not None and current.pk in pks else 0
+    for transcript in waiting[start:] + waiting[:start]:
+        if current is None or transcript.pk != current.pk:
+            return transcript
+    return None
+
+
 def _all_same(values: list) -> bool:
     return None not in values and len(set(values)) == 1
 
@@ -199,4 +226,5 @@ __all__ = [
     "VolleyComparison",
     "adjudication_items",
     "compare",
+    "next_for_consensus",
 ]

@@ -122,7 +122,7 @@ def _base_context(assignment: Assignment) -> dict:
     }
 
 
-def _js_data(assignment: Assignment, editable: bool) -> dict:
+def _js_data(assignment: Assignment, editable: bool, next_assignment: Assignment | None) -> dict:
     """What coding.js needs: ids, version, URLs, hotkeys and its messages. No source information."""
     pk = assignment.pk
     return {
@@ -140,6 +140,8 @@ def _js_data(assignment: Assignment, editable: bool) -> dict:
             "clear": reverse("assignment-code-clear", args=[pk]),
             "global": reverse("assignment-global-save", args=[pk]),
             "undo": reverse("assignment-undo", args=[pk]),
+            # The next transcript in the coder's own queue (its assignment id, never a transcript's).
+            "next": reverse("assignment-code", args=[next_assignment.pk]) if next_assignment else None,
         },
         "messages": {
             "saving": _("Saving…"),
@@ -160,6 +162,8 @@ def _js_data(assignment: Assignment, editable: bool) -> dict:
             "discard": _("Discard them"),
             "reload": _("Reload"),
             "wait_submit": _("Wait until every change is saved before submitting."),
+            "wait_next": _("Wait until every change is saved before opening the next transcript."),
+            "queue_empty": _("Nothing else is waiting in your queue."),
         },
     }
 
@@ -175,8 +179,9 @@ def _page_context(request: HttpRequest, assignment: Assignment) -> dict:
         volley_rules=[_(r) for r in miti.VOLLEY_RULES],
         show_hints=request.GET.get("hints") == "1",
         instrument_version=assignment.coding_round.instrument_version,
+        next_assignment=queries.next_assignment_for(request.user, assignment),
     )
-    context["coding_data"] = _js_data(assignment, context["editable"])
+    context["coding_data"] = _js_data(assignment, context["editable"], context["next_assignment"])
     return context
 
 

@@ -414,24 +414,52 @@ def _adjudication_target(request: HttpRequest, slug: str, pk: int, tpk: int):
 
 def _adjudication_context(study, coding_round, transcript) -> dict:
     comparison = adjudication_queries.compare(coding_round, transcript)
+    editable = comparison.consensus is not None and comparison.consensus.status != Assignment.Status.SUBMITTED
     return {
         "study": study,
         "round": coding_round,
         "transcript": transcript,
         "cmp": comparison,
         "consensus": comparison.consensus,
-        "editable": comparison.consensus is not None
-        and comparison.consensus.status != Assignment.Status.SUBMITTED,
+        "editable": editable,
         "code_choices": [*miti.BEHAVIOUR_CODES, miti.NO_CODE_ENTRY],
         "rating_choices": range(miti.GLOBAL_MIN, miti.GLOBAL_MAX + 1),
+        # Coders are named by letter on this page (A, B, …), in the comparison's order.
+        "coder_letters": [chr(ord("A") + i) for i in range(len(comparison.codings))],
     }
+
+
+def _adjudication_page_context(study, coding_round, transcript) -> dict:
+    """The whole page: the board plus what adjudication.js needs for the keys and the next transcript."""
+    context = _adjudication_context(study, coding_round, transcript)
+    next_transcript = adjudication_queries.next_for_consensus(coding_round, transcript)
+    context["next_transcript"] = next_transcript
+    context["adjudication_data"] = {
+        "editable": context["editable"],
+        "hotkeys": miti.HOTKEYS,
+        "globalMin": miti.GLOBAL_MIN,
+        "globalMax": miti.GLOBAL_MAX,
+        "urls": {
+            "save": reverse("round-consensus-save", args=[study.slug, coding_round.pk, transcript.pk]),
+            "next": reverse("round-adjudicate", args=[study.slug, coding_round.pk, next_transcript.pk])
+            if next_transcript else None,
+        },
+        "messages": {
+            "saving": _("Saving…"),
+            "saved": _("Saved"),
+            "failed": _("Not saved — the server could not be reached; try again."),
+            "wait": _("Wait until every change is saved."),
+            "none_left": _("No other transcript in this round is waiting for a consensus."),
+        },
+    }
+    return context
 
 
 @login_required
 def adjudication_detail(request: HttpRequest, slug: str, pk: int, tpk: int) -> HttpResponse:
     study, coding_round, transcript = _adjudication_target(request, slug, pk, tpk)
     try:
-        context = _adjudication_context(study, coding_round, transcript)
+        context = _adjudication_page_context(study, coding_round, transcript)
     except actions.ActionError as exc:
         messages.error(request, str(exc))
         return redirect("round-adjudication", slug=slug, pk=pk)
@@ -491,7 +519,7 @@ def consensus_save(request: HttpRequest, slug: str, pk: int, tpk: int) -> HttpRe
     if status == 409:
         # A 409 page rather than a redirect: the conflict must be visible as such to any client.
         messages.error(request, error)
-        context = _adjudication_context(study, coding_round, transcript)
+        context = _adjudication_page_context(study, coding_round, transcript)
         return render(request, "annotation/rounds/adjudication_detail.html", context, status=409)
     if error:
         messages.error(request, error)

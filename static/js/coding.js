@@ -351,6 +351,32 @@
     enqueue({kind: "undo"});
   }
 
+  /* Submit (Ctrl+Enter): a confirm dialog, Enter submits and Esc cancels; the form itself checks that
+   * every change is saved, and the server that everything is coded. */
+  var submitDialog = $("submit-dialog");
+  function openSubmit() {
+    var button = $("submit-button");
+    if (!button) return;
+    if (!submitDialog || typeof submitDialog.showModal !== "function") { button.form.requestSubmit(button); return; }
+    submitDialog.returnValue = "";  // an earlier choice must not count again
+    submitDialog.showModal();
+    var confirm = $("submit-confirm");
+    if (confirm) confirm.focus();
+  }
+  if (submitDialog) submitDialog.addEventListener("close", function () {
+    if (submitDialog.returnValue !== "submit") return;
+    var button = $("submit-button");
+    if (button) button.form.requestSubmit(button);
+  });
+
+  /* Next transcript (>): the next pending or in-progress one in the coder's queue, after every change
+   * here is saved. */
+  function openNext() {
+    if (queue.length || state.busy || stale.length) { textAlert(msg.wait_next); pump(); return; }
+    if (cfg.urls.next) location.href = cfg.urls.next;
+    else textAlert(msg.queue_empty);
+  }
+
   function codeCurrent(code) {
     var el = state.current && $(state.current);
     if (!el || !el.hasAttribute("data-utterance")) return false;
@@ -359,11 +385,18 @@
   }
 
   document.addEventListener("keydown", function (e) {
-    if (e.defaultPrevented || e.ctrlKey || e.metaKey || e.altKey || e.isComposing) return;
+    if (e.defaultPrevented || e.isComposing) return;
+    if (submitDialog && submitDialog.open) return;  // the dialog's own keys: Enter submits, Esc cancels
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key === "Enter") {
+      if (cfg.editable && !state.blocked) { e.preventDefault(); openSubmit(); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
     var t = e.target;
     if (t && (t.matches("textarea, select, [contenteditable], input:not([type=checkbox]):not([type=radio])"))) return;
     var key = e.key;
     if (key === "?") { toggleHints(e); return; }
+    if (key === ">") { e.preventDefault(); openNext(); return; }
     if (key === "j" || key === "ArrowDown") { e.preventDefault(); move(1); return; }
     if (key === "k" || key === "ArrowUp") { e.preventDefault(); move(-1); return; }
     if (!cfg.editable || state.blocked) return;
@@ -441,4 +474,7 @@
     start = (firstOpen || list[0] || {}).id || null;
   }
   if (start) setCurrent(start, !!location.hash || start !== (stops()[0] || {}).id);
+  // A read-only page offers the next transcript: focused, so Enter opens it (j/k still move).
+  var nextCta = !cfg.editable && !location.hash && $("next-cta");
+  if (nextCta) nextCta.focus();
 })();

@@ -51,6 +51,7 @@ def test_hotkeys_are_single_unique_and_avoid_reserved_keys():
     assert all(len(key) == 1 for key in code_keys)
     assert len(set(code_keys)) == 10
     assert not set(code_keys) & set("jkun0?12345")
+    assert not set(HOTKEYS) & miti.RESERVED_KEYS and {">", "[", "]"} <= miti.RESERVED_KEYS  # docs/keyboard.md
     assert {code.key: code.hotkey for code in BEHAVIOUR_CODES} == {
         "GI": "g", "PERSUADE": "p", "PERSUADE_WITH": "w", "Q": "q", "SR": "s", "CR": "c",
         "AF": "a", "SEEK": "l", "EMPHASIZE": "e", "CONFRONT": "x",
