@@ -175,22 +175,24 @@ def machine_agreement(coder: MachineCoder, coding_round: CodingRound) -> Machine
 
 
 def assisted_groups(coder: MachineCoder, coding_round: CodingRound) -> list[GroupAgreement]:
-    """Assisted vs unassisted coders on the transcripts of ``coding_round`` (an assisted round, or a
-    round of the study whose transcripts an assisted round also holds): their pooled kappa with the
-    consensus and with this machine. Empty when the study has no assisted round with this machine."""
-    rounds = list(
-        CodingRound.objects.filter(study_id=coding_round.study_id, assignments__coder_id=coder.service_user_id)
-        .distinct().values_list("pk", "purpose")
+    """Assisted vs unassisted coders of the study (every round but calibration) on the utterances this
+    machine coded: their pooled kappa with the consensus and with the machine, and how many of the
+    assisted codes were accepted suggestions. Empty unless the machine coded an assisted round."""
+    machine_rounds = set(
+        CodingRound.objects.filter(assignments__coder_id=coder.service_user_id).values_list("pk", "purpose")
     )
-    if not any(purpose == CodingRound.Purpose.ASSISTED for _pk, purpose in rounds):
+    if not any(purpose == CodingRound.Purpose.ASSISTED for _pk, purpose in machine_rounds):
         return []
-    purpose_of = dict(rounds)
+    purpose_of = dict(
+        CodingRound.objects.filter(study_id=coding_round.study_id)
+        .exclude(purpose=CodingRound.Purpose.CALIBRATION).values_list("pk", "purpose")
+    )
     machine: dict[int, str] = {}
     consensus: dict[int, str] = {}
     human: dict[str, list[tuple[int, int, str, bool]]] = defaultdict(list)
     for round_id, kind, coder_id, _t, utterance_id, code, accepted in _code_rows(list(purpose_of)):
         if kind == MACHINE and coder_id == coder.service_user_id:
-            machine[utterance_id] = code
+            machine.setdefault(utterance_id, code)
         elif kind == CONSENSUS:
             consensus[utterance_id] = code
         elif kind == CODING:
@@ -198,7 +200,7 @@ def assisted_groups(coder: MachineCoder, coding_round: CodingRound) -> list[Grou
             human[group].append((coder_id, utterance_id, code, accepted))
     groups = []
     for group in ("assisted", "unassisted"):
-        rows = human.get(group, [])
+        rows = [r for r in human.get(group, []) if r[1] in machine]
         if not rows:
             continue
         codes = [c for _c, _u, c, _a in rows]
@@ -206,7 +208,7 @@ def assisted_groups(coder: MachineCoder, coding_round: CodingRound) -> list[Grou
             GroupAgreement(
                 group=group, coders=len({c for c, *_ in rows}),
                 vs_consensus=irr.cohen_kappa(codes, [consensus.get(u) for _c, u, _code, _a in rows]),
-                vs_machine=irr.cohen_kappa(codes, [machine.get(u) for _c, u, _code, _a in rows]),
+                vs_machine=irr.cohen_kappa(codes, [machine[u] for _c, u, _code, _a in rows]),
                 accepted=sum(1 for *_x, a in rows if a), codes=len(rows),
             )
         )
