@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from annotation import actions as annotation_actions
 from annotation.models import Assignment, Utterance, UtteranceCode
-from inference.coders import actions, execute
+from inference.coders import actions
 from tests.evaluation.db_helpers import coded_demo_study
 
 pytestmark = pytest.mark.browser

@@ -182,3 +182,34 @@ def test_machine_coder_pages_register_and_add_to_round(coded, coordinator, coder
     assert MachineCodingRun.objects.filter(coder=machine).count() == 1
     assert MachineCodingItem.objects.filter(run__coder=machine).exists()
     assert client_for(coder).get(f"/studies/{coded.study.slug}/machine-coders/").status_code == 403
+
+
+def test_api_and_command(coded, coordinator, coder, django_capture_on_commit_callbacks, capsys):
+    from django.core.management import call_command
+    from rest_framework.test import APIClient
+
+    api = APIClient()
+    api.force_authenticate(coordinator)
+    base = f"/api/studies/{coded.study.slug}/machine-coders/"
+    with django_capture_on_commit_callbacks(execute=False):
+        created = api.post(base, {"name": "api-clf", "kind": "classifier", "training_round": coded.coding_round.pk,
+                                  "folds": 3}, format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert created.json()["status"] == "queued"
+    execute.train_classifier(pk)
+    detail = api.get(f"{base}{pk}/").json()
+    assert detail["status"] == "ready" and len(detail["validation"]["folds"]) == 3
+    with django_capture_on_commit_callbacks(execute=False):
+        started = api.post(f"{base}{pk}/runs/", {"round": coded.coding_round.pk}, format="json")
+    assert started.status_code == 201 and started.json()["round"] == coded.coding_round.pk
+    outsider_view = APIClient()
+    outsider_view.force_authenticate(coder)
+    assert outsider_view.get(base).status_code == 403
+
+    call_command("machine_coder", "train", "--study", coded.study.slug, "--name", "cmd", "--round",
+                 coded.coding_round.name, "--folds", "2", "--here")
+    call_command("machine_coder", "code", "--study", coded.study.slug, "--name", "cmd", "--round",
+                 coded.coding_round.name, "--here")
+    out = capsys.readouterr().out
+    assert "ready: kappa" in out and " done: " in out and ", 0 failed" in out
