@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation.errors import ActionError
@@ -102,5 +103,9 @@ def run_retry(request: HttpRequest, slug: str, pk: int, run_pk: int) -> HttpResp
     coder = queries.coder_for(request.user, slug, pk)
     run = queries.run_for(coder, run_pk)
     count = actions.retry_failed(run)
-    messages.success(request, _("%(count)d failed volleys queued again.") % {"count": count})
+    messages.success(
+        request,
+        ngettext("%(count)d failed volley queued again.", "%(count)d failed volleys queued again.", count)
+        % {"count": count},
+    )
     return redirect("machine-coding-run", slug=slug, pk=coder.pk, run_pk=run.pk)
