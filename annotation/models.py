@@ -319,6 +319,9 @@ class Assignment(models.Model):
     class Kind(models.TextChoices):
         CODING = "coding", _("Coding")
         CONSENSUS = "consensus", _("Consensus (adjudication)")
+        # A machine coder's coding (its coder is a service user that cannot sign in): stored like a
+        # human's, never in a coder's queue, and left out of human reliability and results by default.
+        MACHINE = "machine", _("Machine coding")
 
     coding_round = models.ForeignKey(CodingRound, on_delete=models.CASCADE, related_name="assignments")
     transcript = models.ForeignKey(Transcript, on_delete=models.CASCADE, related_name="assignments")
@@ -355,6 +358,8 @@ class UtteranceCode(models.Model):
     assignment = models.ForeignKey(Assignment, on_delete=models.CASCADE, related_name="codes")
     utterance = models.ForeignKey(Utterance, on_delete=models.CASCADE, related_name="codes")
     code = models.CharField(max_length=16)
+    # In an assisted round: the coder took the machine coder's suggestion for this utterance as it was.
+    suggestion_accepted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -12,7 +12,7 @@ from django.http import Http404
 
 from annotation import queries as annotation_queries
 from annotation.models import CodingRound, Study
-from inference.models import GenerationItem, GenerationRun
+from inference.models import GenerationItem, GenerationRun, MachineCoder
 
 from . import metrics
 from .models import ExportJob, MetricReport
@@ -93,3 +93,20 @@ def export_job_for(user, study: Study, pk: int) -> ExportJob:
     if job is None:
         raise Http404("No such export.")
     return job
+
+
+def machine_coders_of(study: Study, coding_round: CodingRound | None) -> list[MachineCoder]:
+    """The study's machine coders that coded ``coding_round`` (none without a round)."""
+    if coding_round is None:
+        return []
+    return list(
+        MachineCoder.objects.filter(
+            study=study, service_user__assignments__coding_round=coding_round
+        ).distinct().order_by("name")
+    )
+
+
+def machine_coder_for(study: Study, pk: object) -> MachineCoder | None:
+    if not isinstance(pk, str) or not pk.isdigit():
+        return None
+    return MachineCoder.objects.filter(study=study, pk=int(pk)).first()

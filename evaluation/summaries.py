@@ -37,6 +37,7 @@ from .aggregate import AGGREGATION_NOTE, AggregateReport, SummaryRow, aggregate
 
 CODING = Assignment.Kind.CODING
 CONSENSUS = Assignment.Kind.CONSENSUS
+MACHINE = Assignment.Kind.MACHINE
 
 # Per-transcript values the dashboard aggregates: the six manual scores, the two raw counts, the four
 # globals and the ten tallies (keys as in annotation.miti; tallies and globals under their code key).
@@ -115,6 +116,9 @@ class StudySummaries:
     # the summaries themselves come from stored rows and need no code.
     load_code_rows: Callable[[], list[tuple[int, int, str]]] | None = field(default=None, repr=False)
     _code_rows: list[tuple[int, int, str]] | None = field(default=None, repr=False)
+    # kind = machine, one per (transcript, machine coder): loaded only when asked (``with_machine``), so
+    # human results and reliability never see them.
+    machine: list[CodingSummary] = field(default_factory=list)
 
     @property
     def code_rows(self) -> list[tuple[int, int, str]]:
@@ -143,25 +147,33 @@ tally_codes = tally.tally_codes
 _tally_rows = tally.tally_rows
 
 
-def _assignment_filter(study: Study, coding_round: CodingRound | None) -> dict[str, object]:
-    # Reassigned work (its coder removed) stays out of results unless a coordinator included it again.
+def _assignment_filter(
+    study: Study, coding_round: CodingRound | None, with_machine: bool = False
+) -> dict[str, object]:
+    # Reassigned work (its coder removed) stays out of results unless a coordinator included it again;
+    # machine codings stay out of human results unless asked for (the machine vs human view).
     lookup: dict[str, object] = {
         "coding_round__study": study, "status": Assignment.Status.SUBMITTED, "in_results": True,
+        "kind__in": (CODING, CONSENSUS, MACHINE) if with_machine else (CODING, CONSENSUS),
     }
     if coding_round is not None:
         lookup["coding_round"] = coding_round
     return lookup
 
 
-def load_summaries(study: Study, coding_round: CodingRound | None = None) -> StudySummaries:
+def load_summaries(
+    study: Study, coding_round: CodingRound | None = None, *, with_machine: bool = False
+) -> StudySummaries:
     """MITI summaries of every submitted assignment of ``study`` (or of one round).
+
+    Machine codings are left out unless ``with_machine`` (then they are ``StudySummaries.machine``).
 
     Two queries when every coding has its stored summary (``annotation.models.AssignmentSummary``,
     written on submit): the assignments with their summaries, and the sources. Codings without a
     valid stored row (data written before summaries were stored, or bulk-loaded) are tallied from
     their codes here, in two more queries restricted to them.
     """
-    flt = _assignment_filter(study, coding_round)
+    flt = _assignment_filter(study, coding_round, with_machine)
     rows = list(
         Assignment.objects.filter(**flt)
         .order_by("submitted_at", "id")
@@ -176,7 +188,7 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
     latest: dict[tuple[int, int | None, str], tuple] = {}
     for row in rows:
         kind = row[4]
-        key = (row[5], row[8] if kind == CODING else None, kind)
+        key = (row[5], row[8] if kind in (CODING, MACHINE) else None, kind)
         latest[key] = row
     kept = {row[0]: row for row in latest.values()}
     coding_ids = {aid for aid, row in kept.items() if row[4] == CODING}
@@ -227,6 +239,7 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
     missing_set = set(missing)
     codings: list[CodingSummary] = []
     consensus: list[CodingSummary] = []
+    machine: list[CodingSummary] = []
     for aid, row in kept.items():
         (_, round_id, round_name, globals_rated, kind, transcript_id, blind_code, source_id, coder_id,
          coder, submitted_at, _version, _stored_version, stored_counts, stored_globals, stored_scores,
@@ -244,13 +257,13 @@ def load_summaries(study: Study, coding_round: CodingRound | None = None) -> Stu
             coder=coder, submitted_at=submitted_at, globals_rated=globals_rated, counts=counts,
             globals=globals_, scores=scores, n_coded=coded,
         )
-        (codings if kind == CODING else consensus).append(summary)
+        {CODING: codings, CONSENSUS: consensus, MACHINE: machine}[kind].append(summary)
 
     sources = {
         s.id: SourceInfo(s.id, s.label, s.kind, s.generation_run_id)
         for s in TranscriptSource.objects.filter(study=study).order_by("kind", "id")
     }
-    return StudySummaries(study, coding_round, sources, codings, consensus, load_code_rows)
+    return StudySummaries(study, coding_round, sources, codings, consensus, load_code_rows, machine=machine)
 
 
 @dataclass

@@ -12,6 +12,7 @@ urlpatterns = [
     path("studies/<slug:slug>/results/metrics/", views.metrics, name="eval-metrics"),
     path("studies/<slug:slug>/results/metrics/<int:run_id>/compute/", views.compute_metrics,
          name="eval-metrics-compute"),
+    path("studies/<slug:slug>/results/machine/", views.machine, name="eval-machine"),
     path("studies/<slug:slug>/results/tables/", views.tables, name="eval-tables"),
     path("studies/<slug:slug>/results/tables/download.<str:fmt>", views.tables_download, name="eval-tables-download"),
     path("studies/<slug:slug>/results/charts/<str:name>.<str:fmt>", views.chart, name="eval-chart"),

@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotation import queries as annotation_queries
 from annotation.errors import ActionError
 
-from . import actions, charts, exports, grouping, paper_tables, queries
+from . import actions, charts, exports, grouping, machine_agreement, paper_tables, queries
 from .reliability_data import REFERENCE_BANDS
 from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_rows
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
@@ -37,6 +37,7 @@ TABS: tuple[tuple[str, str], ...] = (
     ("eval-reliability", "Reliability"),
     ("eval-metrics", "Automatic metrics"),
     ("eval-tables", gettext_noop("Tables")),
+    ("eval-machine", gettext_noop("Machine vs human")),
     ("eval-exports", "Exports"),
 )
 
@@ -144,6 +145,23 @@ def reliability(request: HttpRequest, slug: str) -> HttpResponse:
     """Reliability; the per-code agreement (11 more passes over every utterance) loads separately."""
     template, context = _reliability_context(request, slug, per_code=False)
     return _page(request, template, context)
+
+
+@login_required
+@require_GET
+def machine(request: HttpRequest, slug: str) -> HttpResponse:
+    """A machine coder against the coders of one round (``?round=``, ``?coder=``): kappa, alpha, ICC."""
+    study, coding_round, _group_by, _group = _scope(request, slug)
+    coders = queries.machine_coders_of(study, coding_round)
+    chosen = queries.machine_coder_for(study, request.GET.get("coder")) or (coders[0] if coders else None)
+    agreement = (
+        machine_agreement.machine_agreement(chosen, coding_round)
+        if chosen is not None and coding_round is not None else None
+    )
+    context = _base_context(request, study, "eval-machine", coding_round) | {
+        "machine_coders": coders, "chosen": chosen, "agreement": agreement,
+    }
+    return _page(request, "evaluation/machine.html", context)
 
 
 @login_required

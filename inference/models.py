@@ -16,6 +16,7 @@ from django.utils.translation import gettext_lazy as _
 from annotation.models import Dialogue, Study
 
 from .claims import ClaimedWork
+from .coders.models import MachineCoder, MachineCodingItem, MachineCodingRun
 from .recipe.models import (
     FineTuneJob,
     FineTuneStep,
@@ -30,6 +31,9 @@ __all__ = [
     "FineTuneStep",
     "GenerationItem",
     "GenerationRun",
+    "MachineCoder",
+    "MachineCodingItem",
+    "MachineCodingRun",
     "PromptTemplate",
     "QualityScore",
     "RegisteredModel",

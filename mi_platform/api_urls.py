@@ -13,6 +13,7 @@ from annotation import api as annotation_api
 from annotation.accounts import api as accounts_api
 from evaluation import api as evaluation_api
 from inference import api as inference_api
+from inference.coders import api as machine_coders_api
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -46,6 +47,12 @@ urlpatterns = [
     path("models/", inference_api.ModelListView.as_view(), name="api-models"),
     path("models/<int:pk>/", inference_api.ModelDetailView.as_view(), name="api-model"),
     path("studies/<slug:slug>/runs/", inference_api.RunListView.as_view(), name="api-runs"),
+    path("studies/<slug:slug>/machine-coders/", machine_coders_api.MachineCoderListView.as_view(),
+         name="api-machine-coders"),
+    path("studies/<slug:slug>/machine-coders/<int:pk>/", machine_coders_api.MachineCoderDetailView.as_view(),
+         name="api-machine-coder"),
+    path("studies/<slug:slug>/machine-coders/<int:pk>/runs/", machine_coders_api.MachineCodingRunListView.as_view(),
+         name="api-machine-coder-runs"),
     path("studies/<slug:slug>/runs/<int:pk>/", inference_api.RunDetailView.as_view(), name="api-run"),
     path("studies/<slug:slug>/runs/<int:pk>/cancel/", inference_api.RunCancelView.as_view(), name="api-run-cancel"),
     path("studies/<slug:slug>/runs/<int:pk>/resume/", inference_api.RunResumeView.as_view(), name="api-run-resume"),

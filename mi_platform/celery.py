@@ -16,7 +16,7 @@ from celery.signals import worker_init
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mi_platform.settings")
 
 # Packages with a ``tasks`` module that are not installed apps themselves.
-EXTRA_TASK_PACKAGES = ["inference.recipe"]
+EXTRA_TASK_PACKAGES = ["inference.recipe", "inference.coders"]
 
 app = Celery("mi_platform")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -27,5 +27,6 @@ urlpatterns = [
     path("", include("annotation.urls")),
     path("", include("inference.urls")),
     path("", include("inference.recipe.urls")),
+    path("", include("inference.coders.urls")),
     path("", include("evaluation.urls")),
 ]

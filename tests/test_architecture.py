@@ -20,8 +20,10 @@ import grimp
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("annotation", "inference", "evaluation", "mi_platform")
-ACTIONS = ("annotation.actions", "inference.actions", "inference.recipe.actions", "evaluation.actions")
-QUERIES = ("annotation.queries", "inference.queries", "inference.recipe.queries", "evaluation.queries")
+ACTIONS = ("annotation.actions", "inference.actions", "inference.recipe.actions", "inference.coders.actions",
+           "evaluation.actions")
+QUERIES = ("annotation.queries", "inference.queries", "inference.recipe.queries", "inference.coders.queries",
+           "evaluation.queries")
 
 
 def _graph() -> grimp.ImportGraph:

@@ -25,6 +25,7 @@ from .coding import (
     undo_last,
 )
 from .imports import IMPORT_TASK, create_derived_dialogue, import_dialogues, request_import, run_import
+from .machine import add_machine_coding, create_service_user, record_machine_codes, reset_machine_coding
 from .rounds import (
     create_coding_round,
     include_in_results,
@@ -49,6 +50,10 @@ from .transcripts import (
 )
 
 __all__ = [
+    "add_machine_coding",
+    "create_service_user",
+    "record_machine_codes",
+    "reset_machine_coding",
     "IMPORT_TASK",
     "ActionError",
     "AssignmentReadOnly",

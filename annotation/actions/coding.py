@@ -26,7 +26,7 @@ from django.utils import timezone
 from .. import miti
 from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Membership, Utterance, UtteranceCode
-from ..queries.coding import missing_for_submit, volley_tally
+from ..queries.coding import missing_for_submit, suggestion_for, volley_tally
 from .summaries import store_summaries
 
 # Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
@@ -92,8 +92,8 @@ def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int
     round_open = Exists(CodingRound.objects.filter(pk=OuterRef("coding_round_id"), status=CodingRound.Status.OPEN))
     # The gate checked membership when the request came in; re-checked here on the locked row, so a
     # coder removed while their save was in flight writes nothing. Consensus work is a coordinator's
-    # (staff need no membership).
-    still_member = Q(kind=Assignment.Kind.CONSENSUS) | Exists(
+    # (staff need no membership); machine work is a service user's, which is no member of any study.
+    still_member = Q(kind__in=(Assignment.Kind.CONSENSUS, Assignment.Kind.MACHINE)) | Exists(
         Membership.objects.filter(user_id=OuterRef("coder_id"), study__rounds=OuterRef("coding_round_id"))
     )
     updated = (
@@ -146,18 +146,20 @@ def _utterance_of(assignment: Assignment, utterance_id: object) -> Utterance:
     return utterance
 
 
-def _write_code(assignment: Assignment, utterance: Utterance, code: str | None) -> str:
-    """Set (or with ``None`` delete) the assignment's code for ``utterance``; return the old value."""
+def _write_code(assignment: Assignment, utterance: Utterance, code: str | None, accepted: bool = False) -> str:
+    """Set (or with ``None`` delete) the assignment's code for ``utterance``; return the old value.
+
+    ``accepted``: the code is the machine's suggestion, taken as it was (assisted rounds)."""
     existing = UtteranceCode.objects.filter(assignment=assignment, utterance=utterance).first()
     old = existing.code if existing else ""
     if code is None:
         if existing:
             existing.delete()
     elif existing is None:
-        UtteranceCode.objects.create(assignment=assignment, utterance=utterance, code=code)
-    elif existing.code != code:
-        existing.code = code
-        existing.save(update_fields=["code", "updated_at"])
+        UtteranceCode.objects.create(assignment=assignment, utterance=utterance, code=code, suggestion_accepted=accepted)
+    elif existing.code != code or existing.suggestion_accepted != accepted:
+        existing.code, existing.suggestion_accepted = code, accepted
+        existing.save(update_fields=["code", "suggestion_accepted", "updated_at"])
     return old
 
 
@@ -193,9 +195,14 @@ def _code_result(
 
 @transaction.atomic
 def save_code(
-    assignment: Assignment, *, utterance_id: int, code: str, version: int, actor, tally: bool = True
+    assignment: Assignment, *, utterance_id: int, code: str, version: int, actor, tally: bool = True,
+    accept_suggestion: bool = False,
 ) -> SaveResult:
     """Record ``code`` (a MITI behaviour code key or ``"NONE"`` for "no code") for one utterance.
+
+    ``accept_suggestion``: the coder took the machine's suggestion with its key (assisted rounds). The
+    code records it only when the round is assisted and ``code`` is what the machine suggested there,
+    so a flag can never mark a code the coder chose themselves.
 
     Refused with ``ActionError`` for an unknown code or an utterance outside the assignment's
     transcript, ``StaleVersion`` when ``version`` is not the current one, ``AssignmentReadOnly`` when
@@ -207,8 +214,9 @@ def save_code(
     except ValueError as exc:
         raise ActionError(str(exc)) from None
     utterance = _utterance_of(assignment, utterance_id)
+    accepted = accept_suggestion and suggestion_for(assignment, utterance.pk) == code
     _claim(assignment, version)
-    old = _write_code(assignment, utterance, code)
+    old = _write_code(assignment, utterance, code, accepted)
     if old != code:
         _audit(assignment, actor, CODE, f"utterance:{utterance.pk}", old, code)
     return _code_result(assignment, utterance, CODE, old, code, tally=tally)

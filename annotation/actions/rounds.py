@@ -62,6 +62,7 @@ def create_coding_round(
     per_overlap: int = 2,
     created_by=None,
     globals_rated: bool = True,
+    purpose: str = CodingRound.Purpose.STUDY,
 ) -> CodingRound:
     """Create a round over all transcripts of ``sources`` and the coders' balanced, shuffled queues.
 
@@ -88,7 +89,8 @@ def create_coding_round(
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     queues = plan_assignments(transcript_ids, [u.pk for u in coders], overlap=overlap, seed=seed, per_overlap=per_overlap)
     coding_round = CodingRound.objects.create(
-        study=study, name=name, overlap=overlap, seed=seed, created_by=created_by, globals_rated=globals_rated
+        study=study, name=name, overlap=overlap, seed=seed, created_by=created_by, globals_rated=globals_rated,
+        purpose=purpose,
     )
     coding_round.sources.set(sources)
     coding_round.coders.set(coders)

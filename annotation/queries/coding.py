@@ -108,6 +108,10 @@ class UtteranceRow:
     number: int  # 1-based within the volley
     text: str
     code: str | None  # None: not coded yet; "NONE": "No code"
+    # Assisted rounds only: the machine coder's code for this utterance (a code key, nothing else about
+    # the machine or the transcript's source), and whether the stored code is that suggestion taken.
+    suggestion: str | None = None
+    accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -144,7 +148,9 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     codes_query = UtteranceCode.objects.filter(assignment=assignment)
     if volley_ids is not None:
         codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
-    codes = dict(codes_query.values_list("utterance_id", "code"))
+    stored = {u: (c, a) for u, c, a in codes_query.values_list("utterance_id", "code", "suggestion_accepted")}
+    codes = {u: c for u, (c, _a) in stored.items()}
+    suggested = suggestions(assignment, volley_ids)
     ordinal = _ordinals(assignment)
     rows = []
     for volley in volleys:
@@ -154,13 +160,59 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
             VolleyRow(
                 id=volley.index + 1, pk=volley.pk, number=volley.index + 1, client_context=volley.client_context,
                 utterances=[
-                    UtteranceRow(id=ordinal[u.pk], pk=u.pk, number=u.index + 1, text=u.text, code=c)
+                    UtteranceRow(
+                        id=ordinal[u.pk], pk=u.pk, number=u.index + 1, text=u.text, code=c,
+                        suggestion=suggested.get(u.pk), accepted=bool(c) and stored[u.pk][1],
+                    )
                     for u, c in zip(utterances, row_codes, strict=True)
                 ],
                 tally=miti.tally_volley(row_codes),
             )
         )
     return rows
+
+
+def _is_assisted(assignment: Assignment) -> bool:
+    if assignment.kind != Assignment.Kind.CODING:
+        return False
+    if Assignment.coding_round.is_cached(assignment):
+        return assignment.coding_round.purpose == CodingRound.Purpose.ASSISTED
+    return CodingRound.objects.filter(pk=assignment.coding_round_id, purpose=CodingRound.Purpose.ASSISTED).exists()
+
+
+def suggestions(assignment: Assignment, volley_ids: Sequence[int] | None = None) -> dict[int, str]:
+    """Utterance pk → the machine coder's code, for a coder's assignment in an assisted round ({} elsewhere).
+
+    The machine coding of the same transcript in the same round (the first machine coder added, when
+    there are several). Only code keys leave here: a suggestion says nothing about which machine made
+    it, nor about the transcript's source (docs/blinding.md). A study round never shows suggestions.
+    """
+    if not _is_assisted(assignment):
+        return {}
+    machine = (
+        Assignment.objects.filter(
+            coding_round_id=assignment.coding_round_id, transcript_id=assignment.transcript_id,
+            kind=Assignment.Kind.MACHINE,
+        ).order_by("id").values_list("id", flat=True).first()
+    )
+    if machine is None:
+        return {}
+    rows = UtteranceCode.objects.filter(assignment_id=machine)
+    if volley_ids is not None:
+        rows = rows.filter(utterance__volley_id__in=volley_ids)
+    return dict(rows.values_list("utterance_id", "code"))
+
+
+def suggestion_for(assignment: Assignment, utterance_pk: int) -> str | None:
+    """The machine's suggested code for one utterance of a coder's assisted assignment, or None."""
+    if not _is_assisted(assignment):
+        return None
+    return (
+        UtteranceCode.objects.filter(
+            assignment__coding_round_id=assignment.coding_round_id, assignment__transcript_id=assignment.transcript_id,
+            assignment__kind=Assignment.Kind.MACHINE, utterance_id=utterance_pk,
+        ).order_by("assignment_id").values_list("code", flat=True).first()
+    )
 
 
 def _reading_order(assignment: Assignment):

@@ -106,13 +106,14 @@ class RoundTotal:
 
 
 def round_totals(rows: Iterable[ProgressRow]) -> list[RoundTotal]:
-    """Per round, in the rows' order: coding assignments by status (consensus counted separately)."""
+    """Per round, in the rows' order: coding assignments by status (consensus counted separately,
+    machine codings not at all)."""
     totals: dict[int, dict[str, object]] = {}
     for row in rows:
         entry = totals.setdefault(row.round_id, {"round_id": row.round_id, "round": row.round_name})
         if row.kind == CONSENSUS:
             entry["consensus"] = int(entry.get("consensus", 0)) + row.submitted
-        else:
+        elif row.kind == CODING:  # machine codings are no coder's work: left out of the round's progress
             for key in ("total", "submitted", "in_progress", "pending"):
                 entry[key] = int(entry.get(key, 0)) + getattr(row, key)
     return [RoundTotal(**entry) for entry in totals.values()]  # type: ignore[arg-type]

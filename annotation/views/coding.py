@@ -314,6 +314,8 @@ def code_save(request: HttpRequest, pk: int) -> HttpResponse:
             assignment, utterance_id=coding_queries.utterance_pk(assignment, sent["number"]),
             code=request.POST.get("code", ""),
             version=_int_field(request, "version"), actor=request.user, tally=False,
+            # The accept key / button of an assisted round (the action checks it is the suggestion).
+            accept_suggestion="1" in (request.POST.get("accept"), request.GET.get("accept")),
         )
 
     return _do(request, assignment, act, sent=sent)

@@ -190,7 +190,7 @@
     var body = new URLSearchParams();
     body.set("version", String(state.version));
     var url = cfg.urls[op.kind];
-    if (op.kind === "code") { body.set("utterance", op.utterance); body.set("code", op.code); }
+    if (op.kind === "code") { body.set("utterance", op.utterance); body.set("code", op.code); if (op.accept) body.set("accept", "1"); }
     else if (op.kind === "clear") { body.set("utterance", op.utterance); }
     else if (op.kind === "global") { body.set("scale", op.scale); body.set("value", op.value === "" ? "" : String(op.value)); }
     var ctrl = new AbortController();
@@ -405,7 +405,12 @@
     if (!el) return;
     if (el.hasAttribute("data-utterance")) {
       var code = key.length === 1 ? cfg.hotkeys[key.toLowerCase()] : null;
-      if (code) {
+      if (key === "Enter" && el.dataset.suggestion) {
+        // Assisted rounds: take the machine's suggested code as it is (recorded as accepted).
+        e.preventDefault();
+        enqueue({kind: "code", utterance: parseInt(el.dataset.utterance, 10), code: el.dataset.suggestion, accept: true});
+        if (autoAdvance()) move(1);
+      } else if (code) {
         e.preventDefault();
         codeCurrent(code);
         if (autoAdvance()) move(1);
@@ -453,7 +458,7 @@
     if (kind === "code") {
       var row = form.closest("[data-stop]");
       if (row) setCurrent(row.id, false);
-      enqueue({kind: "code", utterance: parseInt(form.querySelector("input[name=utterance]").value, 10), code: button.value});
+      enqueue({kind: "code", utterance: parseInt(form.querySelector("input[name=utterance]").value, 10), code: button.value, accept: button.dataset.accept === "1"});
     } else if (kind === "global") {
       var scale = form.querySelector("input[name=scale]").value;
       setCurrent("g-" + scale, false);

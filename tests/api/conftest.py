@@ -22,7 +22,7 @@ CHECKPOINT_B = "/checkpoints/secret-beta/adapter"
 # Which object each path's {id} names (the last collection segment before it decides).
 ID_FOR_SEGMENT = {
     "tokens": "token", "dialogues": "dialogue", "rounds": "round", "assignments": "assignment", "models": "model",
-    "runs": "run", "exports": "export", "imports": "import",
+    "runs": "run", "exports": "export", "imports": "import", "machine-coders": "machine_coder",
 }
 
 
@@ -129,7 +129,11 @@ def matrix_ids(world, coder, tokens, settings, tmp_path):
     export_file.write_text("assignment,coder\n")
     export = ExportJob.objects.create(study=study, kind="summaries", format="csv", status="done", progress=1.0,
                                       file_path=str(export_file))
+    from inference.coders import actions as coder_actions
+
+    machine = coder_actions.register_llm_coder(study, name="served coder", model=served)
     return {
+        "machine_coder": machine.pk,
         "slug": study.slug, "username": "coder2", "token": ApiToken.objects.filter(user=coder).get().pk,
         "dialogue": dialogue.pk, "round": world["round"].pk, "assignment": assignment.pk,
         "utterance": 1,  # the first utterance: coders name utterances by their number (docs/blinding.md)

@@ -86,6 +86,11 @@ EXPECTED: dict[tuple[str, str], tuple[object, dict[str, int]]] = {
     ),
     ("GET", "/api/models/{id}/"): (None, REGISTRY),
     ("GET", "/api/studies/{slug}/runs/"): (None, COORDINATORS),
+    ("GET", "/api/studies/{slug}/machine-coders/"): (None, COORDINATORS),
+    ("POST", "/api/studies/{slug}/machine-coders/"): (
+        lambda ids: {"name": "api coder", "kind": "llm", "model": ids["served_model"]}, coordinators(201)),
+    ("GET", "/api/studies/{slug}/machine-coders/{id}/"): (None, COORDINATORS),
+    ("POST", "/api/studies/{slug}/machine-coders/{id}/runs/"): (lambda ids: {"round": ids["round"]}, coordinators(201)),
     ("POST", "/api/studies/{slug}/runs/"): (lambda ids: {"model": ids["served_model"]}, coordinators(201)),
     ("GET", "/api/studies/{slug}/runs/{id}/"): (None, COORDINATORS),
     ("POST", "/api/studies/{slug}/runs/{id}/cancel/"): (None, coordinators(200)),
