@@ -13,8 +13,11 @@ PORT ?= 8000
 $(VENV)/.installed: pyproject.toml
 	@echo "== Installing into $(VENV) (first time, or pyproject.toml changed)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PIP) install -q --disable-pip-version-check --upgrade pip
-	@$(PIP) install -q --disable-pip-version-check -e '.[cpu,dev]'
+	@mkdir -p var
+	@# pip's and the build backend's notices go to a log (shown if the install fails), not the terminal.
+	@( $(PIP) install -q --disable-pip-version-check --upgrade pip \
+	   && $(PIP) install -q --disable-pip-version-check -e '.[cpu,dev]' ) > var/install.log 2>&1 \
+	  || { cat var/install.log; exit 1; }
 	@touch $@
 
 install: $(VENV)/.installed

@@ -89,6 +89,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         from django.conf import settings
 
+        self.started = time.monotonic()
         url = (options["url"] or settings.SITE_URL).rstrip("/")
         self.step("Demo users")
         logins = self._users(options["password"])
@@ -120,7 +121,9 @@ class Command(BaseCommand):
             else:
                 raise CommandError(f"The generation run ended {run.status}: {run.error or 'see the run page'}.")
 
-        self.stdout.write(self.style.SUCCESS("\nThe demo is ready."))
+        self.stdout.write(
+            self.style.SUCCESS(f"\nThe demo is ready ({time.monotonic() - self.started:.0f} s).")
+        )
         self.stdout.write(f"  Study:  {url}/studies/{study.slug}/")
         if run is not None:
             self.stdout.write(
@@ -136,7 +139,7 @@ class Command(BaseCommand):
 
     # --- progress ---------------------------------------------------------------------------------
     def step(self, what: str) -> None:
-        self.stdout.write(f"== {what}")
+        self.stdout.write(f"== {what}  (at {time.monotonic() - self.started:.0f} s)")
         self.stdout.flush()
 
     def _training(self, step: int, steps: int) -> None:
