@@ -20,19 +20,18 @@ PY="$VENV/bin/python"
 mkdir -p var/staticfiles
 started=$SECONDS
 
-echo "== Database (migrate)"
-"$PY" manage.py migrate --noinput
 # One worker for every queue; solo: a worker consuming gpu/train refuses other pools (inference/workers.py).
-# Started before the demo data, so that it is ready when `manage.py demo` hands it the generation run.
+# Started before the demo data, so that it is ready when `manage.py demo` hands it the generation run
+# (a worker touches no table before its first task; `demo --migrate` creates them first).
 "$VENV/bin/celery" -A mi_platform worker -Q cpu,gpu,train -c 1 --pool solo -l WARNING > var/worker.log 2>&1 &
 WORKER=$!
-WEB=
-trap 'kill $WORKER $WEB 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-"$PY" manage.py demo --url "$SITE_URL" ${DEMO_ARGS:-}
-
-echo "== Web server"
+# The web server starts meanwhile too (loading the app touches no table either); it is announced below.
 "$VENV/bin/gunicorn" mi_platform.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --access-logfile - > var/web.log 2>&1 &
 WEB=$!
+trap 'kill $WORKER $WEB 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
+"$PY" manage.py demo --migrate --url "$SITE_URL" ${DEMO_ARGS:-}
+
+echo "== Web server"
 ready=
 for _ in $(seq 1 120); do
   if curl -fs -o /dev/null "$SITE_URL/accounts/login/" 2>/dev/null; then ready=1; break; fi

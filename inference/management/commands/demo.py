@@ -85,12 +85,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--timeout", type=float, default=900.0, help="Seconds to wait for the worker (default 900)."
         )
+        parser.add_argument(
+            "--migrate", action="store_true", help="Apply the migrations first (one process fewer to start)."
+        )
 
     def handle(self, *args, **options):
         from django.conf import settings
 
         self.started = time.monotonic()
         url = (options["url"] or settings.SITE_URL).rstrip("/")
+        if options["migrate"]:
+            self._migrate()
         self.step("Demo users")
         logins = self._users(options["password"])
         self.step("Demo study, dialogues and reference transcripts")
@@ -157,6 +162,16 @@ class Command(BaseCommand):
         return now
 
     # --- steps ------------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        from django.core.management import call_command
+        from django.db import connection
+        from django.db.migrations.executor import MigrationExecutor
+
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+        self.step(f"Database: {len(plan)} migrations to apply" if plan else "Database: up to date")
+        if plan:
+            call_command("migrate", interactive=False, verbosity=0)
     def _users(self, password: str | None) -> dict[str, str | None]:
         User = get_user_model()
         logins: dict[str, str | None] = {}
