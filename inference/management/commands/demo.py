@@ -169,7 +169,8 @@ class Command(BaseCommand):
 
         executor = MigrationExecutor(connection)
         plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
-        self.step(f"Database: {len(plan)} migrations to apply" if plan else "Database: up to date")
+        n = len(plan)
+        self.step(f"Database: {n} migration{'s' * (n != 1)} to apply" if n else "Database: up to date")
         if plan:
             call_command("migrate", interactive=False, verbosity=0)
     def _users(self, password: str | None) -> dict[str, str | None]:
