@@ -11,15 +11,19 @@ PORT ?= 8000
 .PHONY: demo test install lint bench clean-demo
 
 $(VENV)/.installed: pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[cpu,dev]'
-	touch $@
+	@echo "== Installing into $(VENV) (first time, or pyproject.toml changed)"
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@mkdir -p var
+	@# pip's and the build backend's notices go to a log (shown if the install fails), not the terminal.
+	@( $(PIP) install -q --disable-pip-version-check --upgrade pip \
+	   && $(PIP) install -q --disable-pip-version-check -e '.[cpu,dev]' ) > var/install.log 2>&1 \
+	  || { cat var/install.log; exit 1; }
+	@touch $@
 
 install: $(VENV)/.installed
 
 demo: install
-	HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
+	@HOST=$(HOST) PORT=$(PORT) bash scripts/demo.sh
 
 test: install
 	bash scripts/test.sh

@@ -7,6 +7,8 @@ per study. Every state change goes through ``annotation.actions``.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -107,8 +109,14 @@ class ImportBatch(ClaimedWork):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    @property
+    def display_name(self) -> str:
+        """The file's own name: a server-side import stores its path, which pages must not show."""
+        return PurePath(self.filename.replace("\\", "/")).name or self.filename
+
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "import batches"  # not Django's "import batchs"
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=["queued", "running", "done", "failed"]), name="import_batch_status_valid"
@@ -422,6 +430,9 @@ class AssignmentSummary(models.Model):
     scores = models.JSONField(default=dict)  # miti.ALL_SUMMARY_KEYS
     n_coded = models.PositiveIntegerField(default=0)
     computed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "assignment summaries"  # not Django's "assignment summarys"
 
 
 class AuditEvent(models.Model):

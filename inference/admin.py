@@ -3,8 +3,12 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.db.models import Count, Q
 from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from annotation.models import Dialogue, Study
 
@@ -46,8 +50,14 @@ class RegisteredModelAdmin(admin.ModelAdmin):
                 except run_actions.ActionError as error:
                     self.message_user(request, f"{model.name}: {error}", messages.ERROR)
                 else:
+                    # A link to the run's page, where its progress shows (the admin has no such view).
                     self.message_user(
-                        request, f"{model.name}: run {run.pk} started on {study.slug} ({split}).", messages.SUCCESS
+                        request,
+                        format_html(
+                            '{}: <a href="{}">run {}</a> started on {} ({}).',
+                            model.name, reverse("run-detail", args=[study.slug, run.pk]), run.pk, study.slug, split,
+                        ),
+                        messages.SUCCESS,
                     )
             return None  # back to the change list, with the messages
         context = {
@@ -68,9 +78,31 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
 @admin.register(models.GenerationRun)
 class GenerationRunAdmin(admin.ModelAdmin):
-    list_display = ["id", "study", "model", "split", "status", "created_at", "finished_at"]
+    list_display = ["id", "study", "model", "split", "status", "progress", "page", "created_at", "finished_at"]
     list_filter = ["status", "study", "model"]
     actions = ["resume_runs", "cancel_runs"]
+
+    def get_queryset(self, request):
+        # done/total in the same query as the list (one COUNT each, grouped), not two queries per row.
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("study", "model")
+            .annotate(
+                n_items=Count("items"),
+                n_done=Count("items", filter=Q(items__status=models.GenerationItem.Status.DONE)),
+                n_failed=Count("items", filter=Q(items__status=models.GenerationItem.Status.FAILED)),
+            )
+        )
+
+    @admin.display(description=_("Done / total"), ordering="n_done")
+    def progress(self, run) -> str:
+        text = f"{run.n_done}/{run.n_items}"
+        return f"{text}, {run.n_failed} failed" if run.n_failed else text
+
+    @admin.display(description=_("Run page"))
+    def page(self, run) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("run-detail", args=[run.study.slug, run.pk]), _("open"))
 
     @admin.action(description="Resume (re-enqueue pending and failed items)")
     def resume_runs(self, request, queryset):
@@ -78,7 +110,8 @@ class GenerationRunAdmin(admin.ModelAdmin):
 
         for run in queryset:
             run_actions.resume_run(run, retry_failed=True)
-        messages.success(request, f"{queryset.count()} run(s) resumed.")
+        n = queryset.count()
+        messages.success(request, ngettext("%(n)d run resumed.", "%(n)d runs resumed.", n) % {"n": n})
 
     @admin.action(description="Cancel")
     def cancel_runs(self, request, queryset):
@@ -86,7 +119,8 @@ class GenerationRunAdmin(admin.ModelAdmin):
 
         for run in queryset:
             run_actions.cancel_run(run)
-        messages.success(request, f"{queryset.count()} run(s) cancelled.")
+        n = queryset.count()
+        messages.success(request, ngettext("%(n)d run cancelled.", "%(n)d runs cancelled.", n) % {"n": n})
 
 
 @admin.register(models.GenerationItem)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from inference.prompts import build_messages, build_rounds
@@ -120,7 +120,7 @@ def _write_compat_metadata(out_dir: Path) -> None:
 def build_demo_model(
     out_dir: Path,
     corpus: Sequence[Dialogue],
-    steps: int = 300,
+    steps: int = 100,
     seed: int = 0,
     *,
     vocab_size: int = 3000,
@@ -128,13 +128,15 @@ def build_demo_model(
     block_size: int = 128,
     batch_size: int = 8,
     num_threads: int = 2,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Train and save the tiny demo chat model into ``out_dir``; return ``out_dir``.
 
     ``corpus`` is a list of dialogues, each a sequence of ``(speaker, text)`` turns (speaker
     client | counselor | system). ``steps`` optimizer steps of ``batch_size`` random windows of
     ``block_size`` tokens. ``num_threads`` bounds torch's CPU threads during the build (restored
-    afterwards). Writes ``config.json``, ``model.safetensors``, ``generation_config.json`` and the
+    afterwards). ``progress(step, steps)`` is called after every optimizer step (the demo prints a
+    step counter with it). Writes ``config.json``, ``model.safetensors``, ``generation_config.json`` and the
     tokenizer files (with the chat template); also ``demo_build.json`` recording the inputs.
     """
     import torch
@@ -187,12 +189,23 @@ def build_demo_model(
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             loss_value = float(output.loss.detach())
+            if progress is not None:
+                progress(step + 1, steps)
         model.eval()
         model.generation_config = GenerationConfig(
             eos_token_id=eos_id, pad_token_id=pad_id, do_sample=False, max_new_tokens=64
         )
         out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir, safe_serialization=True)
+        # No "Writing model shards" progress bar in the demo's output: the caller reports progress.
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            model.save_pretrained(out_dir, safe_serialization=True)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         tokenizer.save_pretrained(out_dir)
         _write_compat_metadata(out_dir)
     finally:
@@ -234,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Build the tiny local demo chat model.")
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--corpus", type=Path, required=True, help="JSONL of dialogues")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     out = build_demo_model(args.out_dir, read_corpus_jsonl(args.corpus), steps=args.steps, seed=args.seed)

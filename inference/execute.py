@@ -61,6 +61,9 @@ def generate_outcomes(run: GenerationRun, items: Sequence[GenerationItem]) -> di
     except Exception as error:  # noqa: BLE001 - a backend that cannot start fails the chunk, visibly
         message = f"backend could not start: {type(error).__name__}: {error}"
         return {item.pk: actions.ItemOutcome(error=message) for item in items}
+    no_room = backend.budget_error()
+    if no_room is not None:  # every item would report the same negative budget: say why once, plainly
+        return {item.pk: actions.ItemOutcome(error=no_room) for item in items}
 
     known_to_fit = _prefixes_known_to_fit(items, backend, budget) if budget is not None else set()
     batch: list[list[dict[str, str]]] = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .backends import GenerationParams, ModelSpec, get_backend
-from .backends.vllm_backend import engine_option_problems
+from .backends.vllm_backend import engine_option_problems, model_context_limit
 from .models import RegisteredModel
 from .workers import worker_command
 
@@ -221,6 +221,44 @@ def _openai_problems(model: RegisteredModel) -> list[Problem]:
     return problems
 
 
+# The most new tokens a form or command proposes by itself: a quarter of the context, at most this.
+MAX_NEW_TOKENS_CAP = 2048
+
+
+def context_limit(model: RegisteredModel) -> int | None:
+    """Prompt + completion token limit of ``model``: its ``context_length``, else the model's own (the
+    ``config.json`` of a local folder or a cached hub model); None when unknown (an HTTP server)."""
+    if model.context_length:
+        return int(model.context_length)
+    if model.backend == RegisteredModel.Backend.OPENAI or not model.base_model.strip():
+        return None
+    try:
+        return model_context_limit(model.base_model)
+    except (OSError, ValueError):  # an unreadable config: the folder checks report it
+        return None
+
+
+def fitting_max_new_tokens(model: RegisteredModel, cap: int = MAX_NEW_TOKENS_CAP) -> int:
+    """A default ``max_new_tokens`` that fits ``model``: a quarter of its context, at most ``cap``
+    (``cap`` when the context is unknown), so three quarters stay for the prompt."""
+    limit = context_limit(model)
+    return cap if limit is None else max(1, min(cap, limit // 4))
+
+
+def max_new_tokens_problem(model: RegisteredModel, max_new_tokens: int) -> str | None:
+    """Why ``max_new_tokens`` cannot work with ``model`` (below 1, or no room left for a prompt in its
+    context), None when it can."""
+    if max_new_tokens < 1:
+        return f"max_new_tokens must be at least 1, got {max_new_tokens}"
+    limit = context_limit(model)
+    if limit is not None and max_new_tokens >= limit:
+        return (
+            f"max_new_tokens {max_new_tokens} leaves no room for the prompt: model '{model.name}' has a "
+            f"context of {limit} tokens; use fewer (e.g. {fitting_max_new_tokens(model)})"
+        )
+    return None
+
+
 def _parameter_problems(model: RegisteredModel) -> list[Problem]:
     """Decoding parameters out of range, each naming its field (the database refuses them too)."""
     checks = [
@@ -242,11 +280,24 @@ def _parameter_problems(model: RegisteredModel) -> list[Problem]:
             "must be more than max_new_tokens (the prompt needs room)",
         ),
     ]
-    return [
+    problems = [
         Problem("inference.E006", f"{field} {rule}, got {getattr(model, field)!r}")
         for field, ok, rule in checks
         if not ok
     ]
+    if not problems and model.context_length is None and model.max_new_tokens:
+        # No context_length given: the model's own limit (config.json) must leave the prompt room too.
+        own = context_limit(model)
+        if own is not None and model.max_new_tokens >= own:
+            problems.append(
+                Problem(
+                    "inference.E006",
+                    f"max_new_tokens must be less than the model's own context of {own} tokens (the prompt "
+                    f"needs room), got {model.max_new_tokens}",
+                    f"e.g. {fitting_max_new_tokens(model)}",
+                )
+            )
+    return problems
 
 
 def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:

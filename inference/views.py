@@ -137,13 +137,15 @@ def _progress_context(run) -> dict:
 def run_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     run = queries.run_for(request.user, slug, pk)
     context = _progress_context(run)
-    if getattr(request, "htmx", False):
-        return render(request, "inference/run_detail.html#progress", context)
     status = request.GET.get("status", "")
     if status not in GenerationItem.Status.values:
         status = ""
     page = Paginator(queries.run_items(run, status or None), 100).get_page(request.GET.get("page"))
     context.update({"page": page, "status_filter": status, "statuses": GenerationItem.Status.choices})
+    if getattr(request, "htmx", False):
+        # The poll answers the progress card and, out of band, the rounds table: a round shows Done as
+        # soon as the counts say so, and the last poll (run finished) leaves both final.
+        return render(request, "inference/run_detail.html#progress", context | {"oob": True})
     return render(request, "inference/run_detail.html", context)
 
 

@@ -180,10 +180,13 @@ MI_EXPORT_DIR = Path(os.environ.get("MI_EXPORT_DIR", VAR_DIR / "exports"))
 
 # --- Celery ---------------------------------------------------------------------------------
 _redis_url = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or _redis_url or "filesystem://"
+# "localhost" names no server (the filesystem transport has none); without a host kombu logs "No hostname
+# was supplied" on every connection, a stray warning in the demo's output.
+_FILESYSTEM_BROKER = "filesystem://localhost//"
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or _redis_url or _FILESYSTEM_BROKER
 (VAR_DIR / "celery-results").mkdir(parents=True, exist_ok=True)
 CELERY_RESULT_BACKEND = os.environ.get("CELERY_RESULT_BACKEND") or (_redis_url or f"file://{VAR_DIR / 'celery-results'}")
-if CELERY_BROKER_URL == "filesystem://":
+if CELERY_BROKER_URL in ("filesystem://", _FILESYSTEM_BROKER):
     _broker_dir = VAR_DIR / "broker"
     for _sub in ("in", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from annotation.accounts.views import LoginView, admin_login
+from mi_platform.favicon import favicon
 from mi_platform.health import healthz
 
 # Outages raised outside a view (a session saved to a database that is down) answer 503 too; under
@@ -16,6 +17,7 @@ handler500 = "annotation.accounts.middleware.server_error"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="study-list", permanent=False)),
     path("healthz", healthz, name="healthz"),
+    path("favicon.ico", favicon),
     # Before the admin's URLs: its login page, with failed sign-ins throttled like ours.
     path("admin/login/", admin_login),
     path("admin/", admin.site.urls),

@@ -15,17 +15,31 @@ export ALLOWED_HOSTS=${ALLOWED_HOSTS:-localhost,127.0.0.1,[::1]}
 export SITE_URL="http://$HOST:$PORT"
 PY="$VENV/bin/python"
 
-"$PY" manage.py migrate --noinput
-"$PY" manage.py demo --url "$SITE_URL" ${DEMO_ARGS:-}
+# whitenoise warns on every request when STATIC_ROOT is missing (the demo serves static files from
+# the source folders through the finders, so the folder may stay empty).
+mkdir -p var/staticfiles
+started=$SECONDS
 
 # One worker for every queue; solo: a worker consuming gpu/train refuses other pools (inference/workers.py).
+# Started before the demo data, so that it is ready when `manage.py demo` hands it the generation run
+# (a worker touches no table before its first task; `demo --migrate` creates them first).
 "$VENV/bin/celery" -A mi_platform worker -Q cpu,gpu,train -c 1 --pool solo -l WARNING > var/worker.log 2>&1 &
 WORKER=$!
+# The web server starts meanwhile too (loading the app touches no table either); it is announced below.
 "$VENV/bin/gunicorn" mi_platform.wsgi --bind "$HOST:$PORT" --workers 2 --threads 4 --access-logfile - > var/web.log 2>&1 &
 WEB=$!
 trap 'kill $WORKER $WEB 2>/dev/null; wait 2>/dev/null' EXIT INT TERM
-for _ in $(seq 1 60); do curl -fsS -o /dev/null "$SITE_URL/accounts/login/" && break; sleep 0.5; done
+"$PY" manage.py demo --migrate --url "$SITE_URL" ${DEMO_ARGS:-}
+
+echo "== Web server"
+ready=
+for _ in $(seq 1 120); do
+  if curl -fs -o /dev/null "$SITE_URL/accounts/login/" 2>/dev/null; then ready=1; break; fi
+  kill -0 $WEB 2>/dev/null || break
+  sleep 0.5
+done
+if [ -z "$ready" ]; then echo "The web server did not start; see var/web.log." >&2; exit 1; fi
 echo
-echo "MI Platform is running at $SITE_URL/  (web log: var/web.log, worker log: var/worker.log)"
-echo "Logins are printed above (demo-coordinator, demo-coder1, demo-coder2). Ctrl-C to stop."
+echo "MI Platform is ready at $SITE_URL/ after $((SECONDS - started)) s  (web log: var/web.log, worker log: var/worker.log)"
+echo "Log in with one of the four logins above. Ctrl-C to stop."
 wait $WEB

@@ -293,7 +293,11 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "removed": removed,
         "sources": coding_round.sources.all(),
         "reassign_to": queries.members_of(study).filter(role=queries.CODER, user__is_active=True),
+        # Polled while coders are at work; an open round with every coding in, or a closed one, is still.
+        "live": coding_round.status == CodingRound.Status.OPEN and totals.submitted < totals.total,
     }
+    if getattr(request, "htmx", False):
+        return render(request, "annotation/rounds/round_detail.html#progress", context)
     return render(request, "annotation/rounds/round_detail.html", context)
 
 

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods
 
 from .. import actions, parsers, queries
@@ -136,7 +137,7 @@ def study_split(request: HttpRequest, slug: str) -> HttpResponse:
             if request.POST.get("mode") == "ids" and ids_form.is_valid():
                 raw = ids_form.cleaned_data["external_ids"].replace(",", "\n").splitlines()
                 n = actions.split_by_ids(study, split=ids_form.cleaned_data["split"], external_ids=raw)
-                messages.success(request, _("%(n)d dialogues moved.") % {"n": n})
+                messages.success(request, ngettext("%(n)d dialogue moved.", "%(n)d dialogues moved.", n) % {"n": n})
                 return redirect("study-detail", slug=slug)
         except actions.ActionError as exc:
             messages.error(request, str(exc))

@@ -175,6 +175,18 @@ class GenerationBackend(ABC):
         limit = self.context_limit()
         return None if limit is None else limit - self.spec.params.max_new_tokens
 
+    def budget_error(self) -> str | None:
+        """Why no prompt can fit at all (``max_new_tokens`` takes the whole context), else None.
+
+        Said once, in these words, instead of a negative budget on every item."""
+        budget = self.prompt_budget()
+        if budget is None or budget >= 1:
+            return None
+        return (
+            f"max_new_tokens {self.spec.params.max_new_tokens} leaves no room for the prompt in the "
+            f"model's context of {self.context_limit()} tokens; lower max_new_tokens"
+        )
+
     def encode_within_budget(
         self, tokenizer: Any, batch: Sequence[Sequence[Message]]
     ) -> tuple[list[GenerationResult | None], list[tuple[int, list[int]]]]:
@@ -184,6 +196,9 @@ class GenerationBackend(ABC):
         prompts to generate. Checking each item first keeps one bad prompt from failing the batch (vLLM
         rejects a whole call when one prompt is too long).
         """
+        no_room = self.budget_error()
+        if no_room is not None:
+            return [GenerationResult(error=no_room) for _ in batch], []
         results: list[GenerationResult | None] = [None] * len(batch)
         budget = self.prompt_budget()
         encoded: list[tuple[int, list[int]]] = []

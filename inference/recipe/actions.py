@@ -154,7 +154,7 @@ def start_transformation(
     judge_model: RegisteredModel | None = None,
     judge_prompt: PromptTemplate | None = None,
     chunk_size: int = 4,
-    max_new_tokens: int = 2048,
+    max_new_tokens: int | None = None,
     created_by=None,
 ) -> TransformationJob:
     """Rewrite the chosen dialogues (a split and/or external ids) MI-style with ``model``.
@@ -162,14 +162,18 @@ def start_transformation(
     One item per source dialogue with at least one round; the new dialogues go to
     ``output_split`` as ``<source id>-mi-v<prompt version>`` (``-j<job>`` added if a dialogue of
     that name exists). With ``judge_model`` each accepted rewrite is also scored on the CPsyCoun
-    rubric. Refuses (nothing created) an empty selection, a bad prompt or a model with fatal
-    problems. Chunks are enqueued after commit on ``gpu`` when the writer or the judge
+    rubric. ``max_new_tokens`` None: a quarter of the model's context, at most 2048
+    (``registry.fitting_max_new_tokens``). Refuses (nothing created) an empty selection, a bad prompt,
+    a model with fatal problems or a ``max_new_tokens`` that leaves the prompt no room in the context. Chunks are enqueued after commit on ``gpu`` when the writer or the judge
     is a vLLM model, else on ``cpu``.
     """
     if chunk_size < 1:
         raise ActionError(f"chunk_size must be at least 1, got {chunk_size}.")
-    if max_new_tokens < 1:
-        raise ActionError(f"max_new_tokens must be at least 1, got {max_new_tokens}.")
+    if max_new_tokens is None:
+        max_new_tokens = registry.fitting_max_new_tokens(model)
+    problem = registry.max_new_tokens_problem(model, max_new_tokens)
+    if problem:
+        raise ActionError(problem[0].upper() + problem[1:] + ".")
     if output_split not in Dialogue.Split.values:
         raise ActionError(
             f"Unknown output split '{output_split}'; use one of {', '.join(Dialogue.Split.values)}."

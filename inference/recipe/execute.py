@@ -73,6 +73,9 @@ def transformation_outcomes(
     except Exception as error:  # noqa: BLE001 - a backend that cannot start fails the chunk, visibly
         message = f"backend could not start: {type(error).__name__}: {error}"
         return {item.pk: Outcome(error=message) for item in items}
+    no_room = backend.budget_error()
+    if no_room is not None:  # not "over the budget of -1024" on every item: the reason, once per item
+        return {item.pk: Outcome(error=no_room) for item in items}
 
     turns = turn_pairs([item.source for item in items])
     sources: dict[int, list[tuple[str, str]]] = {}

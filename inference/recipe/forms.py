@@ -7,6 +7,7 @@ from django.utils.translation import gettext_lazy as _
 
 from annotation.forms import CheckedCharacters
 from annotation.models import Dialogue
+from inference import registry
 from inference.models import RegisteredModel
 from inference.recipe.finetune import LoraHyperparameters
 from inference.recipe.models import PromptTemplate
@@ -47,10 +48,37 @@ class TransformationForm(CheckedCharacters, forms.Form):
         label=_("Judge prompt"),
     )
     chunk_size = forms.IntegerField(min_value=1, max_value=256, initial=4)
-    max_new_tokens = forms.IntegerField(min_value=1, max_value=32768, initial=2048)
+    max_new_tokens = forms.IntegerField(
+        min_value=1,
+        max_value=32768,
+        required=False,
+        help_text=_("Empty: a quarter of the chosen model's context (at most 2048), so the prompt has room."),
+    )
 
     def clean_external_ids(self) -> list[str]:
         return _ids(self.cleaned_data.get("external_ids") or "")
+
+    def clean(self):
+        cleaned = super().clean()
+        model = cleaned.get("model")
+        if model is None or "max_new_tokens" in self.errors:
+            return cleaned
+        tokens = cleaned.get("max_new_tokens")
+        if tokens is None:
+            cleaned["max_new_tokens"] = registry.fitting_max_new_tokens(model)
+            return cleaned
+        limit = registry.context_limit(model)
+        if limit is not None and tokens >= limit:
+            self.add_error(
+                "max_new_tokens",
+                _(
+                    "%(tokens)s new tokens leave no room for the prompt: the model %(model)s has a context of "
+                    "%(limit)s tokens. Use fewer, e.g. %(fitting)s, or leave the field empty."
+                )
+                % {"tokens": tokens, "model": model.name, "limit": limit,
+                   "fitting": registry.fitting_max_new_tokens(model)},
+            )
+        return cleaned
 
 
 class PromptForm(CheckedCharacters, forms.Form):

@@ -49,7 +49,19 @@ def test_admin_starts_one_run_per_selected_model_after_choosing_study_and_split(
     )
     assert run.items.count() == 15
     assert len(callbacks) == 1  # the chunks are enqueued after commit, as from the study page
-    assert messages_of(step2) == [f"demo-tiny: run {run.pk} started on {demo_study.slug} (test)."]
+    page = f"/studies/{demo_study.slug}/generation/runs/{run.pk}/"
+    assert messages_of(step2) == [f'demo-tiny: <a href="{page}">run {run.pk}</a> started on {demo_study.slug} (test).']
+    shown = client.get(step2["Location"]).content.decode()
+    assert f'<a href="{page}">run {run.pk}</a> started' in shown  # a link, not escaped text
+
+    # The run list says how far each run is, and links to its page.
+    listing = client.get(reverse("admin:inference_generationrun_changelist")).content.decode()
+    assert 'class="field-progress">0/15</td>' in listing
+    assert f'<a href="{page}">open</a>' in listing
+    run.items.filter(round_index=0).update(status="done")
+    run.items.filter(round_index=1).update(status="failed")
+    listing = client.get(reverse("admin:inference_generationrun_changelist")).content.decode()
+    assert 'class="field-progress">4/15, 4 failed</td>' in listing
 
 
 @pytest.mark.django_db
@@ -72,7 +84,7 @@ def test_a_refused_model_is_reported_and_creates_nothing_while_the_others_start(
     assert response.status_code == 302
     assert list(GenerationRun.objects.values_list("model__name", flat=True)) == ["demo-tiny"]
     notes = messages_of(response)
-    assert notes[0].startswith("demo-tiny: run ")
+    assert notes[0].startswith("demo-tiny: <a href=")
     assert notes[1].startswith("gone: Model 'gone' cannot generate:")
 
 

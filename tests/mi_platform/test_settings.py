@@ -51,7 +51,7 @@ def test_embedded_default_uses_sqlite_and_a_serverless_broker(tmp_path):
     assert result.returncode == 0, result.stderr
     engine, broker, debug, cache = result.stdout.split()[-4:]
     assert engine == "django.db.backends.sqlite3"
-    assert broker == "filesystem://"
+    assert broker == "filesystem://localhost//"  # a host: kombu warns "No hostname was supplied" without one
     assert debug == "False"
     assert cache == "django.core.cache.backends.locmem.LocMemCache"
     assert (tmp_path / "broker" / "in").is_dir()

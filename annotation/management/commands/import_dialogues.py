@@ -66,7 +66,8 @@ class Command(BaseCommand):
             return
         seconds = time.perf_counter() - started
         self.stdout.write(
-            f"Imported {batch.dialogue_count} dialogues ({batch.round_count} rounds, format {batch.format}) "
+            f"Imported {batch.dialogue_count} dialogue{'s' * (batch.dialogue_count != 1)} ({batch.round_count} "
+            f"round{'s' * (batch.round_count != 1)}, format {batch.format}) "
             f"into {target.slug} in {seconds:.1f} s."
         )
         if batch.duplicates:

@@ -44,7 +44,12 @@ class Command(BaseCommand):
         parser.add_argument("--judge-model", default=None, help="Score accepted rewrites with this model.")
         parser.add_argument("--judge-prompt", default=None, help="Judge prompt NAME or NAME:VERSION.")
         parser.add_argument("--chunk-size", type=int, default=4)
-        parser.add_argument("--max-new-tokens", type=int, default=2048)
+        parser.add_argument(
+            "--max-new-tokens",
+            type=int,
+            default=None,
+            help="Default: a quarter of the model's context, at most 2048 (refused if it leaves no room).",
+        )
         parser.add_argument("--user", default=None, help="Username recorded as the job's starter.")
         parser.add_argument("--here", action="store_true", help="Run the chunks in this process (no worker).")
         parser.add_argument("--wait", action="store_true", help="Print progress until the job finishes.")
