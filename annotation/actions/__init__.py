@@ -24,6 +24,14 @@ from .coding import (
     submit_assignment,
     undo_last,
 )
+from .gold import (
+    create_calibration_round,
+    create_gold_set,
+    current_golds,
+    mark_gold,
+    revise_gold,
+    set_proficiency_standard,
+)
 from .imports import IMPORT_TASK, create_derived_dialogue, import_dialogues, request_import, run_import
 from .rounds import (
     create_coding_round,
@@ -58,7 +66,13 @@ __all__ = [
     "set_global",
     "submit_assignment",
     "undo_last",
+    "create_calibration_round",
     "create_coding_round",
+    "create_gold_set",
+    "current_golds",
+    "mark_gold",
+    "revise_gold",
+    "set_proficiency_standard",
     "create_derived_dialogue",
     "create_generated_source",
     "create_study",
