@@ -19,7 +19,9 @@ class Verdict:
     """Whether one coder may be assigned to a round that requires proficiency, and why not."""
 
     eligible: bool
-    reasons: list[str] = field(default_factory=list)  # English; the pages translate them
+    reasons: list[str] = field(default_factory=list)  # English sentences (messages, logs)
+    # The failed checks, for pages to translate: {"name", "status", "value", "threshold", "reason"}.
+    failed: list[dict[str, Any]] = field(default_factory=list)
 
 
 Assessor = Callable[[object, Sequence[int]], dict[int, Verdict]]

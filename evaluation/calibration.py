@@ -134,7 +134,15 @@ def assess(study: object, user_ids: Sequence[int]) -> dict[int, Verdict]:
     """The proficiency gate (``annotation.proficiency``): eligible when every required check is met."""
     assert isinstance(study, Study)
     result = study_calibration(study, coder_ids=list(user_ids))
-    return {c: Verdict(result.proficiency[c].eligible, result.proficiency[c].reasons) for c in user_ids}
+    out = {}
+    for c in user_ids:
+        p = result.proficiency[c]
+        failed = [
+            {"name": k.name, "status": k.status, "value": k.value, "threshold": k.threshold, "reason": k.reason}
+            for k in p.checks if k.status in ("below", "not_estimable")
+        ]
+        out[c] = Verdict(p.eligible, p.reasons, failed)
+    return out
 
 
 def feedback_agreement(pairs: Sequence[tuple[str | None, str]]) -> dict[str, float | None | str]:

@@ -122,7 +122,8 @@ def create_coding_round(
         if verdicts is None:
             raise ActionError("Proficiency cannot be assessed here (the evaluation app is not installed).")
         excluded = [
-            {"user_id": u.pk, "username": u.get_username(), "reasons": verdicts[u.pk].reasons}
+            {"user_id": u.pk, "username": u.get_username(), "reasons": verdicts[u.pk].reasons,
+             "failed": verdicts[u.pk].failed}
             for u in coders if not verdicts[u.pk].eligible
         ]
         left_out = {e["user_id"] for e in excluded}

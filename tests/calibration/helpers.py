@@ -40,6 +40,11 @@ def gold_codes(transcript: Transcript) -> dict[int, str]:
     return {pk: CODES[(i + transcript.pk) % len(CODES)] for i, pk in enumerate(pks)}
 
 
+def gold_globals(transcript: Transcript) -> dict[str, int]:
+    """The gold's global ratings: they vary from transcript to transcript (an ICC needs that)."""
+    return {key: 2 + (transcript.pk + i) % 4 for i, key in enumerate(miti.GLOBAL_KEYS)}
+
+
 def code_assignment(assignment: Assignment, codes: dict[int, str], globals_: dict[str, int] | None, actor) -> Assignment:
     """Code every utterance and (when the round rates them) every global through the actions, then submit."""
     version = assignment.version
@@ -58,7 +63,7 @@ def make_gold_set(study, coordinator, coders, n: int = 3, *, name: str = "Gold A
     source = transcripts[0].source
     base = actions.create_coding_round(study, name="Gold base", sources=[source], coders=coders, overlap=1.0, seed=7)
     for a in Assignment.objects.filter(coding_round=base):
-        code_assignment(a, gold_codes(a.transcript), GLOBALS, a.coder)
+        code_assignment(a, gold_codes(a.transcript), gold_globals(a.transcript), a.coder)
     gold_set = actions.create_gold_set(study, name=name, actor=coordinator)
     golds = []
     for t in transcripts:

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 
 from annotation import actions
 from annotation.models import Assignment, CodingRound, GoldCode, GoldRating, GoldTranscript
-from tests.calibration.helpers import GLOBALS, code_assignment, gold_codes, make_gold_set, noisy
+from tests.calibration.helpers import GLOBALS, code_assignment, gold_codes, gold_globals, make_gold_set, noisy
 
 pytestmark = pytest.mark.django_db
 
@@ -22,9 +22,10 @@ def test_marked_gold_copies_codes_and_globals(study, coordinator, coder, coder2)
     for gold in golds:
         codes = dict(GoldCode.objects.filter(gold=gold, additional=False).values_list("utterance_id", "code"))
         assert codes == gold_codes(gold.transcript)
-        assert dict(GoldRating.objects.filter(gold=gold).values_list("scale", "value")) == GLOBALS
+        expected = gold_globals(gold.transcript)
+        assert dict(GoldRating.objects.filter(gold=gold).values_list("scale", "value")) == expected
         assert gold.version == 1 and gold.origin == "consensus" and gold.marked_by == "coordinator"
-        assert gold.scores["technical"] == 3.5 and gold.scores["relational"] == 4.5
+        assert gold.scores["technical"] == (expected["CULTIVATING_CHANGE_TALK"] + expected["SOFTENING_SUSTAIN_TALK"]) / 2
 
 
 def test_only_consensus_or_imported_codings_become_gold(study, coordinator, coder, coder2):
