@@ -13,7 +13,7 @@ GLOBALS = {"CULTIVATING_CHANGE_TALK": 4, "SOFTENING_SUSTAIN_TALK": 3, "PARTNERSH
 
 def make_transcripts(study, n: int, *, label: str = "Reference dialogues", kind: str = "reference",
                      volleys: int = 4, per_volley: int = 3, prefix: str = "d") -> list[Transcript]:
-    rng = random.Random(len(prefix) + n)
+    rng = random.Random(f"{prefix}{n}{label}")
     source = TranscriptSource.objects.create(study=study, kind=kind, label=label)
     dialogues = Dialogue.objects.bulk_create(
         [Dialogue(study=study, external_id=f"{prefix}{i:03d}", split="test") for i in range(n)]
@@ -57,9 +57,9 @@ def code_assignment(assignment: Assignment, codes: dict[int, str], globals_: dic
     return actions.submit_assignment(assignment, version=version, actor=actor)
 
 
-def make_gold_set(study, coordinator, coders, n: int = 3, *, name: str = "Gold A") -> list:
+def make_gold_set(study, coordinator, coders, n: int = 3, *, name: str = "Gold A", **shape) -> list:
     """``n`` transcripts double-coded identically, adjudicated, and marked gold; returns the gold rows."""
-    transcripts = make_transcripts(study, n)
+    transcripts = make_transcripts(study, n, **shape)
     source = transcripts[0].source
     base = actions.create_coding_round(study, name="Gold base", sources=[source], coders=coders, overlap=1.0, seed=7)
     for a in Assignment.objects.filter(coding_round=base):
