@@ -29,6 +29,7 @@ from .gold import (
     create_gold_set,
     current_golds,
     mark_gold,
+    mark_imported_round_gold,
     revise_gold,
     set_proficiency_standard,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "create_gold_set",
     "current_golds",
     "mark_gold",
+    "mark_imported_round_gold",
     "revise_gold",
     "set_proficiency_standard",
     "create_derived_dialogue",

@@ -256,3 +256,24 @@ def set_proficiency_standard(study: Study, **values: float | int | None) -> Prof
         setattr(standard, key, value)
     standard.save()
     return standard
+
+
+@transaction.atomic
+def mark_imported_round_gold(gold_set: GoldSet, coding_round: CodingRound, *, actor,
+                             limit: int | None = None) -> list[GoldTranscript]:
+    """Mark an imported labelled round (AnnoMI) as gold: one coding per transcript — its consensus if it
+    has one, else the lowest-numbered annotator's (the one whose rows fixed the utterances on import) —
+    for the first ``limit`` transcripts (all by default)."""
+    chosen: dict[int, Assignment] = {}
+    rows = (
+        Assignment.objects.filter(coding_round=coding_round, status=Assignment.Status.SUBMITTED)
+        .select_related("coding_round", "transcript").order_by("transcript_id", "kind", "pk")
+    )
+    for a in rows:
+        current = chosen.get(a.transcript_id)
+        if current is None or (a.kind == Assignment.Kind.CONSENSUS and current.kind != Assignment.Kind.CONSENSUS):
+            chosen[a.transcript_id] = a
+    picked = list(chosen.values())[:limit] if limit is not None else list(chosen.values())
+    if not picked:
+        raise ActionError("The round has no submitted coding to mark as gold.")
+    return [mark_gold(gold_set, a, actor=actor) for a in picked]
