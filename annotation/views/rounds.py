@@ -76,6 +76,7 @@ class RoundForm(forms.Form):
     )
     gold_percent = forms.IntegerField(
         label=gettext_lazy("Seeded gold transcripts (percent of each queue)"), min_value=0, max_value=100, initial=0,
+        required=False,
         help_text=gettext_lazy("Gold transcripts placed at random in each coder's queue, to track drift; they look "
                                "like any other transcript to the coder and never count in results."),
     )
@@ -235,7 +236,7 @@ def round_create(request: HttpRequest, slug: str) -> HttpResponse:
                     study, name=data["name"], sources=list(data["sources"]), coders=list(data["coders"]),
                     overlap=data["overlap_percent"] / 100, seed=data["seed"], per_overlap=data["per_overlap"],
                     created_by=request.user, require_proficiency=data["require_proficiency"],
-                    gold_set=data["gold_set"], gold_rate=data["gold_percent"] / 100,
+                    gold_set=data["gold_set"], gold_rate=(data["gold_percent"] or 0) / 100,
                 )
             except actions.ActionError as exc:
                 form.add_error(None, str(exc))
