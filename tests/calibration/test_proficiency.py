@@ -6,11 +6,14 @@ called directly on the same data.
 
 from __future__ import annotations
 
+import io
+
 import krippendorff
 import numpy as np
 import pandas as pd
 import pingouin
 import pytest
+from django.core.management import call_command
 from sklearn.metrics import cohen_kappa_score
 
 from annotation import actions, miti
@@ -106,6 +109,18 @@ def test_a_coder_below_the_standard_is_not_assigned_to_a_gated_round(client_for,
     page = client_for(coordinator).get(f"/studies/{study.slug}/rounds/{gated.pk}/").content.decode()
     assert "Left out by the proficiency gate" in page and "poor" in page and "untrained" in page
     assert "not estimable" in page
+
+    # The same gate from the command line and from the round form.
+    out = io.StringIO()
+    call_command("create_round", study.slug, "--name", "Gated CLI", "--source", "Model run", "--coder", "good",
+                 "--coder", "poor", "--overlap", "0", "--seed", "9", "--require-proficiency", stdout=out)
+    assert "left out by the proficiency gate: poor (kappa 0." in out.getvalue()
+    response = client_for(coordinator).post(f"/studies/{study.slug}/rounds/new/", {
+        "name": "Gated page", "sources": [transcripts[0].source.pk], "coders": [good.pk, untrained.pk],
+        "overlap_percent": 0, "per_overlap": 2, "require_proficiency": "on"})
+    assert response.status_code == 302
+    assert set(Assignment.objects.filter(coding_round__name="Gated page").values_list("coder__username", flat=True)) \
+        == {"good"}
 
     with pytest.raises(actions.ActionError, match="No chosen coder meets"):
         actions.create_coding_round(study, name="Gated 2", sources=[transcripts[0].source], coders=[poor],
