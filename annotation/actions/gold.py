@@ -222,14 +222,14 @@ def create_calibration_round(
 def seed_plan(queues: Mapping[int, list[int]], golds: Sequence[int], *, rate: float, seed: int
               ) -> dict[int, list[tuple[int, bool]]]:
     """Pure: each coder's queue with ``round(rate × len(queue))`` gold transcripts (at least one when the
-    rate is above 0) inserted at random places; entries are (transcript id, seeded). A gold transcript
-    already in a coder's queue is not seeded to them again."""
+    rate is above 0 and the queue is not empty) inserted at random places; entries are (transcript id,
+    seeded). A gold transcript already in a coder's queue is not seeded to them again."""
     rng = random.Random(seed ^ 0x5EED)
     out: dict[int, list[tuple[int, bool]]] = {}
     for coder_id, queue in queues.items():
         entries: list[tuple[int, bool]] = [(t, False) for t in queue]
         candidates = [g for g in golds if g not in set(queue)]
-        n = min(len(candidates), max(1, round(rate * len(queue)))) if rate > 0 else 0
+        n = min(len(candidates), max(1, round(rate * len(queue)))) if rate > 0 and queue else 0
         for gold in rng.sample(candidates, n):
             entries.insert(rng.randrange(len(entries) + 1), (gold, True))
         out[coder_id] = entries

@@ -147,3 +147,14 @@ def test_drift_alert_when_rolling_agreement_drops(client_for, study, coordinator
     csv_body = client_for(coordinator).get(f"/studies/{study.slug}/calibration/drift.csv").content.decode()
     assert csv_body.splitlines()[0].startswith("coder,n,submitted_at")
     assert len(csv_body.splitlines()) == 1 + sum(len(s.points) for s in result.drift.values())
+
+
+def test_seed_plan_places_gold_at_random_among_the_queue():
+    from annotation.actions.gold import seed_plan
+
+    plan = seed_plan({1: list(range(100, 140)), 2: [], 3: [7, 8]}, [7, 500, 501, 502], rate=0.1, seed=3)
+    assert sorted(t for t, seeded in plan[1] if seeded) != [] and len([s for _t, s in plan[1] if s]) == 4
+    assert [t for t, s in plan[1] if not s] == list(range(100, 140))  # the study order is kept
+    assert plan[2] == []  # no study transcript: no gold either
+    assert [t for t, s in plan[3] if s] != [7] and len([s for _t, s in plan[3] if s]) == 1  # 7 is theirs already
+    assert seed_plan({1: [1, 2, 3]}, [9], rate=0.0, seed=1) == {1: [(1, False), (2, False), (3, False)]}
