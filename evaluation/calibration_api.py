@@ -160,7 +160,7 @@ def _gold_set_body(gold_set: GoldSet) -> dict:
 class GoldSetListView(StudyScopedView):
     @extend_schema(responses=GoldSetSerializer(many=True), summary="The study's and the site-wide gold sets")
     def get(self, request: Request, slug: str) -> Response:
-        return Response(GoldSetSerializer([_gold_set_body(g) for g in _gold_sets(self.get_study())], many=True).data)
+        return self.paginated([_gold_set_body(g) for g in _gold_sets(self.get_study())], GoldSetSerializer)
 
     @extend_schema(request=GoldSetCreateSerializer, responses={201: GoldSetSerializer}, summary="Create a gold set")
     def post(self, request: Request, slug: str) -> Response:
@@ -208,7 +208,7 @@ class CalibrationResultsView(StudyScopedView):
             rows.append({"assignment": c.assignment_id, "coder": names[c.assignment_id], "blind_code": c.transcript,
                          "submitted_at": c.submitted_at, "seeded": c.seeded, "utterances": len(c.codes),
                          "percent_agreement": percent, "kappa": _kappa(kappa), "alpha": _alpha(alpha)})
-        return Response(CalibrationResultSerializer(finite(rows), many=True).data)
+        return self.paginated(finite(rows), CalibrationResultSerializer)
 
 
 class ProficiencyView(StudyScopedView):
@@ -233,7 +233,7 @@ class ProficiencyView(StudyScopedView):
                             "reason": k.reason} for k in p.checks],
                 "eligible": p.eligible,
             })
-        return Response(ProficiencySerializer(finite(rows), many=True).data)
+        return self.paginated(finite(rows), ProficiencySerializer)
 
 
 class DriftView(StudyScopedView):
@@ -248,4 +248,4 @@ class DriftView(StudyScopedView):
                         for p in s.points]}
             for c, s in result.drift.items()
         ]
-        return Response(DriftSeriesSerializer(finite(rows), many=True).data)
+        return self.paginated(finite(rows), DriftSeriesSerializer)

@@ -54,7 +54,7 @@ def test_annomi_full_as_gold_and_a_calibration_round_of_three(client_for, study,
     token = actions.create_token(coordinator, "api")[1]
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-    (p,) = [r for r in api.get(f"/api/studies/{study.slug}/proficiency/").json() if r["coder"] == "coder"]
+    (p,) = [r for r in api.get(f"/api/studies/{study.slug}/proficiency/").json()["results"] if r["coder"] == "coder"]
     assert p["calibration_codings"] == 3 and p["globals_within_one"] is None
     assert "PERSUADE" not in p["covered_codes"] and {"Q", "SR"} <= set(p["covered_codes"])
     assert p["kappa"]["value"] is not None and 0 < p["kappa"]["value"] < 1
@@ -70,13 +70,13 @@ def test_api_gold_sets_results_proficiency_and_drift(study, coordinator, coder, 
         code_assignment(a, gold_codes(a.transcript), gold_globals(a.transcript), coder)
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Bearer {actions.create_token(coordinator, 'api')[1]}")
-    sets = api.get(f"/api/studies/{study.slug}/gold-sets/").json()
+    sets = api.get(f"/api/studies/{study.slug}/gold-sets/").json()["results"]
     assert [s["name"] for s in sets] == ["Gold A"] and len(sets[0]["golds"]) == 2
-    results = api.get(f"/api/studies/{study.slug}/calibration/results/").json()
+    results = api.get(f"/api/studies/{study.slug}/calibration/results/").json()["results"]
     assert len(results) == 2 and all(r["percent_agreement"] == 1.0 and r["kappa"]["value"] == 1.0 for r in results)
-    (p,) = [r for r in api.get(f"/api/studies/{study.slug}/proficiency/").json() if r["coder"] == "coder"]
+    (p,) = [r for r in api.get(f"/api/studies/{study.slug}/proficiency/").json()["results"] if r["coder"] == "coder"]
     assert p["eligible"] is True and p["globals_within_one"] == 1.0
-    assert api.get(f"/api/studies/{study.slug}/drift/").json() == []
+    assert api.get(f"/api/studies/{study.slug}/drift/").json()["results"] == []
     created = api.post(f"/api/studies/{study.slug}/gold-sets/", {"name": "Second"}, format="json")
     assert created.status_code == 201
     refused = api.post(f"/api/studies/{study.slug}/gold-sets/", {"name": "Shared", "site_wide": True}, format="json")
