@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # matplotlib's pyplot state is not thread-safe; gunicorn threads or Celery threads may draw at once.
 _LOCK = threading.Lock()
@@ -188,6 +189,7 @@ def draw_drift(series: Mapping[str, Sequence[tuple[int, float | None]]], thresho
         line = ax.axhline(threshold, color=FAIR_COLOUR, linestyle="--", linewidth=1.2)
         line.set_gid("drift-threshold")
         ax.set_ylim(-0.2, 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # the n-th coding: whole numbers
         ax.set_xlabel(x_label, fontsize=8)
         ax.set_ylabel(y_label, fontsize=8)
         ax.tick_params(labelsize=8)
