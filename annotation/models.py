@@ -464,3 +464,16 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+# Gold standards, calibration and proficiency (their own room; Django finds models through this module).
+from .gold_models import (  # noqa: E402, F401
+    GoldAssignment,
+    GoldCode,
+    GoldRating,
+    GoldSet,
+    GoldTranscript,
+    ProficiencyStandard,
+    RoundGoldPolicy,
+)
+

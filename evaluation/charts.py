@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 
 from matplotlib import pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # matplotlib's pyplot state is not thread-safe; gunicorn threads or Celery threads may draw at once.
 _LOCK = threading.Lock()
@@ -160,6 +161,48 @@ def draw(
     data = out.getvalue()
     if fmt == "svg":
         # Inline SVG goes into an HTML page: drop the XML prolog and doctype, keep the <svg> element.
+        text = data.decode("utf-8")
+        data = text[text.index("<svg"):].encode("utf-8")
+    return data
+
+
+def draw_drift(series: Mapping[str, Sequence[tuple[int, float | None]]], threshold: float, *, fmt: str = "svg",
+               title: str = "", x_label: str = "", y_label: str = "") -> bytes:
+    """Each coder's rolling agreement with seeded gold (kappa, one line per coder) and the alert line.
+
+    ``series[coder]`` holds (n-th seeded coding, rolling kappa or None); a None leaves a gap. The
+    threshold line has the SVG id ``drift-threshold``; each coder's line ``drift-<k>`` (k: its order).
+    """
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
+    with _LOCK, plt.rc_context(
+        {"font.family": list(font_family()), "svg.fonttype": "none", "svg.hashsalt": "mi-platform", "axes.unicode_minus": False}
+    ):
+        fig = Figure(figsize=(7.0, 3.2))
+        ax = fig.subplots()
+        for k, (coder, points) in enumerate(series.items()):
+            xs = [x for x, _y in points]
+            ys = [float("nan") if y is None else y for _x, y in points]
+            (line,) = ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.4, color=BAR_COLOURS[k % len(BAR_COLOURS)],
+                              label=coder)
+            line.set_gid(f"drift-{k}")
+        line = ax.axhline(threshold, color=FAIR_COLOUR, linestyle="--", linewidth=1.2)
+        line.set_gid("drift-threshold")
+        ax.set_ylim(-0.2, 1.05)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # the n-th coding: whole numbers
+        ax.set_xlabel(x_label, fontsize=8)
+        ax.set_ylabel(y_label, fontsize=8)
+        ax.tick_params(labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        if series:
+            ax.legend(fontsize=7, loc="lower left")
+        if title:
+            ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+        out = io.BytesIO()
+        fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+    data = out.getvalue()
+    if fmt == "svg":
         text = data.decode("utf-8")
         data = text[text.index("<svg"):].encode("utf-8")
     return data

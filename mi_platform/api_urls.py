@@ -12,6 +12,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from annotation import api as annotation_api
 from annotation.accounts import api as accounts_api
 from evaluation import api as evaluation_api
+from evaluation import calibration_api
 from inference import api as inference_api
 from inference.coders import api as machine_coders_api
 
@@ -61,6 +62,13 @@ urlpatterns = [
          name="api-item-retry"),
     # results and exports (coordinators)
     path("studies/<slug:slug>/progress/", evaluation_api.ProgressView.as_view(), name="api-progress"),
+    # gold standards, calibration, proficiency, drift (coordinators)
+    path("studies/<slug:slug>/gold-sets/", calibration_api.GoldSetListView.as_view(), name="api-gold-sets"),
+    path("studies/<slug:slug>/gold-sets/<int:pk>/golds/", calibration_api.GoldMarkView.as_view(), name="api-gold-mark"),
+    path("studies/<slug:slug>/calibration/results/", calibration_api.CalibrationResultsView.as_view(),
+         name="api-calibration-results"),
+    path("studies/<slug:slug>/proficiency/", calibration_api.ProficiencyView.as_view(), name="api-proficiency"),
+    path("studies/<slug:slug>/drift/", calibration_api.DriftView.as_view(), name="api-drift"),
     path("studies/<slug:slug>/summaries/", evaluation_api.SummaryListView.as_view(), name="api-summaries"),
     path("studies/<slug:slug>/aggregates/", evaluation_api.AggregatesView.as_view(), name="api-aggregates"),
     path("studies/<slug:slug>/reliability/", evaluation_api.ReliabilityView.as_view(), name="api-reliability"),

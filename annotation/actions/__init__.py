@@ -24,6 +24,15 @@ from .coding import (
     submit_assignment,
     undo_last,
 )
+from .gold import (
+    create_calibration_round,
+    create_gold_set,
+    current_golds,
+    mark_gold,
+    mark_imported_round_gold,
+    revise_gold,
+    set_proficiency_standard,
+)
 from .imports import IMPORT_TASK, create_derived_dialogue, import_dialogues, request_import, run_import
 from .machine import add_machine_coding, create_service_user, record_machine_codes, reset_machine_coding
 from .rounds import (
@@ -63,7 +72,14 @@ __all__ = [
     "set_global",
     "submit_assignment",
     "undo_last",
+    "create_calibration_round",
     "create_coding_round",
+    "create_gold_set",
+    "current_golds",
+    "mark_gold",
+    "mark_imported_round_gold",
+    "revise_gold",
+    "set_proficiency_standard",
     "create_derived_dialogue",
     "create_generated_source",
     "create_study",

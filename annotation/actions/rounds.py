@@ -9,9 +9,21 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .. import proficiency
 from ..errors import ActionError
-from ..models import Assignment, AuditEvent, CodingRound, Membership, Transcript, TranscriptSource
+from ..models import (
+    Assignment,
+    AuditEvent,
+    CodingRound,
+    GoldAssignment,
+    GoldSet,
+    Membership,
+    RoundGoldPolicy,
+    Transcript,
+    TranscriptSource,
+)
 from ..queries.access import removed_coder_ids
+from .gold import current_golds, seed_plan
 from .summaries import drop_summaries
 
 
@@ -63,10 +75,18 @@ def create_coding_round(
     created_by=None,
     globals_rated: bool = True,
     purpose: str = CodingRound.Purpose.STUDY,
+    require_proficiency: bool = False,
+    gold_set: GoldSet | None = None,
+    gold_rate: float = 0.0,
 ) -> CodingRound:
     """Create a round over all transcripts of ``sources`` and the coders' balanced, shuffled queues.
 
     Opening a round freezes the segmentation of its transcripts, so every coder codes the same units.
+
+    ``require_proficiency``: coders below the study's proficiency standard, or whose proficiency is not
+    estimable, are left out (the round records who and why; docs/calibration.md). ``gold_set`` with
+    ``gold_rate`` > 0 seeds that many gold transcripts per study transcript into each coder's queue, at
+    random places, to track drift; those codings stay out of the study's results.
     """
     if not name.strip():
         raise ActionError("Give the round a name.")
@@ -86,21 +106,62 @@ def create_coding_round(
     transcript_ids = list(Transcript.objects.filter(source__in=sources).order_by("id").values_list("id", flat=True))
     if not transcript_ids:
         raise ActionError("The chosen sources have no transcripts yet.")
+    if not 0 <= gold_rate <= 1:
+        raise ActionError("The gold rate must be between 0 and 1.")
+    golds = []
+    if gold_rate > 0:
+        if gold_set is None:
+            raise ActionError("Choose the gold set to seed from.")
+        if gold_set.study_id not in (None, study.pk):
+            raise ActionError("That gold set belongs to another study.")
+        golds = [g for g in current_golds(gold_set) if g.transcript_id not in set(transcript_ids)]
+        if not golds:
+            raise ActionError("The gold set has no transcript to seed (outside this round's sources).")
+    excluded: list[dict] = []
+    if require_proficiency:
+        verdicts = proficiency.assess(study, [u.pk for u in coders])
+        if verdicts is None:
+            raise ActionError("Proficiency cannot be assessed here (the evaluation app is not installed).")
+        excluded = [
+            {"user_id": u.pk, "username": u.get_username(), "reasons": verdicts[u.pk].reasons,
+             "failed": verdicts[u.pk].failed}
+            for u in coders if not verdicts[u.pk].eligible
+        ]
+        left_out = {e["user_id"] for e in excluded}
+        coders = [u for u in coders if u.pk not in left_out]
+        if not coders:
+            raise ActionError("No chosen coder meets the proficiency standard: "
+                              + "; ".join(f"{e['username']}: {', '.join(e['reasons'])}" for e in excluded))
     seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
     queues = plan_assignments(transcript_ids, [u.pk for u in coders], overlap=overlap, seed=seed, per_overlap=per_overlap)
+    gold_of = {g.transcript_id: g for g in golds}
+    planned = seed_plan(queues, list(gold_of), rate=gold_rate, seed=seed)
     coding_round = CodingRound.objects.create(
         study=study, name=name, overlap=overlap, seed=seed, created_by=created_by, globals_rated=globals_rated,
         purpose=purpose,
     )
     coding_round.sources.set(sources)
     coding_round.coders.set(coders)
-    Assignment.objects.bulk_create(
+    # One insert in queue order: a seeded gold transcript's assignment id and position fall among the
+    # study transcripts' (docs/blinding.md); only ``in_results`` (never sent to a coder) tells them apart.
+    entries = [(coder_id, pos, tid, seeded) for coder_id, queue in planned.items()
+               for pos, (tid, seeded) in enumerate(queue)]
+    made = Assignment.objects.bulk_create(
         [
-            Assignment(coding_round=coding_round, transcript_id=tid, coder_id=coder_id, position=pos)
-            for coder_id, queue in queues.items()
-            for pos, tid in enumerate(queue)
+            Assignment(coding_round=coding_round, transcript_id=tid, coder_id=coder_id, position=pos,
+                       in_results=not seeded)
+            for coder_id, pos, tid, seeded in entries
         ]
     )
+    GoldAssignment.objects.bulk_create(
+        [GoldAssignment(assignment=a, gold=gold_of[tid], seeded=True)
+         for a, (_c, _p, tid, seeded) in zip(made, entries, strict=True) if seeded]
+    )
+    if require_proficiency or golds:
+        RoundGoldPolicy.objects.create(
+            coding_round=coding_round, require_proficiency=require_proficiency, gold_set=gold_set if golds else None,
+            gold_rate=gold_rate if golds else 0.0, excluded=excluded,
+        )
     Transcript.objects.filter(id__in=transcript_ids).update(segmentation_locked=True)
     return coding_round
 
@@ -175,6 +236,7 @@ def reassign_coder(coding_round: CodingRound, *, from_user_id: int, to_username:
 @transaction.atomic
 def include_in_results(coding_round: CodingRound, *, coder_id: int, include: bool) -> int:
     """Count a removed coder's (reassigned) work in results again, or leave it out; returns the rows changed."""
+    # Codings of gold transcripts (seeded drift checks) never count in results.
     return Assignment.objects.filter(
-        coding_round=coding_round, coder_id=coder_id, kind=Assignment.Kind.CODING
+        coding_round=coding_round, coder_id=coder_id, kind=Assignment.Kind.CODING, gold_link__isnull=True
     ).exclude(in_results=include).update(in_results=include, updated_at=timezone.now())

@@ -28,6 +28,7 @@ from .. import miti, queries
 from ..actions import coding as coding_actions
 from ..errors import ActionError
 from ..models import Assignment
+from ..queries import calibration as calibration_queries
 from ..queries import coding as coding_queries
 
 PAGE = "annotation/coding/transcript.html"
@@ -168,6 +169,23 @@ def _js_data(assignment: Assignment, editable: bool, next_assignment: Assignment
     }
 
 
+def _feedback_context(feedback: calibration_queries.Feedback) -> dict:
+    """The calibration feedback with the MITI names, definitions and anchors translated."""
+    by_key = {c.key: c for c in [*miti.BEHAVIOUR_CODES, miti.NO_CODE_ENTRY]}
+    definitions = [
+        {"key": key, "label": BUTTON_LABELS[key], "name": _(by_key[key].name), "short": _(by_key[key].short),
+         "hints": [_(h.text) for h in miti.hints_for(key)]}
+        for key in feedback.codes_used
+    ]
+    scales = []
+    for g in feedback.globals:
+        scale = miti.GLOBAL_BY_KEY[g.key]
+        scales.append({"key": g.key, "name": _(scale.name), "value": g.value, "gold": g.gold,
+                       "within_one": g.within_one, "anchor_low": _(scale.anchor_low),
+                       "anchor_high": _(scale.anchor_high)})
+    return {"data": feedback, "labels": BUTTON_LABELS, "definitions": definitions, "globals": scales}
+
+
 def _page_context(request: HttpRequest, assignment: Assignment) -> dict:
     sheet = coding_queries.coding_sheet(assignment)
     context = _base_context(assignment)
@@ -182,6 +200,9 @@ def _page_context(request: HttpRequest, assignment: Assignment) -> dict:
         next_assignment=queries.next_assignment_for(request.user, assignment),
     )
     context["coding_data"] = _js_data(assignment, context["editable"], context["next_assignment"])
+    # Calibration rounds only, once submitted (feedback_for answers None otherwise): never in a study round.
+    feedback = calibration_queries.feedback_for(assignment)
+    context["feedback"] = _feedback_context(feedback) if feedback is not None else None
     return context
 
 

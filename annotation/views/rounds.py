@@ -28,6 +28,9 @@ from ..models import (
     CodingRound,
     Dialogue,
     GlobalRating,
+    GoldAssignment,
+    GoldSet,
+    RoundGoldPolicy,
     Transcript,
     TranscriptSource,
     UtteranceCode,
@@ -63,9 +66,24 @@ class RoundForm(forms.Form):
         label=gettext_lazy("Seed"), required=False,
         help_text=gettext_lazy("Blank: drawn at random. The seed is recorded with the round."),
     )
+    require_proficiency = forms.BooleanField(
+        label=gettext_lazy("Require proficiency"), required=False,
+        help_text=gettext_lazy("Coders below the study's proficiency standard, or whose proficiency is not "
+                               "estimable, are left out; the round page says who and why."),
+    )
+    gold_set = forms.ModelChoiceField(
+        label=gettext_lazy("Gold set to seed from"), queryset=GoldSet.objects.none(), required=False,
+    )
+    gold_percent = forms.IntegerField(
+        label=gettext_lazy("Seeded gold transcripts (percent of each queue)"), min_value=0, max_value=100, initial=0,
+        required=False,
+        help_text=gettext_lazy("Gold transcripts placed at random in each coder's queue, to track drift; they look "
+                               "like any other transcript to the coder and never count in results."),
+    )
 
     def __init__(self, *args, study, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["gold_set"].queryset = GoldSet.objects.filter(Q(study=study) | Q(study__isnull=True))
         self.fields["sources"].queryset = TranscriptSource.objects.filter(study=study).annotate(
             n=Count("transcripts")
         )
@@ -217,7 +235,8 @@ def round_create(request: HttpRequest, slug: str) -> HttpResponse:
                 coding_round = actions.create_coding_round(
                     study, name=data["name"], sources=list(data["sources"]), coders=list(data["coders"]),
                     overlap=data["overlap_percent"] / 100, seed=data["seed"], per_overlap=data["per_overlap"],
-                    created_by=request.user,
+                    created_by=request.user, require_proficiency=data["require_proficiency"],
+                    gold_set=data["gold_set"], gold_rate=(data["gold_percent"] or 0) / 100,
                 )
             except actions.ActionError as exc:
                 form.add_error(None, str(exc))
@@ -272,7 +291,9 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
     )
     coders = {a.coder_id: a.coder for a in assignments}
     removed = queries.removed_coder_ids(coding_round)
-    excluded = {a.coder_id for a in assignments if not a.in_results}
+    # Seeded gold transcripts are never in results: that is not a reassignment.
+    gold_ids = set(GoldAssignment.objects.filter(assignment__coding_round=coding_round).values_list("assignment_id", flat=True))
+    excluded = {a.coder_id for a in assignments if not a.in_results and a.pk not in gold_ids}
     counted = queries.coding_progress(study, coding_round)
     rows = [
         {"coder": coders[r.coder_id], "assigned": r.total, "pending": r.pending, "in_progress": r.in_progress,
@@ -295,6 +316,8 @@ def round_detail(request: HttpRequest, slug: str, pk: int) -> HttpResponse:
         "reassign_to": queries.members_of(study).filter(role=queries.CODER, user__is_active=True),
         # Polled while coders are at work; an open round with every coding in, or a closed one, is still.
         "live": coding_round.status == CodingRound.Status.OPEN and totals.submitted < totals.total,
+        "gold_ids": gold_ids,
+        "gold_policy": RoundGoldPolicy.objects.filter(coding_round=coding_round).select_related("gold_set").first(),
     }
     if getattr(request, "htmx", False):
         return render(request, "annotation/rounds/round_detail.html#progress", context)

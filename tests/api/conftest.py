@@ -23,6 +23,7 @@ CHECKPOINT_B = "/checkpoints/secret-beta/adapter"
 ID_FOR_SEGMENT = {
     "tokens": "token", "dialogues": "dialogue", "rounds": "round", "assignments": "assignment", "models": "model",
     "runs": "run", "exports": "export", "imports": "import", "machine-coders": "machine_coder",
+    "gold-sets": "gold_set",
 }
 
 
@@ -110,7 +111,7 @@ def make_runs(study, user):
 @pytest.fixture
 def matrix_ids(world, coder, tokens, settings, tmp_path):
     """The objects the matrix's paths name, made through the actions where there is one."""
-    from annotation.models import ApiToken, Assignment, Dialogue
+    from annotation.models import ApiToken, Assignment, Dialogue, GoldSet
     from evaluation.models import ExportJob
     from inference.models import GenerationItem, RegisteredModel
 
@@ -139,4 +140,5 @@ def matrix_ids(world, coder, tokens, settings, tmp_path):
         "utterance": 1,  # the first utterance: coders name utterances by their number (docs/blinding.md)
         "model": run.model_id, "served_model": served.pk, "run": run.pk, "item_id": failed.pk, "export": export.pk,
         "reference": world["reference"].pk, "import": study.imports.order_by("id").first().pk,
+        "gold_set": GoldSet.objects.create(study=study, name="Matrix gold").pk,
     }

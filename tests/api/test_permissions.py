@@ -107,6 +107,14 @@ EXPECTED: dict[tuple[str, str], tuple[object, dict[str, int]]] = {
     ("POST", "/api/studies/{slug}/exports/"): ({"kind": "summaries", "format": "csv"}, coordinators(202)),
     ("GET", "/api/studies/{slug}/exports/{id}/"): (None, COORDINATORS),
     ("GET", "/api/studies/{slug}/exports/{id}/download/"): (None, COORDINATORS),
+    ("GET", "/api/studies/{slug}/gold-sets/"): (None, COORDINATORS),
+    ("POST", "/api/studies/{slug}/gold-sets/"): ({"name": "Gold 2"}, coordinators(201)),
+    # The coder's assignment is not submitted: a coordinator reaches the action and is told so (400).
+    ("POST", "/api/studies/{slug}/gold-sets/{id}/golds/"): (
+        lambda ids: {"assignment": ids["assignment"]}, coordinators(400)),
+    ("GET", "/api/studies/{slug}/calibration/results/"): (None, COORDINATORS),
+    ("GET", "/api/studies/{slug}/proficiency/"): (None, COORDINATORS),
+    ("GET", "/api/studies/{slug}/drift/"): (None, COORDINATORS),
 }
 
 def schema_operations() -> list[tuple[str, str]]:

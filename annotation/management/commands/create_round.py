@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import actions
-from annotation.models import Membership, Study, TranscriptSource
+from annotation.models import GoldSet, Membership, RoundGoldPolicy, Study, TranscriptSource
 
 
 class Command(BaseCommand):
@@ -27,9 +27,14 @@ class Command(BaseCommand):
         parser.add_argument("--overlap", type=float, default=0.2, help="double-coded share 0–1 (default 0.2)")
         parser.add_argument("--per-overlap", type=int, default=2, help="coders per double-coded transcript")
         parser.add_argument("--seed", type=int, help="default: drawn at random (printed and recorded)")
+        parser.add_argument("--require-proficiency", action="store_true",
+                            help="leave out coders below the study's proficiency standard (docs/calibration.md)")
+        parser.add_argument("--gold-set", help="name of the gold set to seed from (the study's, else site-wide)")
+        parser.add_argument("--gold-rate", type=float, default=0.0, help="seeded gold transcripts per transcript, 0–1")
 
     def handle(self, *args, study: str, name: str, source: list[str], reference: bool, coder: list[str],
-               overlap: float, per_overlap: int, seed: int | None, **options):
+               overlap: float, per_overlap: int, seed: int | None, require_proficiency: bool = False,
+               gold_set: str | None = None, gold_rate: float = 0.0, **options):
         target = Study.objects.filter(slug=study).first()
         if target is None:
             raise CommandError(f"No study with the slug '{study}'.")
@@ -51,12 +56,24 @@ class Command(BaseCommand):
             coders = [found_users[u] for u in coder]
         else:
             coders = list(users.order_by("username"))
+        chosen_set = None
+        if gold_set:
+            chosen_set = (GoldSet.objects.filter(study=target, name=gold_set).first()
+                          or GoldSet.objects.filter(study__isnull=True, name=gold_set).first())
+            if chosen_set is None:
+                raise CommandError(f"No gold set named '{gold_set}'.")
         try:
             coding_round = actions.create_coding_round(
-                target, name=name, sources=sources, coders=coders, overlap=overlap, seed=seed, per_overlap=per_overlap
+                target, name=name, sources=sources, coders=coders, overlap=overlap, seed=seed, per_overlap=per_overlap,
+                require_proficiency=require_proficiency, gold_set=chosen_set, gold_rate=gold_rate,
             )
         except actions.ActionError as exc:
             raise CommandError(str(exc)) from None
+        policy = RoundGoldPolicy.objects.filter(coding_round=coding_round).first()
+        for left_out in policy.excluded if policy else []:
+            self.stdout.write(self.style.WARNING(
+                f"left out by the proficiency gate: {left_out['username']} ({'; '.join(left_out['reasons'])})"
+            ))
         n = coding_round.assignments.count()
         self.stdout.write(
             f"Round '{coding_round.name}' (id {coding_round.pk}): {n} assignments for {len(coders)} coders, "

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotation import actions, parsers
-from annotation.models import Study
+from annotation.models import GoldSet, Study
 
 
 class Command(BaseCommand):
@@ -20,8 +20,12 @@ class Command(BaseCommand):
         parser.add_argument("path", help="path of AnnoMI-full.csv")
         parser.add_argument("--round-name", default="AnnoMI expert labels")
         parser.add_argument("--user", help="username recorded as the round's creator")
+        parser.add_argument("--gold-set", help="also mark one coding per transcript as gold in this gold set "
+                            "(created in the study if missing; docs/calibration.md)")
+        parser.add_argument("--gold-limit", type=int, help="only the first N transcripts become gold")
 
-    def handle(self, *args, study: str, path: str, round_name: str, user: str | None, **options):
+    def handle(self, *args, study: str, path: str, round_name: str, user: str | None, gold_set: str | None = None,
+               gold_limit: int | None = None, **options):
         target = Study.objects.filter(slug=study).first()
         if target is None:
             raise CommandError(f"No study with the slug '{study}'.")
@@ -42,5 +46,15 @@ class Command(BaseCommand):
             f"{result.multi_coded} transcripts coded by several annotators; "
             f"{result.dialogues_imported} dialogues imported."
         )
+        if gold_set:
+            target_set = GoldSet.objects.filter(study=target, name=gold_set).first()
+            try:
+                if target_set is None:
+                    target_set = actions.create_gold_set(target, name=gold_set, actor=creator)
+                golds = actions.mark_imported_round_gold(target_set, result.coding_round, actor=creator,
+                                                         limit=gold_limit)
+            except actions.ActionError as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"Gold set '{target_set.name}': {len(golds)} gold transcripts (no globals: AnnoMI has none).")
         for warning in result.warnings[:20]:
             self.stdout.write(self.style.WARNING(f"warning: {warning}"))
