@@ -163,23 +163,45 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     return rows
 
 
-def _reading_order(assignment: Assignment):
-    return Utterance.objects.filter(volley__transcript_id=assignment.transcript_id).order_by("volley__index", "index")
+def reading_order(assignment: Assignment) -> list[tuple[int, int]]:
+    """``(utterance pk, volley pk)`` of the transcript in reading order: position ``n - 1`` is utterance ``n``.
+
+    Read once per assignment instance and kept on it: a save resolves the number the coder sent, checks
+    the utterance belongs to the transcript and renders the volley's numbers from this one query (the
+    instance comes from ``access.assignment_for`` afresh on every request, so nothing outlives it).
+    """
+    cached = assignment.__dict__.get("_reading_order")
+    if cached is None:
+        cached = list(
+            Utterance.objects.filter(volley__transcript_id=assignment.transcript_id)
+            .order_by("volley__index", "index").values_list("pk", "volley_id")
+        )
+        assignment.__dict__["_reading_order"] = cached
+    return cached
+
+
+def loaded_volley_of(assignment: Assignment, utterance_pk: int) -> int | None:
+    """The volley of utterance ``utterance_pk`` when this instance's reading order is already loaded and
+    holds it (so it is one of the transcript's utterances); ``None`` otherwise (nothing is read)."""
+    loaded = assignment.__dict__.get("_reading_order")
+    if loaded is None:
+        return None
+    return next((volley for pk, volley in loaded if pk == utterance_pk), None)
 
 
 def _ordinals(assignment: Assignment) -> dict[int, int]:
     """Utterance pk → its coder-facing number (1-based, reading order across the transcript)."""
-    return {pk: n for n, pk in enumerate(_reading_order(assignment).values_list("pk", flat=True), start=1)}
+    return {pk: n for n, (pk, _volley) in enumerate(reading_order(assignment), start=1)}
 
 
 def utterance_pk(assignment: Assignment, number: object) -> int:
     """The utterance a coder names by its number in the transcript (what pages and API show as its id)."""
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise ActionError(f"utterance must be an utterance number of this transcript (1, 2, …), got {number!r}")
-    found = list(_reading_order(assignment).values_list("pk", flat=True)[number - 1 : number])
-    if not found:
+    order = reading_order(assignment)
+    if number > len(order):
         raise ActionError(f"This transcript has no utterance {number}.")
-    return found[0]
+    return order[number - 1][0]
 
 
 def utterance_number(assignment: Assignment, pk: int) -> int:
@@ -296,6 +318,8 @@ __all__ = [
     "UtteranceRow",
     "VolleyRow",
     "assignment_progress",
+    "loaded_volley_of",
+    "reading_order",
     "utterance_number",
     "utterance_pk",
     "volley_number",
