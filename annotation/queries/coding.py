@@ -79,19 +79,18 @@ def assignment_progress(assignment: Assignment) -> Progress:
         # Func, not Count: a plain COUNT in the subquery, with no GROUP BY added.
         return Subquery(queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n"))
 
-    row = (
-        Assignment.objects.filter(pk=assignment.pk)
-        .annotate(
-            coded=Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
-            total=Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0),
-            n_globals=Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
-        )
-        .values("coded", "total", "n_globals")
-        .get()
-    )
+    counts = {
+        "coded": Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
+        "n_globals": Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
+    }
+    loaded = assignment.__dict__.get("_reading_order")  # a save already read the transcript's utterances
+    if loaded is None:
+        counts["total"] = Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0)
+    row = Assignment.objects.filter(pk=assignment.pk).annotate(**counts).values(*counts).get()
     rated = assignment.coding_round.globals_rated
     return Progress(
-        coded=row["coded"], total=row["total"], globals_set=row["n_globals"] if rated else 0,
+        coded=row["coded"], total=len(loaded) if loaded is not None else row["total"],
+        globals_set=row["n_globals"] if rated else 0,
         globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
     )
 
