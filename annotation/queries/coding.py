@@ -139,22 +139,28 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     volleys = Volley.objects.filter(transcript_id=assignment.transcript_id).order_by("index")
     if volley_ids is not None:
         volleys = volleys.filter(pk__in=volley_ids)
-    volleys = volleys.prefetch_related("utterances")
+    # Plain rows, not model instances: the coding page's partial follows every save.
+    volley_list = list(volleys.values_list("pk", "index", "client_context"))
+    by_volley: dict[int, list[tuple[int, int, str]]] = {pk: [] for pk, _index, _context in volley_list}
+    for pk, volley_id, index, text in (
+        Utterance.objects.filter(volley_id__in=list(by_volley)).order_by().values_list("pk", "volley_id", "index", "text")
+    ):
+        by_volley[volley_id].append((index, pk, text))
     codes_query = UtteranceCode.objects.filter(assignment=assignment)
     if volley_ids is not None:
         codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
     codes = dict(codes_query.values_list("utterance_id", "code"))
     ordinal = _ordinals(assignment)
     rows = []
-    for volley in volleys:
-        utterances = sorted(volley.utterances.all(), key=lambda u: u.index)
-        row_codes = [codes.get(u.pk) for u in utterances]
+    for volley_pk, volley_index, client_context in volley_list:
+        utterances = sorted(by_volley[volley_pk])
+        row_codes = [codes.get(pk) for _index, pk, _text in utterances]
         rows.append(
             VolleyRow(
-                id=volley.index + 1, pk=volley.pk, number=volley.index + 1, client_context=volley.client_context,
+                id=volley_index + 1, pk=volley_pk, number=volley_index + 1, client_context=client_context,
                 utterances=[
-                    UtteranceRow(id=ordinal[u.pk], pk=u.pk, number=u.index + 1, text=u.text, code=c)
-                    for u, c in zip(utterances, row_codes, strict=True)
+                    UtteranceRow(id=ordinal[pk], pk=pk, number=index + 1, text=text, code=c)
+                    for (index, pk, text), c in zip(utterances, row_codes, strict=True)
                 ],
                 tally=miti.tally_volley(row_codes),
             )
