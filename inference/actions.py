@@ -10,6 +10,7 @@ goes stale and is taken over, and a late writer whose claim was taken over write
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -302,6 +303,10 @@ def claim_items(run: Run, item_ids: Sequence[int], token: str) -> list[Item]:
     if not item_ids:
         return []
     now = timezone.now()
+    if run.status != Run.Status.QUEUED:
+        # The common case: the claim is one statement, atomic on its own (no BEGIN/COMMIT round trips).
+        mine = claims.claim(Item, item_ids, token, scope={"run": run})
+        return sorted(mine, key=lambda item: (item.dialogue_id, item.round_index))
     with transaction.atomic():  # one commit for the claim and the run's first "running"
         mine = claims.claim(Item, item_ids, token, scope={"run": run})
         # The run as loaded by the caller says whether this can be the first claim since (re)start;
@@ -349,24 +354,24 @@ def _result_update_sql() -> str:
     )
 
 
-def _bulk_result_update_sql(rows: int) -> str:
-    """PostgreSQL: the same conditional write for all ``rows`` as one ``UPDATE … FROM (VALUES …)``.
-
-    The first row casts every column to its type (``NULL`` and untyped literals would otherwise
-    make the VALUES list's columns text); the condition is per row as in :func:`_result_update_sql`.
+def _json_result_update_sql() -> str:
+    """PostgreSQL: the same conditional write for a whole chunk as one ``UPDATE … FROM
+    jsonb_to_recordset(%s)``: the rows travel as one JSON document the server unpacks (as
+    ``annotation.bulk`` inserts them), so the statement text is the same for every chunk (psycopg
+    parses it once) and no value is adapted one by one in Python. The finish time is one parameter
+    for the chunk; the condition is per row as in :func:`_result_update_sql`.
     """
     qn = connection.ops.quote_name
     opts = Item._meta
-    names = (*_RESULT_FIELDS, "id")
+    names = [name for name in _RESULT_FIELDS if name != "finished_at"] + ["id"]
     fields = [opts.get_field(name) for name in names]
     column = {name: qn(field.column) for name, field in zip(names, fields, strict=True)}
-    typed = "(" + ", ".join(f"%s::{field.cast_db_type(connection)}" for field in fields) + ")"
-    plain = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    values = ", ".join([typed] + [plain] * (rows - 1))
-    assignments = ", ".join(f"{column[name]} = v.{column[name]}" for name in _RESULT_FIELDS)
+    record = ", ".join(f"{column[name]} {field.cast_db_type(connection)}" for name, field in zip(names, fields, strict=True))
+    assignments = ", ".join(f"{column[name]} = v.{column[name]}" for name in names if name != "id")
+    finished = qn(opts.get_field("finished_at").column)
     table = qn(opts.db_table)
     return (
-        f"UPDATE {table} SET {assignments} FROM (VALUES {values}) AS v({', '.join(column.values())}) "
+        f"UPDATE {table} SET {assignments}, {finished} = %s FROM jsonb_to_recordset(%s::jsonb) AS v({record}) "
         f"WHERE {table}.{column['id']} = v.{column['id']} AND {table}.{qn(opts.get_field('claim_token').column)} = %s "
         f"AND {table}.{column['status']} = %s"
     )
@@ -378,9 +383,10 @@ def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
     Each row is written only where its id, our token and "still claimed" match: the database locks
     the row and re-checks the condition, so a worker taking over a stale claim at the same moment
     either wins (and we write nothing to that row) or waits for this commit and finds it done —
-    each row is written once. On PostgreSQL the chunk is one ``UPDATE … FROM (VALUES …)`` statement
-    (cheaper than the pipelined per-row UPDATEs; see docs/benchmarks.md,
-    "Platform cost per round"); elsewhere the per-row UPDATEs go as one ``executemany``. Through the ORM —
+    each row is written once. On PostgreSQL the chunk is one ``UPDATE … FROM jsonb_to_recordset(…)``
+    statement outside any explicit transaction (cheaper than the pipelined per-row UPDATEs or a
+    ``VALUES`` list; see docs/benchmarks.md, "Platform cost per round"); elsewhere the per-row UPDATEs
+    go as one ``executemany`` in one transaction. Through the ORM —
     per-row ``update()`` or ``bulk_update``'s CASE expressions — the writes cost more than a chunk
     of the tiny model's generation. Should two writers ever lock the same rows in different orders,
     the database's deadlock error is an ``OperationalError``: transient, so the chunk is retried.
@@ -410,16 +416,16 @@ def store_results(token: str, outcomes: Mapping[int, ItemOutcome]) -> int:
         )
     if not rows:
         return 0
+    if connection.vendor == "postgresql":
+        # One statement: atomic on its own, so no BEGIN/COMMIT round trips around it.
+        keys = [Item._meta.get_field(name).column for name in _RESULT_FIELDS if name != "finished_at"] + ["id"]
+        document = json.dumps([dict(zip(keys, row[:-2] + row[-1:], strict=True)) for row in rows], ensure_ascii=False)
+        with connection.cursor() as cursor:
+            cursor.execute(_json_result_update_sql(), [now, document, token, Item.Status.CLAIMED.value])
+            return cursor.rowcount
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            params = [value for row in rows for value in row] + [token, Item.Status.CLAIMED.value]
-            cursor.execute(_bulk_result_update_sql(len(rows)), params)
-        else:
-            cursor.executemany(
-                _result_update_sql(), [[*row, token, Item.Status.CLAIMED.value] for row in rows]
-            )
-        written = cursor.rowcount  # summed over the rows by sqlite3 and psycopg (>= 3.1)
-    return written
+        cursor.executemany(_result_update_sql(), [[*row, token, Item.Status.CLAIMED.value] for row in rows])
+        return cursor.rowcount  # summed over the rows by sqlite3
 
 
 def finish_run_if_complete(run: Run | int, *, force: bool = False) -> bool:

@@ -18,15 +18,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q, Value
-from django.db.models.functions import Coalesce
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from .. import miti
 from ..errors import ActionError
 from ..models import Assignment, AuditEvent, CodingRound, GlobalRating, Membership, Utterance, UtteranceCode
-from ..queries.coding import missing_for_submit, suggestion_for, volley_tally
+from ..queries.coding import loaded_volley_of, missing_for_submit, suggestion_for, volley_tally
 from .summaries import store_summaries
 
 # Audit actions this module writes; "reopen" is written by rounds.reopen_assignment.
@@ -73,6 +72,38 @@ class SaveResult:
 # --------------------------------------------------------------------------------------------------
 
 
+def _claim_update(pk: int, version: int, now, *, submit: bool) -> int:
+    """The compare-and-set itself, one UPDATE: bump the version of assignment ``pk`` if it is still
+    ``version``, not submitted, its round open and its coder still a member of the study (or it is
+    consensus work, or machine work: a service user is no member of any study); return the rows changed
+    (0 or 1).
+
+    The conditions are correlated ``EXISTS`` subqueries (no join, so PostgreSQL re-checks ``version`` on
+    the locked row). Written as SQL because it runs on every save and building the same statement
+    through the ORM (two ``Exists``, ``Coalesce``, ``F``) cost more Python time than anything else in
+    the action (docs/benchmarks.md, "Fourth session").
+    """
+    qn = connection.ops.quote_name
+    a, r, m = (qn(model._meta.db_table) for model in (Assignment, CodingRound, Membership))
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    if submit:
+        set_status, params = "status = %s, submitted_at = %s", [Assignment.Status.SUBMITTED, stamp]
+    else:
+        set_status, params = "status = %s, started_at = COALESCE(started_at, %s)", [Assignment.Status.IN_PROGRESS, stamp]
+    sql = (
+        f"UPDATE {a} SET version = version + 1, updated_at = %s, {set_status} "
+        f"WHERE id = %s AND version = %s AND NOT (status = %s) "
+        f"AND EXISTS (SELECT 1 FROM {r} WHERE {r}.id = {a}.coding_round_id AND {r}.status = %s) "
+        f"AND ({a}.kind IN (%s, %s) OR EXISTS (SELECT 1 FROM {m} INNER JOIN {r} AS study_round "
+        f"ON study_round.study_id = {m}.study_id "
+        f"WHERE {m}.user_id = {a}.coder_id AND study_round.id = {a}.coding_round_id))"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [stamp, *params, pk, version, Assignment.Status.SUBMITTED, CodingRound.Status.OPEN,
+                             Assignment.Kind.CONSENSUS, Assignment.Kind.MACHINE])
+        return cursor.rowcount
+
+
 def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int:
     """Bump the version if it still equals ``version`` and the work is editable; return the new one.
 
@@ -82,31 +113,19 @@ def _claim(assignment: Assignment, version: int, *, submit: bool = False) -> int
     if isinstance(version, bool) or not isinstance(version, int):
         raise ActionError(f"version must be a whole number, got {version!r}")
     now = timezone.now()
-    changes: dict[str, object] = {"version": F("version") + 1, "updated_at": now}
-    if submit:
-        changes.update(status=Assignment.Status.SUBMITTED, submitted_at=now)
-    else:
-        changes.update(status=Assignment.Status.IN_PROGRESS, started_at=Coalesce(F("started_at"), Value(now)))
-    # One statement: the round check is a correlated EXISTS (no join, so Django keeps every condition in
-    # the UPDATE itself and PostgreSQL re-checks ``version`` on the locked row).
-    round_open = Exists(CodingRound.objects.filter(pk=OuterRef("coding_round_id"), status=CodingRound.Status.OPEN))
-    # The gate checked membership when the request came in; re-checked here on the locked row, so a
-    # coder removed while their save was in flight writes nothing. Consensus work is a coordinator's
-    # (staff need no membership); machine work is a service user's, which is no member of any study.
-    still_member = Q(kind__in=(Assignment.Kind.CONSENSUS, Assignment.Kind.MACHINE)) | Exists(
-        Membership.objects.filter(user_id=OuterRef("coder_id"), study__rounds=OuterRef("coding_round_id"))
-    )
-    updated = (
-        Assignment.objects.filter(round_open, still_member, pk=assignment.pk, version=version)
-        .exclude(status=Assignment.Status.SUBMITTED)
-        .update(**changes)
-    )
+    updated = _claim_update(assignment.pk, version, now, submit=submit)
     if updated != 1:
         current = (
             Assignment.objects.filter(pk=assignment.pk).values("version", "status", "coding_round__status").first()
         )
         if current is None:
             raise ActionError("This assignment no longer exists.")
+        # The gate checked membership when the request came in; the UPDATE re-checked it on the locked
+        # row, so a coder removed while their save was in flight writes nothing. Consensus work is a
+        # coordinator's (staff need no membership); machine work a service user's.
+        still_member = Q(kind__in=(Assignment.Kind.CONSENSUS, Assignment.Kind.MACHINE)) | Exists(
+            Membership.objects.filter(user_id=OuterRef("coder_id"), study__rounds=OuterRef("coding_round_id"))
+        )
         if not Assignment.objects.filter(still_member, pk=assignment.pk).exists():
             raise ActionError("You are no longer a member of this study; your work is kept but cannot be changed.")
         if current["coding_round__status"] != CodingRound.Status.OPEN:
@@ -136,6 +155,11 @@ def _audit(assignment: Assignment, actor, action: str, target: str, old: str, ne
 def _utterance_of(assignment: Assignment, utterance_id: object) -> Utterance:
     if isinstance(utterance_id, bool) or not isinstance(utterance_id, int):
         raise ActionError(f"utterance must be an utterance id (a whole number), got {utterance_id!r}")
+    # The view resolved the coder's number through ``reading_order`` on this same instance: that list is
+    # the transcript's utterances, so it already says the utterance belongs here (no second query).
+    volley_id = loaded_volley_of(assignment, utterance_id)
+    if volley_id is not None:
+        return Utterance(pk=utterance_id, volley_id=volley_id)
     utterance = (
         Utterance.objects.select_related("volley")
         .filter(pk=utterance_id, volley__transcript_id=assignment.transcript_id)

@@ -79,19 +79,18 @@ def assignment_progress(assignment: Assignment) -> Progress:
         # Func, not Count: a plain COUNT in the subquery, with no GROUP BY added.
         return Subquery(queryset.order_by().annotate(n=Func("pk", function="COUNT")).values("n"))
 
-    row = (
-        Assignment.objects.filter(pk=assignment.pk)
-        .annotate(
-            coded=Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
-            total=Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0),
-            n_globals=Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
-        )
-        .values("coded", "total", "n_globals")
-        .get()
-    )
+    counts = {
+        "coded": Coalesce(count(UtteranceCode.objects.filter(assignment=OuterRef("pk"))), 0),
+        "n_globals": Coalesce(count(GlobalRating.objects.filter(assignment=OuterRef("pk"))), 0),
+    }
+    loaded = assignment.__dict__.get("_reading_order")  # a save already read the transcript's utterances
+    if loaded is None:
+        counts["total"] = Coalesce(count(Utterance.objects.filter(volley__transcript=OuterRef("transcript_id"))), 0)
+    row = Assignment.objects.filter(pk=assignment.pk).annotate(**counts).values(*counts).get()
     rated = assignment.coding_round.globals_rated
     return Progress(
-        coded=row["coded"], total=row["total"], globals_set=row["n_globals"] if rated else 0,
+        coded=row["coded"], total=len(loaded) if loaded is not None else row["total"],
+        globals_set=row["n_globals"] if rated else 0,
         globals_total=len(miti.GLOBAL_KEYS) if rated else 0,
     )
 
@@ -144,7 +143,13 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     volleys = Volley.objects.filter(transcript_id=assignment.transcript_id).order_by("index")
     if volley_ids is not None:
         volleys = volleys.filter(pk__in=volley_ids)
-    volleys = volleys.prefetch_related("utterances")
+    # Plain rows, not model instances: the coding page's partial follows every save.
+    volley_list = list(volleys.values_list("pk", "index", "client_context"))
+    by_volley: dict[int, list[tuple[int, int, str]]] = {pk: [] for pk, _index, _context in volley_list}
+    for pk, volley_id, index, text in (
+        Utterance.objects.filter(volley_id__in=list(by_volley)).order_by().values_list("pk", "volley_id", "index", "text")
+    ):
+        by_volley[volley_id].append((index, pk, text))
     codes_query = UtteranceCode.objects.filter(assignment=assignment)
     if volley_ids is not None:
         codes_query = codes_query.filter(utterance__volley_id__in=volley_ids)
@@ -153,18 +158,18 @@ def volley_rows(assignment: Assignment, volley_ids: Sequence[int] | None = None)
     suggested = suggestions(assignment, volley_ids)
     ordinal = _ordinals(assignment)
     rows = []
-    for volley in volleys:
-        utterances = sorted(volley.utterances.all(), key=lambda u: u.index)
-        row_codes = [codes.get(u.pk) for u in utterances]
+    for volley_pk, volley_index, client_context in volley_list:
+        utterances = sorted(by_volley[volley_pk])
+        row_codes = [codes.get(pk) for _index, pk, _text in utterances]
         rows.append(
             VolleyRow(
-                id=volley.index + 1, pk=volley.pk, number=volley.index + 1, client_context=volley.client_context,
+                id=volley_index + 1, pk=volley_pk, number=volley_index + 1, client_context=client_context,
                 utterances=[
                     UtteranceRow(
-                        id=ordinal[u.pk], pk=u.pk, number=u.index + 1, text=u.text, code=c,
-                        suggestion=suggested.get(u.pk), accepted=bool(c) and stored[u.pk][1],
+                        id=ordinal[pk], pk=pk, number=index + 1, text=text, code=c,
+                        suggestion=suggested.get(pk), accepted=bool(c) and stored[pk][1],
                     )
-                    for u, c in zip(utterances, row_codes, strict=True)
+                    for (index, pk, text), c in zip(utterances, row_codes, strict=True)
                 ],
                 tally=miti.tally_volley(row_codes),
             )
@@ -215,23 +220,45 @@ def suggestion_for(assignment: Assignment, utterance_pk: int) -> str | None:
     )
 
 
-def _reading_order(assignment: Assignment):
-    return Utterance.objects.filter(volley__transcript_id=assignment.transcript_id).order_by("volley__index", "index")
+def reading_order(assignment: Assignment) -> list[tuple[int, int]]:
+    """``(utterance pk, volley pk)`` of the transcript in reading order: position ``n - 1`` is utterance ``n``.
+
+    Read once per assignment instance and kept on it: a save resolves the number the coder sent, checks
+    the utterance belongs to the transcript and renders the volley's numbers from this one query (the
+    instance comes from ``access.assignment_for`` afresh on every request, so nothing outlives it).
+    """
+    cached = assignment.__dict__.get("_reading_order")
+    if cached is None:
+        cached = list(
+            Utterance.objects.filter(volley__transcript_id=assignment.transcript_id)
+            .order_by("volley__index", "index").values_list("pk", "volley_id")
+        )
+        assignment.__dict__["_reading_order"] = cached
+    return cached
+
+
+def loaded_volley_of(assignment: Assignment, utterance_pk: int) -> int | None:
+    """The volley of utterance ``utterance_pk`` when this instance's reading order is already loaded and
+    holds it (so it is one of the transcript's utterances); ``None`` otherwise (nothing is read)."""
+    loaded = assignment.__dict__.get("_reading_order")
+    if loaded is None:
+        return None
+    return next((volley for pk, volley in loaded if pk == utterance_pk), None)
 
 
 def _ordinals(assignment: Assignment) -> dict[int, int]:
     """Utterance pk → its coder-facing number (1-based, reading order across the transcript)."""
-    return {pk: n for n, pk in enumerate(_reading_order(assignment).values_list("pk", flat=True), start=1)}
+    return {pk: n for n, (pk, _volley) in enumerate(reading_order(assignment), start=1)}
 
 
 def utterance_pk(assignment: Assignment, number: object) -> int:
     """The utterance a coder names by its number in the transcript (what pages and API show as its id)."""
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
         raise ActionError(f"utterance must be an utterance number of this transcript (1, 2, …), got {number!r}")
-    found = list(_reading_order(assignment).values_list("pk", flat=True)[number - 1 : number])
-    if not found:
+    order = reading_order(assignment)
+    if number > len(order):
         raise ActionError(f"This transcript has no utterance {number}.")
-    return found[0]
+    return order[number - 1][0]
 
 
 def utterance_number(assignment: Assignment, pk: int) -> int:
@@ -348,6 +375,8 @@ __all__ = [
     "UtteranceRow",
     "VolleyRow",
     "assignment_progress",
+    "loaded_volley_of",
+    "reading_order",
     "utterance_number",
     "utterance_pk",
     "volley_number",

@@ -382,3 +382,27 @@ def test_one_code_save_from_the_coding_page_calls_one_action(client_for, coder, 
     assert response.status_code == 200 and response["X-Assignment-Version"] == "1"
     assert calls == ["annotation.actions.coding.save_code"]
     assert UtteranceCode.objects.get(assignment=mine, utterance=first).code == "SR"
+
+
+@pytest.mark.django_db
+def test_htmx_code_save_runs_a_fixed_small_number_of_queries(client_for, coder, double_coded):
+    """The save is the coding page's hot path (docs/benchmarks.md, code-save latency): its statements
+    are counted so that a change adding one is a decision, not an accident. Session and user (2), the
+    gated assignment (1), the transcript's reading order (1: the coder's number → utterance, and the
+    partial's numbers), the compare-and-set UPDATE, the code read and write, the audit event (4), the
+    volley partial (3) and the progress block (1). Transaction statements are not counted."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    mine, _ = double_coded
+    utts = utterances_of(mine)
+    first, second = number(utts[0]), number(utts[1])
+    client = client_for(coder)
+    client.post(url(mine, "code/"), {"utterance": first, "code": "SR", "version": 0}, **HX)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(url(mine, "code/"), {"utterance": second, "code": "GI", "version": 1}, **HX)
+    assert response.status_code == 200
+    statements = [q["sql"] for q in captured.captured_queries
+                  if not q["sql"].upper().startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "BEGIN", "COMMIT"))]
+    assert len(statements) <= 12, "\n".join(statements)
+    assert UtteranceCode.objects.get(assignment=mine, utterance=utts[1]).code == "GI"
