@@ -42,7 +42,11 @@ def load_annomi(path: Path, task: Task) -> tuple[list[UtteranceSample], list[str
         while index < len(records):
             record = records[index]
             if record["interlocutor"] != "therapist":
-                previous_client = _text(record["utterance_text"])
+                # Consecutive client rows are one client turn, as consecutive therapist rows are one volley.
+                if index > 0 and records[index - 1]["interlocutor"] != "therapist":
+                    previous_client = f"{previous_client} {_text(record['utterance_text'])}".strip()
+                else:
+                    previous_client = _text(record["utterance_text"])
                 index += 1
                 continue
             # A volley: the consecutive therapist rows up to the next client row.

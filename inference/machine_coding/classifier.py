@@ -97,7 +97,32 @@ DENSE_FEATURES: tuple[str, ...] = (
     "novel_tokens",  # log count of the utterance's distinct tokens the client did not say
     "bigram_overlap",  # share of the utterance's token bigrams found in the client turn
     "log_length_ratio",  # log(utterance tokens + 1) - log(client tokens + 1)
+    "content_overlap",  # share of the utterance's content stems (no function words) the client said
+    "novel_content",  # log count of content stems the client did not say
+    "char_trigram_containment",  # share of the utterance's character trigrams found in the client turn
+    "char_trigram_jaccard",
+    "log_chars",
 )
+
+
+# Function words that say nothing about whether a reflection adds meaning: overlap is measured on the
+# rest. Short on purpose; Chinese needs none (one character per token, and the char trigrams below).
+_FUNCTION_WORDS = frozenset(
+    "a an the and or but so to of in on at for with about is are was were be been being am i you he she "
+    "it we they me him her us them my your his its our their this that these those there here what do "
+    "does did have has had not no yes just really like um uh mm hmm okay ok yeah well right can could "
+    "would will should if then than as by from up out all some any very".split()
+)
+
+
+def _stem(token: str) -> str:
+    # A crude stem (first five characters) lets "drinking" meet "drink" and "worried" meet "worry".
+    return token[:5] if token.isascii() else token
+
+
+def _char_trigrams(text: str) -> set[str]:
+    squeezed = " ".join(text.lower().split())
+    return {squeezed[i : i + 3] for i in range(len(squeezed) - 2)}
 
 
 def tokens(text: str) -> list[str]:
@@ -122,6 +147,10 @@ def _dense_row(sample: UtteranceSample) -> list[float]:
     client_bigrams = set(zip(client, client[1:], strict=False))
     size = max(sample.volley_size, 1)
     text = sample.text.strip()
+    own_content = {_stem(t) for t in own_set if t not in _FUNCTION_WORDS}
+    client_content = {_stem(t) for t in client_set if t not in _FUNCTION_WORDS}
+    own_grams, client_grams = _char_trigrams(text), _char_trigrams(sample.previous_client)
+    shared_grams = len(own_grams & client_grams)
     return [
         sample.position / (size - 1) if size > 1 else 0.0,
         float(sample.position == 0),
@@ -137,6 +166,11 @@ def _dense_row(sample: UtteranceSample) -> list[float]:
         math.log1p(len(own_set - client_set)),
         len(own_bigrams & client_bigrams) / len(own_bigrams) if own_bigrams else 0.0,
         math.log1p(len(own)) - math.log1p(len(client)),
+        len(own_content & client_content) / len(own_content) if own_content else 0.0,
+        math.log1p(len(own_content - client_content)),
+        shared_grams / len(own_grams) if own_grams else 0.0,
+        shared_grams / len(own_grams | client_grams) if own_grams | client_grams else 0.0,
+        math.log1p(len(text)),
     ]
 
 
@@ -146,54 +180,58 @@ def dense_features(samples: Sequence[UtteranceSample]) -> np.ndarray[Any, np.dty
     return np.asarray(rows, dtype=np.float64).reshape(len(rows), len(DENSE_FEATURES))
 
 
-def _pipeline(seed: int) -> Any:
-    # Module-level functions (not lambdas) so that joblib can pickle the fitted pipeline.
-    features = FeatureUnion(
-        [
-            (
-                "words",
-                Pipeline(
-                    [
-                        ("text", FunctionTransformer(_texts)),
-                        ("tfidf", TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)),
-                    ]
-                ),
-            ),
-            (
-                "chars",
-                Pipeline(
-                    [
-                        ("text", FunctionTransformer(_texts)),
-                        (
-                            "tfidf",
-                            TfidfVectorizer(
-                                analyzer="char_wb",
-                                ngram_range=(2, 5),
-                                sublinear_tf=True,
-                                min_df=2,
-                                max_features=60_000,
-                            ),
-                        ),
-                    ]
-                ),
-            ),
-            (
-                "client",
-                Pipeline(
-                    [
-                        ("text", FunctionTransformer(_client_texts)),
-                        ("tfidf", TfidfVectorizer(sublinear_tf=True, min_df=2)),
-                    ]
-                ),
-            ),
-            (
-                "context",
-                Pipeline([("numbers", FunctionTransformer(dense_features)), ("scale", StandardScaler())]),
-            ),
-        ]
+# Below this many training samples the coder uses the small profile (see _pipeline).
+SMALL_DATA = 2000
+
+
+def _text_block(extract: Callable[[Sequence[UtteranceSample]], list[str]], vectorizer: Any) -> Any:
+    # Module-level functions (not lambdas) throughout, so that joblib can pickle the fitted pipeline.
+    return Pipeline([("text", FunctionTransformer(extract)), ("tfidf", vectorizer)])
+
+
+def _words(ngrams: int) -> Any:
+    # tokens(): one token per CJK character, so Chinese gets word features without a segmenter.
+    return TfidfVectorizer(
+        tokenizer=tokens, token_pattern=None, lowercase=False, ngram_range=(1, ngrams), sublinear_tf=True, min_df=2
     )
-    model = LogisticRegression(C=2.0, max_iter=3000, class_weight="balanced", random_state=seed)
-    return Pipeline([("features", features), ("model", model)])
+
+
+def _times(matrix: Any, weight: float) -> Any:
+    return matrix * weight
+
+
+def _context_block(weight: float) -> Any:
+    steps = [("numbers", FunctionTransformer(dense_features)), ("scale", StandardScaler())]
+    if weight != 1.0:
+        steps.append(("weight", FunctionTransformer(_times, kw_args={"weight": weight})))
+    return Pipeline(steps)
+
+
+def _pipeline(seed: int, samples: int) -> Any:
+    """The features and the model; the profile depends on the number of training samples.
+
+    * **Full** (``SMALL_DATA`` samples or more): word 1–2-grams, character 2–5-grams, the client turn's
+      words and the context numbers; C = 1.
+    * **Small** (fewer): word unigrams and the context numbers (scaled down to 0.3), C = 0.1. With about
+      a thousand samples the tens of thousands of n-gram columns of the full profile overfit; on
+      AnnoMI's reflection slot (1,299 samples) the full profile is no better than the length rule.
+    """
+    if samples < SMALL_DATA:
+        blocks = [("words", _text_block(_texts, _words(1))), ("context", _context_block(0.3))]
+        c_value = 0.1
+    else:
+        chars = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2, max_features=60_000
+        )
+        blocks = [
+            ("words", _text_block(_texts, _words(2))),
+            ("chars", _text_block(_texts, chars)),
+            ("client", _text_block(_client_texts, _words(1))),
+            ("context", _context_block(1.0)),
+        ]
+        c_value = 1.0
+    model = LogisticRegression(C=c_value, max_iter=3000, class_weight="balanced", random_state=seed)
+    return Pipeline([("features", FeatureUnion(blocks)), ("model", model)])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -269,7 +307,7 @@ def train(
 ) -> TrainedCoder:
     """Fit a coder on ``samples`` with their ``labels``; ``progress(done, total)`` after each step."""
     y = _check(samples, labels)
-    pipeline = _pipeline(seed)
+    pipeline = _pipeline(seed, len(samples))
     total = 2
     if progress is not None:
         progress(0, total)
@@ -291,7 +329,8 @@ def train(
         "label_counts": counts,
         "seed": seed,
         "sklearn": sklearn.__version__,
-        "features": ["words 1-2", "chars 2-5", "client words", *DENSE_FEATURES],
+        "profile": "small" if len(samples) < SMALL_DATA else "full",
+        "features": [name for name, _ in pipeline.named_steps["features"].transformer_list],
     }
     return TrainedCoder(pipeline, labels_order, metadata)
 
