@@ -9,7 +9,7 @@ import pytest
 from annotation.miti import CODE_KEYS
 from inference.machine_coding.llm_coder import InvalidAnswer, build_messages, codebook_text, parse_answer
 
-MITI_DOC = Path(__file__).resolve().parents[2] / "docs" / "miti.md"
+MITI_DOC = Path(__file__).resolve().parents[2] / "docs/miti.md"
 CODES = list(CODE_KEYS)
 
 VALID_ANSWERS = {
@@ -81,7 +81,7 @@ def test_codebook_is_the_coding_sections_of_the_miti_page():
 
 
 def test_codebook_names_missing_sections(tmp_path):
-    page = tmp_path / "miti.md"
+    page = tmp_path / "codebook.txt"
     page.write_text("# MITI\n\n## Units\n\nText.\n", encoding="utf-8")
     with pytest.raises(ValueError, match="The ten behaviour codes, When in doubt"):
         codebook_text(page)
