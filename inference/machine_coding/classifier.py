@@ -8,7 +8,7 @@ features and reports the agreement they reach on AnnoMI.
 Features (each block is a step of one scikit-learn ``FeatureUnion``, so the fitted vocabulary travels
 inside the saved file):
 
-* word 1–2-gram and character 2–5-gram TF-IDF of the utterance; character n-grams inside word
+* word 1–2-gram (one token per CJK character) and character 2–5-gram TF-IDF of the utterance; character n-grams inside word
   boundaries make Chinese work without a tokenizer;
 * word TF-IDF of the client turn the volley answers: what a coder reads before deciding;
 * a few dense, scaled numbers about the volley and the client turn: position in the volley, question
@@ -17,7 +17,8 @@ inside the saved file):
   mirrors it, which the text of the utterance alone cannot show.
 
 Then one multinomial logistic regression with balanced class weights (rare codes are not drowned by
-``NONE`` and ``Q``).
+``NONE`` and ``Q``). Below ``SMALL_DATA`` training samples a smaller profile applies (word unigrams and
+the dense block only, stronger regularisation): see :func:`_pipeline`.
 """
 
 from __future__ import annotations
