@@ -32,7 +32,7 @@ for arg in "$@"; do
   esac
 done
 
-ALL=(import_cpsycound evaluation_math evaluation_scale results_scale generation_overhead save_latency)
+ALL=(import_cpsycound evaluation_math evaluation_scale results_scale generation_overhead save_latency machine_coder)
 if [ ${#selected[@]} -eq 0 ]; then
   selected=("${ALL[@]}")
 fi
@@ -55,6 +55,7 @@ args_for() {
     results_scale) echo "--transcripts 400 --submits 5" ;;
     generation_overhead) echo "--repeat 2 --passes 1 --steps 60" ;;
     save_latency) echo "--seconds 5 --warmup 1 ${db[*]}" ;;
+    machine_coder) echo "--utterances 2000" ;;
   esac
 }
 

@@ -1,8 +1,11 @@
-"""Prompting an LLM to code one volley with the MITI codebook, and reading its answer (stand-in core).
+"""The LLM coder's prompt and the check of its answer. Pure: no Django, no backend.
 
-Pure: no Django. ``build_messages`` gives a chat for one volley (its utterances numbered);
-``parse_answer`` reads one line per utterance, ``<number>: <CODE>[, <CODE>]`` (or a JSON list of code
-lists), and raises :class:`InvalidAnswer` with the reason when the answer cannot be used as a whole.
+A language model codes one volley at a time: it reads the codebook (the MITI sections of
+docs/miti.md), the study's change goal, the turns before the volley and the volley's utterances, and
+answers with a JSON list that holds one list of code keys per utterance, e.g. ``[["Q"], ["SR", "AF"]]``
+or ``[["Q"], []]`` (an empty list: no code). :func:`parse_answer` accepts that list inside a
+```` ```json ```` fence or surrounded by prose — models add both — and refuses anything else with an
+:class:`InvalidAnswer` whose ``reason`` says what was wrong, so the caller can log it, retry, or show it.
 """
 
 from __future__ import annotations
@@ -12,15 +15,33 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+# The sections of docs/miti.md a coder needs to code utterances (definitions, units, defaults); the
+# AnnoMI import, the tally and the summary scores are about counting, not coding.
+CODEBOOK_SECTIONS: tuple[str, ...] = ("Units", "The ten behaviour codes", "When in doubt")
+
+SYSTEM_PROMPT = (
+    "You are an expert coder of motivational interviewing sessions using the MITI 4.2.1 instrument. "
+    "You code only the counselor's utterances; client turns are context. Follow the codebook below "
+    "exactly, including its defaults for hard choices.\n\n{codebook}"
+)
+
+USER_PROMPT = (
+    "The client's change goal: {change_goal}\n\n"
+    "Conversation so far:\n{context}\n\n"
+    "The counselor's volley to code, one utterance per line:\n{volley}\n\n"
+    "Allowed code keys: {codes}.\n"
+    "Answer with a JSON list holding exactly {count} lists, one per utterance in order; each inner list "
+    'holds the code keys of that utterance, or is empty when it gets no code. Example for two utterances: '
+    '[["Q"], ["SR", "AF"]]. Answer with the JSON only.'
+)
+
 
 class InvalidAnswer(ValueError):
+    """The model's answer cannot be used; ``reason`` is one sentence saying why."""
+
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def codebook_text(path: Path) -> str:
-    return path.read_text(encoding="utf-8")
 
 
 def build_messages(
@@ -31,58 +52,80 @@ def build_messages(
     volley: Sequence[str],
     codes: Sequence[str],
 ) -> list[dict[str, str]]:
-    system = (
-        f"{codebook.strip()}\n\nTarget behaviour (change goal): {change_goal}\n"
-        f"Allowed codes: {', '.join(codes)}.\n"
-        "Answer with one line per utterance: '<number>: <CODE>' and nothing else."
+    """System + user chat messages asking for one list of code keys per utterance of ``volley``.
+
+    ``context`` holds the preceding ``(speaker, text)`` turns, oldest first.
+    """
+    if not volley:
+        raise ValueError("a volley to code needs at least one utterance")
+    if not codes:
+        raise ValueError("the model needs at least one code key to choose from")
+    context_text = "\n".join(f"{speaker}: {text}" for speaker, text in context) or "(none: the volley opens the session)"
+    volley_text = "\n".join(f"{number}. {text}" for number, text in enumerate(volley, start=1))
+    user = USER_PROMPT.format(
+        change_goal=change_goal.strip() or "(not stated)",
+        context=context_text,
+        volley=volley_text,
+        codes=", ".join(codes),
+        count=len(volley),
     )
-    lines = [f"{speaker}: {text}" for speaker, text in context]
-    numbered = [f"{i}. {text}" for i, text in enumerate(volley, start=1)]
-    user = "Context:\n" + "\n".join(lines) + "\n\nCounselor utterances to code:\n" + "\n".join(numbered)
-    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return [
+        {"role": "system", "content": SYSTEM_PROMPT.format(codebook=codebook.strip())},
+        {"role": "user", "content": user},
+    ]
 
 
-_LINE = re.compile(r"^\s*(\d+)\s*[:.)]\s*(.+?)\s*$")
+_FENCE = re.compile(r"```(?:json|JSON)?\s*(.*?)```", re.DOTALL)
+
+
+def _json_candidates(text: str) -> list[str]:
+    """The answer itself, then fenced blocks, then the span from the first ``[`` to the last ``]``."""
+    candidates = [text.strip()]
+    candidates += [match.strip() for match in _FENCE.findall(text)]
+    start, end = text.find("["), text.rfind("]")
+    if 0 <= start < end:
+        candidates.append(text[start : end + 1])
+    return candidates
 
 
 def parse_answer(text: str, *, utterances: int, codes: Sequence[str]) -> list[list[str]]:
-    allowed = set(codes)
-    stripped = text.strip()
-    if not stripped:
-        raise InvalidAnswer("empty answer")
-    answer: dict[int, list[str]] = {}
-    if stripped.startswith("["):
+    """The code keys per utterance from the model's answer; InvalidAnswer when it cannot be used."""
+    value: object = None
+    for candidate in _json_candidates(text):
         try:
-            data = json.loads(stripped)
-        except json.JSONDecodeError as error:
-            raise InvalidAnswer(f"not valid JSON: {error}") from None
-        if not isinstance(data, list):
-            raise InvalidAnswer("expected a JSON list")
-        for i, entry in enumerate(data, start=1):
-            entry = [entry] if isinstance(entry, str) else entry
-            if not isinstance(entry, list) or not all(isinstance(c, str) for c in entry):
-                raise InvalidAnswer(f"utterance {i}: expected a code or a list of codes")
-            answer[i] = [c.strip().upper() for c in entry]
+            value = json.loads(candidate)
+        except ValueError:
+            continue
+        break
     else:
-        for line in stripped.splitlines():
-            if not line.strip():
-                continue
-            match = _LINE.match(line)
-            if match is None:
-                raise InvalidAnswer(f"unreadable line: {line.strip()[:80]!r}")
-            number = int(match.group(1))
-            if number in answer:
-                raise InvalidAnswer(f"utterance {number} answered twice")
-            answer[number] = [c.strip().upper() for c in re.split(r"[,\s]+", match.group(2)) if c.strip()]
-    expected = set(range(1, utterances + 1))
-    if set(answer) != expected:
-        missing = sorted(expected - set(answer))
-        extra = sorted(set(answer) - expected)
-        raise InvalidAnswer(f"expected utterances 1–{utterances}; missing {missing}, extra {extra}")
-    for number, entry in answer.items():
-        unknown = [c for c in entry if c not in allowed]
-        if unknown:
-            raise InvalidAnswer(f"utterance {number}: unknown code {unknown[0]!r}")
-        if not entry:
-            raise InvalidAnswer(f"utterance {number}: no code")
-    return [answer[i] for i in range(1, utterances + 1)]
+        raise InvalidAnswer("The answer holds no JSON list (it is not valid JSON).")
+    if not isinstance(value, list) or not all(
+        isinstance(item, list) and all(isinstance(code, str) for code in item) for item in value
+    ):
+        raise InvalidAnswer(
+            'The answer is not a list of lists of code keys (expected e.g. [["Q"], ["SR", "AF"]]).'
+        )
+    if len(value) != utterances:
+        raise InvalidAnswer(f"The answer codes {len(value)} utterances; expected {utterances}.")
+    allowed = set(codes)
+    unknown = sorted({code for item in value for code in item if code not in allowed})
+    if unknown:
+        raise InvalidAnswer(
+            f"The answer uses unknown code keys: {', '.join(unknown)} (allowed: {', '.join(codes)})."
+        )
+    # A key repeated within one utterance says nothing more: keep the first of each, in order.
+    return [list(dict.fromkeys(item)) for item in value]
+
+
+def codebook_text(path: Path) -> str:
+    """The codebook sections (:data:`CODEBOOK_SECTIONS`) of docs/miti.md, headings included."""
+    text = path.read_text(encoding="utf-8")
+    sections: dict[str, str] = {}
+    for block in re.split(r"(?m)^(?=## )", text):
+        if block.startswith("## "):
+            heading = block.splitlines()[0][3:].strip()
+            sections[heading] = block.strip()
+    missing = [name for name in CODEBOOK_SECTIONS if name not in sections]
+    if missing:
+        raise ValueError(f"{path} lacks the codebook section(s): {', '.join(missing)}")
+    return "\n\n".join(sections[name] for name in CODEBOOK_SECTIONS)

@@ -8,6 +8,7 @@ assignment, tallied like a human's; a transcript is submitted only when every vo
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -33,13 +34,14 @@ class ScriptedCoder(FakeOpenAIServer):
         self.asked: dict[str, int] = {}
 
     def answer(self, prompt: str) -> str:
-        utterances = UTTERANCE.findall(prompt.split("Counselor utterances to code:", 1)[1])
+        volley = prompt.split("one utterance per line:", 1)[1].split("Allowed code keys", 1)[0]
+        utterances = UTTERANCE.findall(volley)
         first = "|".join(text for _n, text in utterances)
         n = self.asked[first] = self.asked.get(first, 0) + 1
         if first in self.script:
             answers = self.script[first]
             return answers[min(n, len(answers)) - 1]
-        return "\n".join(f"{i}: SR" for i in range(1, len(utterances) + 1))
+        return json.dumps([["SR"]] * len(utterances))
 
 
 @pytest.fixture
@@ -75,8 +77,9 @@ def test_invalid_answers_become_item_errors_and_valid_ones_codes(coded, coordina
     with ScriptedCoder() as server:
         server.script = {
             _first_text(prose): ["The first is a reflection and the second a question."],
-            _first_text(retried): ["1: SR", "\n".join(f"{i}: Q" for i in range(1, n_retried + 1))],
-            _first_text(unknown): ["\n".join(f"{i}: XYZ" for i in range(1, unknown.utterances.count() + 1))],
+            # Too few utterances first (invalid), then a valid answer.
+            _first_text(retried): ['[["SR"]]', json.dumps([["Q"]] * n_retried)],
+            _first_text(unknown): [json.dumps([["XYZ"]] * unknown.utterances.count())],
         }
         model = inference_actions.register_model(name="mi-coder", backend="openai", base_model="mi-coder",
                                                  server_url=server.url)
@@ -96,7 +99,7 @@ def test_invalid_answers_become_item_errors_and_valid_ones_codes(coded, coordina
         item = items[volley_id]
         assert item.error.startswith("invalid answer (2 tries): ")
         text = _first_text(Volley.objects.get(pk=volley_id))
-        assert ("unreadable line" in item.error) if text == _first_text(prose) else ("unknown code 'XYZ'" in item.error)
+        assert ("not valid JSON" in item.error) if text == _first_text(prose) else ("unknown code keys: XYZ" in item.error)
         # Nothing of a failed volley is stored.
         assert not UtteranceCode.objects.filter(assignment=item.assignment, utterance__volley_id=volley_id).exists()
     # The retried volley is coded from its second answer; every other volley from its valid answer.
