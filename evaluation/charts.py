@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -52,6 +52,18 @@ def font_family() -> tuple[str, ...]:
                 continue
     known = {f.name for f in font_manager.fontManager.ttflist}
     return ("DejaVu Sans", *[f for f in CJK_FAMILIES if f in known][:1])
+def gettext_noop(message: str) -> str:
+    """Mark ``message`` for the catalogue (no Django here); ``draw`` gets the page's ``translate``."""
+    return message
+
+
+Translate = Callable[[str], str]
+
+
+def _same(text: str) -> str:
+    return text
+
+
 FAIR_COLOUR = "#a15c00"
 GOOD_COLOUR = "#17803d"
 BAR_COLOURS = ["#5b6475", "#2855c5", "#7a4fc4", "#0f8b8d", "#c04a7a", "#8a6d1f", "#3f7f3f", "#a33"]
@@ -59,19 +71,22 @@ BAR_COLOURS = ["#5b6475", "#2855c5", "#7a4fc4", "#0f8b8d", "#c04a7a", "#8a6d1f",
 THRESHOLD_CHART_KEYS: tuple[str, ...] = ("technical", "relational", "pct_cr", "r_to_q")
 COUNT_CHART_KEYS: tuple[str, ...] = ("mia", "mina", "gi", "persuade_with")
 CHART_TITLES: dict[str, str] = {
-    "technical": "Technical global",
-    "relational": "Relational global",
-    "pct_cr": "% Complex Reflection",
-    "r_to_q": "Reflection : Question",
-    "mia": "MI-adherent (total)",
-    "mina": "MI non-adherent (total)",
-    "gi": "Giving Information",
-    "persuade_with": "Persuade with Permission",
+    "technical": gettext_noop("Technical global"),
+    "relational": gettext_noop("Relational global"),
+    "pct_cr": gettext_noop("% Complex Reflection"),
+    "r_to_q": gettext_noop("Reflection : Question"),
+    "mia": gettext_noop("MI-adherent (total)"),
+    "mina": gettext_noop("MI non-adherent (total)"),
+    "gi": gettext_noop("Giving Information"),
+    "persuade_with": gettext_noop("Persuade with Permission"),
 }
 CHARTS: dict[str, str] = {
-    "summary": "MITI summary scores per source, with the Fair and Good thresholds",
-    "counts": "MITI behaviour totals per source",
+    "summary": gettext_noop("MITI summary scores per source, with the Fair and Good thresholds"),
+    "counts": gettext_noop("MITI behaviour totals per source"),
 }
+NOT_AVAILABLE = gettext_noop("n/a")
+FAIR = gettext_noop("Fair")
+GOOD = gettext_noop("Good")
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,9 @@ def _scale(key: str) -> float:
     return 100.0 if key == "pct_cr" else 1.0  # %CR is stored as a fraction, shown in percent
 
 
-def _panel(ax, key: str, bars: Sequence[Bar], thresholds: Mapping[str, tuple[float, float]]) -> None:
+def _panel(
+    ax, key: str, bars: Sequence[Bar], thresholds: Mapping[str, tuple[float, float]], translate: Translate = _same
+) -> None:
     scale = _scale(key)
     xs = list(range(len(bars)))
     heights = [(b.mean or 0.0) * scale for b in bars]
@@ -98,7 +115,7 @@ def _panel(ax, key: str, bars: Sequence[Bar], thresholds: Mapping[str, tuple[flo
     top = max([h + e for h, e in zip(heights, errors, strict=True)] + [1.0])
     for x, b in zip(xs, bars, strict=True):
         if b.mean is None:
-            ax.text(x, 0.02 * top, "n/a", ha="center", va="bottom", fontsize=8, color="#5b6475")
+            ax.text(x, 0.02 * top, translate(NOT_AVAILABLE), ha="center", va="bottom", fontsize=8, color="#5b6475")
     if key in thresholds:
         fair, good = (v * scale for v in thresholds[key])
         top = max(top, good * 1.15)
@@ -106,15 +123,15 @@ def _panel(ax, key: str, bars: Sequence[Bar], thresholds: Mapping[str, tuple[flo
         line.set_gid(f"threshold-fair-{key}")
         line = ax.axhline(good, color=GOOD_COLOUR, linestyle="-.", linewidth=1.2)
         line.set_gid(f"threshold-good-{key}")
-        ax.text(1.0, fair, " Fair", transform=ax.get_yaxis_transform(), color=FAIR_COLOUR, fontsize=7,
+        ax.text(1.0, fair, " " + translate(FAIR), transform=ax.get_yaxis_transform(), color=FAIR_COLOUR, fontsize=7,
                 va="center", ha="left", clip_on=False)
-        ax.text(1.0, good, " Good", transform=ax.get_yaxis_transform(), color=GOOD_COLOUR, fontsize=7,
+        ax.text(1.0, good, " " + translate(GOOD), transform=ax.get_yaxis_transform(), color=GOOD_COLOUR, fontsize=7,
                 va="center", ha="left", clip_on=False)
     if key in ("technical", "relational"):
         ax.set_ylim(0, 5.2)
     else:
         ax.set_ylim(0, top * 1.1)
-    ax.set_title(CHART_TITLES.get(key, key) + (" (%)" if key == "pct_cr" else ""), fontsize=10)
+    ax.set_title(translate(CHART_TITLES.get(key, key)) + (" (%)" if key == "pct_cr" else ""), fontsize=10)
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{b.label}\nn={b.n}" for b in bars], fontsize=7)
     ax.tick_params(axis="y", labelsize=8)
@@ -128,11 +145,13 @@ def draw(
     *,
     fmt: str = "svg",
     title: str = "",
+    translate: Translate = _same,
 ) -> bytes:
     """A grid of bar charts, one panel per key in ``keys``; ``series[key]`` holds one bar per source.
 
     ``thresholds`` maps a key to (Fair, Good) in the stored unit (fractions for %CR); those panels
-    get the two dashed lines. ``fmt`` is "svg" or "png" (150 dpi).
+    get the two dashed lines. ``fmt`` is "svg" or "png" (150 dpi). ``translate`` turns the English
+    labels (titles, "Fair", "Good", "n/a") into the page's language (Django's ``gettext``).
     """
     if fmt not in ("svg", "png"):
         raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
@@ -148,7 +167,7 @@ def draw(
         fig = Figure(figsize=(width, 2.9 * rows + (0.4 if title else 0)))
         axes = fig.subplots(rows, cols, squeeze=False)
         for i, key in enumerate(keys):
-            _panel(axes[i // cols][i % cols], key, series.get(key, ()), thresholds)
+            _panel(axes[i // cols][i % cols], key, series.get(key, ()), thresholds, translate)
         for j in range(n, rows * cols):
             axes[j // cols][j % cols].set_visible(False)
         if title:

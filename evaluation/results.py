@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
@@ -37,10 +37,10 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("rouge1", "ROUGE-1"),
     ("rouge2", "ROUGE-2"),
     ("rougeL", "ROUGE-L"),
-    ("length", "Length (chars)"),
+    ("length", gettext_noop("Length (chars)")),
     ("distinct_1", "Distinct-1"),
     ("distinct_2", "Distinct-2"),
-    ("empty_rate", "Empty replies"),
+    ("empty_rate", gettext_noop("Empty replies")),
 )
 
 
@@ -196,7 +196,7 @@ class Results:
         # Drawing takes matplotlib a second or two: the picture is cached with the numbers it shows.
         return results_cache.get_or_compute(
             self.study, self.coding_round, self.fingerprint, self._cache_part(f"chart-{name}-{fmt}-{get_language()}"),
-            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt),
+            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt, translate=gettext),
         )
 
 

@@ -32,12 +32,12 @@ from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_r
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
 
 TABS: tuple[tuple[str, str], ...] = (
-    ("eval-dashboard", "Overview"),
-    ("eval-miti", "MITI results"),
-    ("eval-reliability", "Reliability"),
-    ("eval-metrics", "Automatic metrics"),
+    ("eval-dashboard", gettext_noop("Overview")),
+    ("eval-miti", gettext_noop("MITI results")),
+    ("eval-reliability", gettext_noop("Reliability")),
+    ("eval-metrics", gettext_noop("Automatic metrics")),
     ("eval-tables", gettext_noop("Tables")),
-    ("eval-exports", "Exports"),
+    ("eval-exports", gettext_noop("Exports")),
 )
 
 

@@ -28,13 +28,13 @@ def get(mapping: Any, key: Any) -> Any:
 @register.filter
 def score(value: float | int | None, key: str) -> str:
     """``value|score:key`` — %CR in percent, counts as integers, None as "n/a"."""
-    return fmt_value(key, value)
+    return gettext("n/a") if value is None else fmt_value(key, value)
 
 
 @register.filter
 def num(value: float | None, digits: int = 3) -> str:
     """A plain number with ``digits`` decimals, None as "n/a"."""
-    return "n/a" if value is None else f"{value:.{int(digits)}f}"
+    return gettext("n/a") if value is None else f"{value:.{int(digits)}f}"
 
 
 @register.filter
@@ -44,7 +44,25 @@ def percent(value: float | None) -> str:
 
 @register.filter
 def label(key: str) -> str:
-    return LABELS.get(key, key)
+    """A score, global or code by its name in the page's language (codes keep their abbreviation)."""
+    code = miti.CODE_BY_KEY.get(key)
+    if code is not None:
+        return f"{gettext(code.name)} ({key})"
+    return gettext(LABELS[key]) if key in LABELS else key
+
+
+@register.filter
+def export_kind(kind: str) -> str:
+    """An export job's kind as the exports page lists it, in the page's language."""
+    from ..exports import EXPORT_KINDS
+
+    return gettext(EXPORT_KINDS[kind]) if kind in EXPORT_KINDS else kind
+
+
+@register.filter
+def tr(text: object) -> str:
+    """Translate a string the pure modules marked with ``gettext_noop`` (notes, bands, kinds, statuses)."""
+    return gettext(str(text)) if text else ""
 
 
 @register.filter
