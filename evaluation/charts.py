@@ -182,3 +182,122 @@ def draw(
         text = data.decode("utf-8")
         data = text[text.index("<svg"):].encode("utf-8")
     return data
+
+
+# --------------------------------------------------------------------------------------------------
+# Reliability: ICC with its 95 % CI per summary score, and per-code kappa, against Cicchetti's bands.
+# Every mark carries an SVG id (``icc-<key>``, ``ci-<key>``, ``kappa-<code>``; ``not-estimable-…`` for
+# a statistic that is not estimable, which gets a label and never a mark) so tests and readers find them.
+# --------------------------------------------------------------------------------------------------
+
+# Cicchetti (1994): poor < .40, fair .40–.59, good .60–.74, excellent >= .75.
+CICCHETTI_BANDS: tuple[tuple[str, str, float, float, str], ...] = (
+    ("poor", gettext_noop("poor"), -1.0, 0.40, "#fbdcd8"),
+    ("fair", gettext_noop("fair"), 0.40, 0.60, "#fff1c7"),
+    ("good", gettext_noop("good"), 0.60, 0.75, "#e6f5d0"),
+    ("excellent", gettext_noop("excellent"), 0.75, 1.0, "#d3f2dc"),
+)
+NOT_ESTIMABLE = gettext_noop("not estimable")
+ICC_AXIS = gettext_noop("ICC(2,1) with its 95 percent CI")
+KAPPA_AXIS = gettext_noop("Fleiss' κ (this code vs any other)")
+MARK_COLOUR = "#2855c5"
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One statistic to plot: ``value`` None when not estimable; ``low``/``high`` its CI (or None)."""
+
+    key: str
+    label: str
+    value: float | None
+    low: float | None = None
+    high: float | None = None
+
+
+def _bands(ax, *, vertical: bool, low: float, translate: Translate) -> None:
+    for name, text, start, end, colour in CICCHETTI_BANDS:
+        start = max(start, low)
+        if end <= start:
+            continue
+        span = (ax.axvspan if vertical else ax.axhspan)(start, end, color=colour, zorder=0, linewidth=0)
+        span.set_gid(f"band-{name}")
+        middle = (start + end) / 2
+        if vertical:
+            ax.text(middle, 1.0, translate(text), transform=ax.get_xaxis_transform(), ha="center", va="bottom",
+                    fontsize=7, color="#5b6475")
+        else:
+            ax.text(1.0, middle, " " + translate(text), transform=ax.get_yaxis_transform(), ha="left",
+                    va="center", fontsize=7, color="#5b6475", clip_on=False)
+
+
+def _finish(fig: Figure, fmt: str) -> bytes:
+    fig.tight_layout()
+    out = io.BytesIO()
+    fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
+    data = out.getvalue()
+    if fmt == "svg":
+        text = data.decode("utf-8")
+        data = text[text.index("<svg"):].encode("utf-8")
+    return data
+
+
+def _style() -> dict[str, object]:
+    return {"font.family": list(font_family()), "svg.fonttype": "none", "svg.hashsalt": "mi-platform",
+            "axes.unicode_minus": False}
+
+
+def draw_icc(items: Sequence[Agreement], *, fmt: str = "svg", translate: Translate = _same) -> bytes:
+    """ICC per score as a dot with its 95 % CI as a line, over the Cicchetti bands (one row per score)."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
+    values = [v for i in items for v in (i.value, i.low) if v is not None]
+    low = min([0.0, *values])
+    with _LOCK, plt.rc_context(_style()):
+        fig = Figure(figsize=(7.0, 0.9 + 0.38 * max(len(items), 1)))
+        ax = fig.subplots()
+        _bands(ax, vertical=True, low=low, translate=translate)
+        ys = list(range(len(items)))[::-1]
+        for y, item in zip(ys, items, strict=True):
+            if item.value is None:
+                ax.text(low + 0.02 * (1 - low), y, translate(NOT_ESTIMABLE), va="center", ha="left", fontsize=8,
+                        color="#5b6475", style="italic").set_gid(f"not-estimable-{item.key}")
+                continue
+            if item.low is not None and item.high is not None:
+                ax.hlines(y, item.low, item.high, color=MARK_COLOUR, linewidth=1.5).set_gid(f"ci-{item.key}")
+            ax.plot([item.value], [y], "o", color=MARK_COLOUR, markersize=5, gid=f"icc-{item.key}")
+        ax.set_yticks(ys)
+        ax.set_yticklabels([item.label for item in items], fontsize=8)
+        ax.set_ylim(-0.7, len(items) - 0.3)
+        ax.set_xlim(low, 1.0)
+        ax.set_xlabel(translate(ICC_AXIS), fontsize=8)
+        ax.tick_params(axis="x", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        return _finish(fig, fmt)
+
+
+def draw_kappa(items: Sequence[Agreement], *, fmt: str = "svg", translate: Translate = _same) -> bytes:
+    """Per-code κ as bars over the Cicchetti bands; a code whose κ is not estimable gets a label, no bar."""
+    if fmt not in ("svg", "png"):
+        raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
+    values = [i.value for i in items if i.value is not None]
+    low = min([0.0, *values])
+    with _LOCK, plt.rc_context(_style()):
+        fig = Figure(figsize=(max(7.0, 0.55 * len(items) + 1.5), 3.2))
+        ax = fig.subplots()
+        _bands(ax, vertical=False, low=low, translate=translate)
+        xs = list(range(len(items)))
+        for x, item in zip(xs, items, strict=True):
+            if item.value is None:
+                ax.text(x, low + 0.02 * (1 - low), translate(NOT_ESTIMABLE), rotation=90, ha="center", va="bottom",
+                        fontsize=7, color="#5b6475", style="italic").set_gid(f"not-estimable-{item.key}")
+                continue
+            (bar,) = ax.bar([x], [item.value], color=MARK_COLOUR, width=0.6, zorder=2)
+            bar.set_gid(f"kappa-{item.key}")
+        ax.set_xticks(xs)
+        ax.set_xticklabels([item.label for item in items], fontsize=7, rotation=45, ha="right")
+        ax.set_xlim(-0.6, len(items) - 0.4)
+        ax.set_ylim(low, 1.0)
+        ax.set_ylabel(translate(KAPPA_AXIS), fontsize=8)
+        ax.tick_params(axis="y", labelsize=8)
+        ax.spines[["top", "right"]].set_visible(False)
+        return _finish(fig, fmt)

@@ -200,6 +200,32 @@ class Results:
         )
 
 
+    def reliability_chart(self, name: str, fmt: str = "svg") -> bytes:
+        """``icc``: ICC(2,1) and its 95 % CI per summary score; ``kappa``: Fleiss' κ per code (needs
+        ``per_code``). Both over the Cicchetti bands; a statistic that is not estimable is labelled so."""
+        rel = self.reliability
+        if name == "icc":
+            scores = [s for s in rel.scores if s.group == "summary"]
+            items = [
+                charts.Agreement(
+                    s.key, gettext(LABELS.get(s.key, s.key)), s.icc.single.value,
+                    *(s.icc.single.ci95 or (None, None)),
+                )
+                for s in scores
+            ]
+            draw = charts.draw_icc
+        elif name == "kappa":
+            items = [charts.Agreement(c.code, c.code, c.fleiss.kappa) for c in rel.utterances.per_code]
+            draw = charts.draw_kappa
+        else:
+            raise ValueError(f"unknown reliability chart {name!r}; expected 'icc' or 'kappa'")
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint,
+            self._cache_part(f"chart-reliability-{name}-{int(self.per_code)}-{fmt}-{get_language()}"),
+            lambda: draw(items, fmt=fmt, translate=gettext),
+        )
+
+
 def metric_rows(study: Study) -> list[MetricRow]:
     rows: list[MetricRow] = []
     for run in queries.runs_of(study):

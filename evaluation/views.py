@@ -135,6 +135,10 @@ def _reliability_context(request: HttpRequest, slug: str, *, per_code: bool) -> 
         "reference_bands": REFERENCE_BANDS,
         "per_code": per_code,
     }
+    if results.reliability.n_transcripts:
+        context["icc_chart"] = results.reliability_chart("icc").decode("utf-8")
+        if per_code:
+            context["kappa_chart"] = results.reliability_chart("kappa").decode("utf-8")
     return "evaluation/reliability.html", context
 
 
