@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Value
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
 from annotation import miti, tally
 from annotation.models import (
@@ -51,6 +51,14 @@ VALUE_LABELS: dict[str, str] = {
     **{scale.key: scale.name for scale in miti.GLOBAL_SCALES},
     **{code.key: f"{code.name} ({code.key})" for code in miti.BEHAVIOUR_CODES},
 }
+
+def display_label(key: str) -> str:
+    """A score, global or code by its name in the active language (codes keep their abbreviation)."""
+    code = miti.CODE_BY_KEY.get(key)
+    if code is not None:
+        return f"{gettext(code.name)} ({key})"
+    return gettext(VALUE_LABELS[key]) if key in VALUE_LABELS else key
+
 
 FINAL_VALUE_NOTE = gettext_noop(
     "Per source, a transcript coded by several coders contributes the mean of its coders' values; "

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import miti
 from ..errors import ActionError
@@ -41,7 +42,7 @@ class StaleVersion(ActionError):
         self.current_version = current_version
         super().__init__(
             message
-            or "This assignment was changed in another tab or device — reload to see the latest version."
+            or gettext("This assignment was changed in another tab or device — reload to see the latest version.")
         )
 
 

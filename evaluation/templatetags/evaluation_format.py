@@ -11,7 +11,8 @@ from annotation import miti
 
 from .. import reliability as irr
 from ..reliability_data import STATUS_TEXT
-from ..results import LABELS, fmt_value, threshold_text
+from ..results import fmt_value, threshold_text
+from ..summaries import display_label
 
 register = template.Library()
 
@@ -45,10 +46,7 @@ def percent(value: float | None) -> str:
 @register.filter
 def label(key: str) -> str:
     """A score, global or code by its name in the page's language (codes keep their abbreviation)."""
-    code = miti.CODE_BY_KEY.get(key)
-    if code is not None:
-        return f"{gettext(code.name)} ({key})"
-    return gettext(LABELS[key]) if key in LABELS else key
+    return display_label(key)
 
 
 @register.filter
