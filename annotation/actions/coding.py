@@ -205,8 +205,8 @@ def save_code(
     """
     try:
         code = miti.validate_code(code)
-    except ValueError as exc:
-        raise ActionError(str(exc)) from None
+    except ValueError:
+        raise ActionError(miti.unknown_code_message(code, gettext)) from None
     utterance = _utterance_of(assignment, utterance_id)
     _claim(assignment, version)
     old = _write_code(assignment, utterance, code)
