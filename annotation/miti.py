@@ -13,7 +13,7 @@ Simplified Chinese lives) and the pages translate them when they render them.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -108,15 +108,23 @@ MIA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == 
 MINA_CODES: tuple[str, ...] = tuple(c.key for c in BEHAVIOUR_CODES if c.group == "mina")
 
 
+UNKNOWN_CODE = gettext_noop("unknown MITI behaviour code {code}{hint}; expected one of: {allowed}")
+DID_YOU_MEAN = gettext_noop(" (did you mean {suggestion}?)")
+
+
+def unknown_code_message(key: object, translate: Callable[[str], str] = lambda text: text) -> str:
+    """Why ``key`` is refused, in the language ``translate`` (Django's ``gettext``) gives."""
+    hint = ""
+    if isinstance(key, str) and key.strip().upper() in (*CODE_KEYS, NO_CODE):
+        hint = translate(DID_YOU_MEAN).format(suggestion=repr(key.strip().upper()))
+    return translate(UNKNOWN_CODE).format(code=repr(key), hint=hint, allowed=", ".join((*CODE_KEYS, NO_CODE)))
+
+
 def validate_code(key: object) -> str:
     """Return ``key`` if it is a behaviour code key or ``NO_CODE``; raise ValueError otherwise."""
     if isinstance(key, str) and (key in CODE_BY_KEY or key == NO_CODE):
         return key
-    allowed = ", ".join((*CODE_KEYS, NO_CODE))
-    hint = ""
-    if isinstance(key, str) and key.strip().upper() in (*CODE_KEYS, NO_CODE):
-        hint = f" (did you mean {key.strip().upper()!r}?)"
-    raise ValueError(f"unknown MITI behaviour code {key!r}{hint}; expected one of: {allowed}")
+    raise ValueError(unknown_code_message(key))
 
 
 # --------------------------------------------------------------------------------------------------

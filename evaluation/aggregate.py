@@ -32,7 +32,13 @@ Thresholds = Mapping[str, Any]
 # "exactly" at a cut-off (0.4 after float arithmetic) must meet it.
 _THRESHOLD_TOLERANCE = 1e-9
 
-AGGREGATION_NOTE = (
+def gettext_noop(message: str) -> str:
+    """Mark ``message`` for the catalogue (this module imports no Django); pages translate it when they
+    render it (see annotation/miti.py)."""
+    return message
+
+
+AGGREGATION_NOTE = gettext_noop(
     "Per source, a transcript coded by several coders contributes the mean of its coders' values; "
     "codings where a score is undefined (n/a) are left out of that score. SD is the sample SD (n - 1). "
     "Meets Fair/Good: value >= the MITI 4.2.1 cut-off."

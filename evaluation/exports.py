@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from django.db import connection
+from django.utils.translation import gettext, gettext_noop
 
 from annotation import miti
 from annotation.errors import ActionError
@@ -39,13 +40,13 @@ from .xlsx import XlsxWriter
 Progress = Callable[[float], None]
 
 EXPORT_KINDS: dict[str, str] = {
-    "codes": "Every code, long format (one row per utterance per coder)",
-    "summaries": "MITI summary per submitted coding",
-    "aggregates": "Per-source and per-coder aggregates",
-    "reliability": "Reliability tables (ICC, alpha, kappa, drift)",
-    "metrics": "Automatic metrics per run (BLEU-4, ROUGE)",
-    "all": "All tables (one workbook / a zip of CSV files)",
-    "report": "Printable MITI report",
+    "codes": gettext_noop("Every code, long format (one row per utterance per coder)"),
+    "summaries": gettext_noop("MITI summary per submitted coding"),
+    "aggregates": gettext_noop("Per-source and per-coder aggregates"),
+    "reliability": gettext_noop("Reliability tables (ICC, alpha, kappa, drift)"),
+    "metrics": gettext_noop("Automatic metrics per run (BLEU-4, ROUGE)"),
+    "all": gettext_noop("All tables (one workbook / a zip of CSV files)"),
+    "report": gettext_noop("Printable MITI report"),
 }
 # Which formats each kind can be written in.
 EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -62,11 +63,13 @@ EXPORT_FORMATS: dict[str, tuple[str, ...]] = {
 def check_export(kind: str, fmt: str) -> None:
     """Raise ActionError unless ``kind`` can be exported as ``fmt``."""
     if kind not in EXPORT_FORMATS:
-        raise ActionError(f"Unknown export kind '{kind}'; use one of: {', '.join(EXPORT_FORMATS)}.")
+        raise ActionError(gettext("Unknown export kind '%(kind)s'; use one of: %(kinds)s.") % {
+            "kind": kind, "kinds": ", ".join(EXPORT_FORMATS)})
     if fmt not in EXPORT_FORMATS[kind]:
         *first, last = EXPORT_FORMATS[kind]
-        allowed = f"{', '.join(first)} or {last}" if first else last
-        raise ActionError(f"'{kind}' can be exported as {allowed}, not '{fmt}'.")
+        allowed = gettext("%(first)s or %(last)s") % {"first": ", ".join(first), "last": last} if first else last
+        raise ActionError(gettext("'%(kind)s' can be exported as %(allowed)s, not '%(fmt)s'.") % {
+            "kind": kind, "allowed": allowed, "fmt": fmt})
 
 
 @dataclass

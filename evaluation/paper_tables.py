@@ -33,7 +33,7 @@ from annotation.models import Transcript, TranscriptSource
 from . import paired, results_cache
 from .exports import Table
 from .results import METRIC_COLUMNS, Results, fmt_value
-from .summaries import CONSENSUS, VALUE_LABELS
+from .summaries import CONSENSUS, display_label
 from .table_formats import DisplayTable, to_latex, to_markdown
 from .xlsx import XlsxWriter
 
@@ -125,7 +125,7 @@ def metrics_table(results: Results) -> PaperTable:
 def miti_table(results: Results) -> PaperTable:
     header = [_("Source"), _("Transcripts")]
     for key in SCORE_KEYS:
-        header.append(VALUE_LABELS[key])
+        header.append(display_label(key))
     display_rows: list[list[str]] = []
     raw_rows: list[list[Any]] = []
     for row in results.sources:
@@ -146,7 +146,7 @@ def miti_table(results: Results) -> PaperTable:
                              st.share_fair, st.share_good])
         display_rows.append(cells)
     thresholds = "; ".join(
-        f"{VALUE_LABELS[k]} {t.fair:g}/{t.good:g}" for k, t in miti.THRESHOLDS.items() if k in SCORE_KEYS
+        f"{display_label(k)} {t.fair:g}/{t.good:g}" for k, t in miti.THRESHOLDS.items() if k in SCORE_KEYS
     )
     display = DisplayTable(
         "miti_by_source", _("MITI 4.2.1 summary scores per source: mean ± SD (n), share meeting Fair / Good"),
@@ -169,12 +169,12 @@ def reliability_table(results: Results) -> PaperTable:
     for s in rel.scores:
         i, a = s.icc, s.alpha
         if i.status == "ok":
-            icc1, icck, band = f"{_num(i.icc2_1)}{_ci(i.ci95_2_1)}", f"{_num(i.icc2_k)}{_ci(i.ci95_2_k)}", i.band or ""
+            icc1, icck, band = f"{_num(i.icc2_1)}{_ci(i.ci95_2_1)}", f"{_num(i.icc2_k)}{_ci(i.ci95_2_k)}", _(i.band) if i.band else ""
         else:
             reason = i.reason or i.status
             icc1, icck, band = _("not estimable (%(reason)s)") % {"reason": reason}, "—", ""
         alpha = _num(a.alpha, 3) if a.status == "ok" else "—"
-        display_rows.append([s.label, str(i.n), icc1, icck, band, alpha])
+        display_rows.append([display_label(s.key), str(i.n), icc1, icck, band, alpha])
         raw_rows.append([s.key, s.label, i.n, i.k, i.icc2_1, *(i.ci95_2_1 or (None, None)), i.icc2_k,
                          *(i.ci95_2_k or (None, None)), i.band, i.status, i.reason, a.alpha, a.n_units, a.status,
                          a.reason])
@@ -245,7 +245,7 @@ def paired_table(results: Results) -> PaperTable:
                 digits = 3 if r.key == "pct_cr" else 2
                 diff = "—" if r.mean_difference is None else f"{r.mean_difference:+.{digits}f}{_ci(r.ci95, digits)}"
                 display_rows.append([
-                    name, VALUE_LABELS[r.key], str(r.n), diff,
+                    name, display_label(r.key), str(r.n), diff,
                     f"{_p(r.wilcoxon_p)} ({_p(r.wilcoxon_p_holm)})", _num(r.rank_biserial),
                     f"{_p(r.t_p)} ({_p(r.t_p_holm)})", _num(r.cohens_dz),
                 ])

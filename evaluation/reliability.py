@@ -119,6 +119,15 @@ def estimate(value: float, ci: tuple[float, float] | None = None, ci_reason: str
 CICCHETTI_BANDS = "Cicchetti (1994): < .40 poor, .40-.59 fair, .60-.74 good, >= .75 excellent"
 
 
+# The band names as pages show them (translated at render time).
+BAND_LABELS: dict[str, str] = {
+    "poor": gettext_noop("poor"),
+    "fair": gettext_noop("fair"),
+    "good": gettext_noop("good"),
+    "excellent": gettext_noop("excellent"),
+}
+
+
 def cicchetti_band(value: float | None) -> str | None:
     """Cicchetti (1994) band for an ICC or kappa: "poor", "fair", "good", "excellent"; None for None/NaN."""
     if value is None or not math.isfinite(value):

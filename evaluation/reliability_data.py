@@ -44,10 +44,18 @@ DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
 
 # Published reference bands shown beside the table (docs/metrics.md, "Published reference bands").
 REFERENCE_BANDS: tuple[tuple[str, str, str], ...] = (
-    ("Session-level ICC", "0.75–1.00", "Pérez-Rosas et al. 2016, 277 sessions"),
-    ("Utterance-level kappa", "0.31–0.64", "Pérez-Rosas et al. 2016, 277 sessions"),
-    ("MITI 4 globals and counts", "good to excellent except Emphasize and %CR", "Moyers et al. 2016"),
+    (irr.gettext_noop("Session-level ICC"), "0.75–1.00", irr.gettext_noop("Pérez-Rosas et al. 2016, 277 sessions")),
+    (irr.gettext_noop("Utterance-level kappa"), "0.31–0.64", irr.gettext_noop("Pérez-Rosas et al. 2016, 277 sessions")),
+    (irr.gettext_noop("MITI 4 globals and counts"), irr.gettext_noop("good to excellent except Emphasize and %CR"),
+     irr.gettext_noop("Moyers et al. 2016")),
 )
+# Source kinds and coding kinds as the pages show them (translated at render time).
+KIND_LABELS: dict[str, str] = {
+    "reference": irr.gettext_noop("reference"),
+    "generated": irr.gettext_noop("generated"),
+    "coding": irr.gettext_noop("coding"),
+    "consensus": irr.gettext_noop("consensus"),
+}
 # As a cell shows a status (English; the pages translate them).
 STATUS_TEXT: dict[str, str] = {
     "ok": "",
@@ -261,8 +269,8 @@ def study_reliability(
             f"coder of each transcript, k = {k}), not named coders."
         )
     if any(not r.globals_rated for rows in groups.values() for r in rows):
-        notes.append("Globals were not rated in (some of) these codings: global and Technical/Relational "
-                     "scores are 'not rated' there.")
+        notes.append(irr.gettext_noop("Globals were not rated in (some of) these codings: global and Technical/Relational "
+                     "scores are 'not rated' there."))
 
     scores: list[ScoreReliability] = []
     for group, keys in SCORE_GROUPS:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext, gettext_noop
 
 from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
@@ -37,10 +37,10 @@ METRIC_COLUMNS: tuple[tuple[str, str], ...] = (
     ("rouge1", "ROUGE-1"),
     ("rouge2", "ROUGE-2"),
     ("rougeL", "ROUGE-L"),
-    ("length", "Length (chars)"),
+    ("length", gettext_noop("Length (chars)")),
     ("distinct_1", "Distinct-1"),
     ("distinct_2", "Distinct-2"),
-    ("empty_rate", "Empty replies"),
+    ("empty_rate", gettext_noop("Empty replies")),
 )
 
 
@@ -196,7 +196,33 @@ class Results:
         # Drawing takes matplotlib a second or two: the picture is cached with the numbers it shows.
         return results_cache.get_or_compute(
             self.study, self.coding_round, self.fingerprint, self._cache_part(f"chart-{name}-{fmt}-{get_language()}"),
-            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt),
+            lambda: charts.draw(keys, self.chart_series(keys), thresholds, fmt=fmt, translate=gettext),
+        )
+
+
+    def reliability_chart(self, name: str, fmt: str = "svg") -> bytes:
+        """``icc``: ICC(2,1) and its 95 % CI per summary score; ``kappa``: Fleiss' κ per code (needs
+        ``per_code``). Both over the Cicchetti bands; a statistic that is not estimable is labelled so."""
+        rel = self.reliability
+        if name == "icc":
+            scores = [s for s in rel.scores if s.group == "summary"]
+            items = [
+                charts.Agreement(
+                    s.key, gettext(LABELS.get(s.key, s.key)), s.icc.single.value,
+                    *(s.icc.single.ci95 or (None, None)),
+                )
+                for s in scores
+            ]
+            draw = charts.draw_icc
+        elif name == "kappa":
+            items = [charts.Agreement(c.code, c.code, c.fleiss.kappa) for c in rel.utterances.per_code]
+            draw = charts.draw_kappa
+        else:
+            raise ValueError(f"unknown reliability chart {name!r}; expected 'icc' or 'kappa'")
+        return results_cache.get_or_compute(
+            self.study, self.coding_round, self.fingerprint,
+            self._cache_part(f"chart-reliability-{name}-{int(self.per_code)}-{fmt}-{get_language()}"),
+            lambda: draw(items, fmt=fmt, translate=gettext),
         )
 
 

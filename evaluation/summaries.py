@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db.models import Value
+from django.utils.translation import gettext, gettext_noop
 
 from annotation import miti, tally
 from annotation.models import (
@@ -33,7 +34,7 @@ from annotation.models import (
     UtteranceCode,
 )
 
-from .aggregate import AGGREGATION_NOTE, AggregateReport, SummaryRow, aggregate
+from .aggregate import AggregateReport, SummaryRow, aggregate
 
 CODING = Assignment.Kind.CODING
 CONSENSUS = Assignment.Kind.CONSENSUS
@@ -52,9 +53,19 @@ VALUE_LABELS: dict[str, str] = {
     **{code.key: f"{code.name} ({code.key})" for code in miti.BEHAVIOUR_CODES},
 }
 
-FINAL_VALUE_NOTE = (
-    AGGREGATION_NOTE
-    + " Where an adjudicated consensus coding was submitted, the consensus is the transcript's value"
+def display_label(key: str) -> str:
+    """A score, global or code by its name in the active language (codes keep their abbreviation)."""
+    code = miti.CODE_BY_KEY.get(key)
+    if code is not None:
+        return f"{gettext(code.name)} ({key})"
+    return gettext(VALUE_LABELS[key]) if key in VALUE_LABELS else key
+
+
+FINAL_VALUE_NOTE = gettext_noop(
+    "Per source, a transcript coded by several coders contributes the mean of its coders' values; "
+    "codings where a score is undefined (n/a) are left out of that score. SD is the sample SD (n - 1). "
+    "Meets Fair/Good: value >= the MITI 4.2.1 cut-off."
+    " Where an adjudicated consensus coding was submitted, the consensus is the transcript's value"
     " instead of the mean of its coders. Per-coder statistics use each coder's own codings."
 )
 

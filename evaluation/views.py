@@ -32,13 +32,13 @@ from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, build_results, metric_r
 from .summaries import GLOBAL_KEYS, SCORE_KEYS, TALLY_KEYS
 
 TABS: tuple[tuple[str, str], ...] = (
-    ("eval-dashboard", "Overview"),
-    ("eval-miti", "MITI results"),
-    ("eval-reliability", "Reliability"),
-    ("eval-metrics", "Automatic metrics"),
+    ("eval-dashboard", gettext_noop("Overview")),
+    ("eval-miti", gettext_noop("MITI results")),
+    ("eval-reliability", gettext_noop("Reliability")),
+    ("eval-metrics", gettext_noop("Automatic metrics")),
     ("eval-tables", gettext_noop("Tables")),
     ("eval-machine", gettext_noop("Machine vs human")),
-    ("eval-exports", "Exports"),
+    ("eval-exports", gettext_noop("Exports")),
 )
 
 
@@ -136,6 +136,10 @@ def _reliability_context(request: HttpRequest, slug: str, *, per_code: bool) -> 
         "reference_bands": REFERENCE_BANDS,
         "per_code": per_code,
     }
+    if results.reliability.n_transcripts:
+        context["icc_chart"] = results.reliability_chart("icc").decode("utf-8")
+        if per_code:
+            context["kappa_chart"] = results.reliability_chart("kappa").decode("utf-8")
     return "evaluation/reliability.html", context
 
 

@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from annotation import bulk
 from annotation.actions import create_generated_source, dialogue_rounds
@@ -284,7 +285,9 @@ def retry_item(item: Item) -> None:
             status=Item.Status.PENDING, error="", claim_token=""
         )
         if not changed:
-            raise ActionError(f"Item {item.pk} is not failed; only failed items can be retried.")
+            raise ActionError(
+                gettext("Item %(item)s is not failed; only failed items can be retried.") % {"item": item.pk}
+            )
         run = Run.objects.select_for_update().get(pk=item.run_id)
         if run.status in FINISHED:
             run.status, run.finished_at, run.error, run.started_at = Run.Status.QUEUED, None, "", None

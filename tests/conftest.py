@@ -55,6 +55,16 @@ def _fresh_cache(_local_memory_cache):
 
 
 @pytest.fixture(autouse=True)
+def _no_language_left_active():
+    # A request in Chinese leaves zh-hans active in the test thread (LocaleMiddleware activates, nothing
+    # deactivates): the next test's actions would answer in Chinese.
+    yield
+    from django.utils import translation
+
+    translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
 def _import_dir(settings, tmp_path, monkeypatch):
     """Stored uploads of background imports go to the test's own folder — for a worker started by the test too."""
     folder = tmp_path / "imports"

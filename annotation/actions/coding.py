@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import miti
 from ..errors import ActionError
@@ -40,7 +41,7 @@ class StaleVersion(ActionError):
         self.current_version = current_version
         super().__init__(
             message
-            or "This assignment was changed in another tab or device — reload to see the latest version."
+            or gettext("This assignment was changed in another tab or device — reload to see the latest version.")
         )
 
 
@@ -235,8 +236,8 @@ def save_code(
     """
     try:
         code = miti.validate_code(code)
-    except ValueError as exc:
-        raise ActionError(str(exc)) from None
+    except ValueError:
+        raise ActionError(miti.unknown_code_message(code, gettext)) from None
     utterance = _utterance_of(assignment, utterance_id)
     accepted = accept_suggestion and suggestion_for(assignment, utterance.pk) == code
     _claim(assignment, version)

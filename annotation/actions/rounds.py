@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import proficiency
 from ..errors import ActionError
@@ -171,7 +172,7 @@ def reopen_assignment(assignment: Assignment, *, actor) -> Assignment:
     """Make submitted work editable again (coordinators); bumps the version so open tabs get a 409."""
     locked = Assignment.objects.select_for_update().get(pk=assignment.pk)
     if locked.status != Assignment.Status.SUBMITTED:
-        raise ActionError("Only submitted work can be reopened.")
+        raise ActionError(gettext("Only submitted work can be reopened."))
     Assignment.objects.filter(pk=locked.pk).update(
         status=Assignment.Status.IN_PROGRESS, submitted_at=None, version=F("version") + 1, updated_at=timezone.now()
     )
@@ -193,7 +194,7 @@ def reassign_coder(coding_round: CodingRound, *, from_user_id: int, to_username:
     round are skipped (one coding per coder and transcript).
     """
     if from_user_id not in removed_coder_ids(coding_round):
-        raise ActionError("Only the work of a coder removed from the study can be reassigned.")
+        raise ActionError(gettext("Only the work of a coder removed from the study can be reassigned."))
     target = (
         Membership.objects.select_related("user")
         .filter(study_id=coding_round.study_id, user__username=to_username, role=Membership.Role.CODER,

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from django.db import transaction
 from django.db.models import Q
+from django.utils.translation import gettext
 
 from .. import bulk, segmentation
 from ..errors import ActionError
@@ -186,7 +187,7 @@ def create_generated_source(
 
 def _locked_volley(volley: Volley) -> None:
     if volley.transcript.segmentation_locked:
-        raise ActionError("Segmentation is fixed once a coding round with this transcript is open.")
+        raise ActionError(gettext("Segmentation is fixed once a coding round with this transcript is open."))
 
 
 @transaction.atomic

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, F, Func, OuterRef, Subquery
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from .. import miti
 from ..errors import ActionError
@@ -334,17 +336,24 @@ class Missing:
             by_volley: dict[int, list[str]] = {}
             for volley_no, utt_no in self.uncoded:
                 by_volley.setdefault(volley_no, []).append(str(utt_no))
-            where = "; ".join(f"volley {v}: utterance {', '.join(u)}" for v, u in list(by_volley.items())[:8])
+            where = "; ".join(
+                _("volley %(volley)s: utterance %(utterances)s") % {"volley": v, "utterances": ", ".join(u)}
+                for v, u in list(by_volley.items())[:8]
+            )
             if len(by_volley) > 8:
-                where += f"; and {len(by_volley) - 8} more volleys"
+                where += _("; and %(n)s more volleys") % {"n": len(by_volley) - 8}
             parts.append(
-                f"{len(self.uncoded)} of {self.total_utterances} utterances have no code yet ({where}) — "
-                "give each a code or \"No code\""
+                ngettext(
+                    "%(n)s of %(total)s utterance has no code yet (%(where)s) — give each a code or \"No code\"",
+                    "%(n)s of %(total)s utterances have no code yet (%(where)s) — give each a code or \"No code\"",
+                    self.total_utterances,
+                ) % {"n": len(self.uncoded), "total": self.total_utterances, "where": where}
             )
         if self.globals_missing:
-            names = ", ".join(miti.GLOBAL_BY_KEY[key].name for key in self.globals_missing)
-            parts.append(f"{len(self.globals_missing)} global ratings are missing ({names})")
-        return "Cannot submit yet: " + "; ".join(parts) + "."
+            names = ", ".join(_(miti.GLOBAL_BY_KEY[key].name) for key in self.globals_missing)
+            parts.append(_("%(n)s global ratings are missing (%(names)s)") % {
+                "n": len(self.globals_missing), "names": names})
+        return _("Cannot submit yet: %(what)s.") % {"what": "; ".join(parts)}
 
 
 def missing_for_submit(assignment: Assignment) -> Missing:

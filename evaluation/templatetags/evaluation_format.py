@@ -11,7 +11,8 @@ from annotation import miti
 
 from .. import reliability as irr
 from ..reliability_data import STATUS_TEXT
-from ..results import LABELS, fmt_value, threshold_text
+from ..results import fmt_value, threshold_text
+from ..summaries import display_label
 
 register = template.Library()
 
@@ -28,13 +29,13 @@ def get(mapping: Any, key: Any) -> Any:
 @register.filter
 def score(value: float | int | None, key: str) -> str:
     """``value|score:key`` — %CR in percent, counts as integers, None as "n/a"."""
-    return fmt_value(key, value)
+    return gettext("n/a") if value is None else fmt_value(key, value)
 
 
 @register.filter
 def num(value: float | None, digits: int = 3) -> str:
     """A plain number with ``digits`` decimals, None as "n/a"."""
-    return "n/a" if value is None else f"{value:.{int(digits)}f}"
+    return gettext("n/a") if value is None else f"{value:.{int(digits)}f}"
 
 
 @register.filter
@@ -44,7 +45,22 @@ def percent(value: float | None) -> str:
 
 @register.filter
 def label(key: str) -> str:
-    return LABELS.get(key, key)
+    """A score, global or code by its name in the page's language (codes keep their abbreviation)."""
+    return display_label(key)
+
+
+@register.filter
+def export_kind(kind: str) -> str:
+    """An export job's kind as the exports page lists it, in the page's language."""
+    from ..exports import EXPORT_KINDS
+
+    return gettext(EXPORT_KINDS[kind]) if kind in EXPORT_KINDS else kind
+
+
+@register.filter
+def tr(text: object) -> str:
+    """Translate a string the pure modules marked with ``gettext_noop`` (notes, bands, kinds, statuses)."""
+    return gettext(str(text)) if text else ""
 
 
 @register.filter
