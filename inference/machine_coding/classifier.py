@@ -261,7 +261,8 @@ class TrainedCoder:
         return [{label: float(row[classes.index(label)]) for label in self.labels} for row in matrix]
 
     def save(self, path: Path) -> None:
-        """Write the coder, its labels and metadata to one joblib file."""
+        """Write the coder, its labels and metadata to one joblib file (its folder is created)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,

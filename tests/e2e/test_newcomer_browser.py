@@ -67,6 +67,7 @@ def test_newcomer_demo_then_code_with_keys_then_results(
             page.keyboard.press(str(value))
         wait_until(page, lambda: GlobalRating.objects.filter(assignment=current).count() == 4, what="globals")
     wait_until(page, lambda: codes_of(current) == {u.pk: "SR" for u in utterances}, what="every code saved")
+    expect(page.locator("#save-state")).to_have_text("Saved")  # the page's own queue is empty too
     page.keyboard.press("Control+Enter")
     expect(page.locator("#submit-confirm")).to_be_focused()
     page.keyboard.press("Enter")
