@@ -15,7 +15,14 @@ from django.urls import reverse
 from annotation import actions
 from annotation.models import Assignment, GoldAssignment
 from annotation.queries import adjudication as adjudication_queries
-from tests.calibration.helpers import code_assignment, gold_codes, gold_globals, make_gold_set, make_transcripts, noisy
+from tests.calibration.helpers import (
+    code_assignment,
+    gold_codes,
+    gold_globals,
+    make_gold_set,
+    make_transcripts,
+    noisy,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -73,6 +80,15 @@ def test_seeded_gold_is_never_offered_for_consensus(client_for, study, coordinat
                                          transcript_id__in=gold_tids).exists()
 
 
+def test_a_machine_coder_added_to_the_round_never_codes_seeded_gold(study, coordinator, coder, coder2):
+    """Seeded gold comes from outside the round's sources; a machine codes only those sources."""
+    round_, gold_tids, study_tids = _seeded_round_all_submitted(study, coordinator, [coder, coder2])
+    machine = actions.create_service_user("machine-test")
+    assert actions.add_machine_coding(round_, machine) == len(study_tids)
+    assert set(Assignment.objects.filter(coding_round=round_, kind=Assignment.Kind.MACHINE)
+               .values_list("transcript_id", flat=True)) == study_tids
+
+
 def test_calibration_round_is_not_adjudicated(study, coordinator, coder, coder2):
     golds = make_gold_set(study, coordinator, [coder, coder2], n=2)
     round_ = actions.create_calibration_round(study, name="Training", golds=golds, coders=[coder, coder2], seed=3)
@@ -84,7 +100,7 @@ def test_calibration_round_is_not_adjudicated(study, coordinator, coder, coder2)
     assert adjudication_queries.next_for_consensus(round_) is None
 
 
-def test_reassigned_work_still_counts_in_adjudication(study, coordinator, coder, coder2, make_user):
+def test_reassigned_work_still_counts_in_adjudication(study, coordinator, coder, coder2):
     """Reassigned work is also out of results, but it is a study coding: it stays comparable."""
     transcripts = make_transcripts(study, 2, label="Model run", kind="generated", prefix="r")
     round_ = actions.create_coding_round(study, name="R", sources=[transcripts[0].source], coders=[coder, coder2],
@@ -119,5 +135,6 @@ def test_calibration_rounds_are_not_in_the_results_round_selector(client_for, st
         assert str(calibration.pk) not in options, name
     # Reached by its address, a calibration round's (empty) results say why and where to look.
     html = page.get(reverse("eval-dashboard", args=[study.slug]) + f"?round={calibration.pk}").content.decode()
-    assert "calibration round" in html
+    assert 'id="calibration-round-note"' in html and "calibration round" in html
+    assert f'<option value="{calibration.pk}" selected>Training (calibration)</option>' in html
     assert reverse("eval-calibration", args=[study.slug]) in html
