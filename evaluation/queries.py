@@ -40,7 +40,12 @@ def round_for_results(study: Study, round_id: object) -> CodingRound | None:
 
 
 def rounds_of(study: Study) -> list[CodingRound]:
-    return list(CodingRound.objects.filter(study=study).order_by("created_at", "id"))
+    """The rounds the results pages offer. Calibration rounds are training against gold, never study
+    results (their codings are out of results): they are the calibration page's, not a choice here."""
+    return list(
+        CodingRound.objects.filter(study=study).exclude(purpose=CodingRound.Purpose.CALIBRATION)
+        .order_by("created_at", "id")
+    )
 
 
 def runs_of(study: Study) -> list[GenerationRun]:

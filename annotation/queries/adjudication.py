@@ -1,6 +1,9 @@
 """Reads of adjudication: which transcripts of a round are double-coded, and how their coders compare.
 
 A transcript is adjudicable in a round once at least two of its *coding* assignments are submitted.
+Codings of gold transcripts (a calibration round's, or gold seeded into a study round to track drift)
+are never adjudicated: their truth is the gold, and they never count in results. Reassigned work, also
+out of results, is a study coding that a coordinator may include again: it stays comparable.
 The coordinator's pages (and ``annotation.actions.adjudication.start_consensus``, which pre-fills the
 consensus where every coder agrees) read through these.
 """
@@ -21,6 +24,9 @@ CONSENSUS = Assignment.Kind.CONSENSUS
 SUBMITTED = Assignment.Status.SUBMITTED
 
 
+def _codings(coding_round: CodingRound):
+    """The round's coding assignments that adjudication compares: every one but codings of gold."""
+    return Assignment.objects.filter(coding_round=coding_round, kind=CODING, gold_link__isnull=True)
 
 @dataclass
 class AdjudicationItem:
@@ -91,7 +97,7 @@ class Comparison:
 def adjudication_items(coding_round: CodingRound) -> list[AdjudicationItem]:
     """Transcripts of the round with two or more coding assignments, with disagreement counts."""
     per_transcript: dict[int, list[Assignment]] = defaultdict(list)
-    for a in Assignment.objects.filter(coding_round=coding_round, kind=CODING).order_by("id"):
+    for a in _codings(coding_round).order_by("id"):
         per_transcript[a.transcript_id].append(a)
     ids = [tid for tid, rows in per_transcript.items() if len(rows) >= 2]
     if not ids:
@@ -141,7 +147,7 @@ def adjudication_items(coding_round: CodingRound) -> list[AdjudicationItem]:
 def compare(coding_round: CodingRound, transcript: Transcript) -> Comparison:
     """Every submitted coding of ``transcript`` in ``coding_round`` side by side (needs two or more)."""
     codings = list(
-        Assignment.objects.filter(coding_round=coding_round, transcript=transcript, kind=CODING, status=SUBMITTED)
+        _codings(coding_round).filter(transcript=transcript, status=SUBMITTED)
         .select_related("coder")
         .order_by("coder__username")
     )
@@ -199,7 +205,7 @@ def next_for_consensus(coding_round: CodingRound, current: Transcript | None = N
         Transcript.objects.filter(pk__in=Assignment.objects.filter(coding_round=coding_round).values("transcript_id"))
         .annotate(
             done=Count("assignments", filter=Q(assignments__coding_round=coding_round, assignments__kind=CODING,
-                                               assignments__status=SUBMITTED)),
+                                               assignments__status=SUBMITTED, assignments__gold_link__isnull=True)),
             agreed=Count("assignments", filter=Q(assignments__coding_round=coding_round, assignments__kind=CONSENSUS,
                                                  assignments__status=SUBMITTED)),
         )
