@@ -77,7 +77,7 @@ def test_newcomer_demo_then_code_with_keys_then_results(
     # ... and lands on the next transcript of the queue with Enter.
     expect(page.locator("#next-cta")).to_be_focused()
     page.keyboard.press("Enter")
-    page.wait_for_url(re.compile(r"/code/\d+/$"))
+    page.wait_for_url(re.compile(rf"/code/(?!{current.pk}/)\d+/$"))  # another transcript, not this one
     following = Assignment.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1]))
     assert following.pk != current.pk and following.coder.username == "demo-coder1"
     assert following.status != "submitted"
