@@ -47,7 +47,7 @@ echo "== pytest"
 if [ $# -gt 0 ]; then
   exec "$VENV/bin/python" -m pytest "$@"
 fi
-DONE=(--ignore=tests/inference/test_vllm_contract.py)  # ran above, with coverage
+DONE=(--ignore=tests/inference/test_vllm_contract.py --durations=15)  # the contract ran above, with coverage; the slowest tests are listed to keep CI time in view
 # The whole suite runs as two pytest processes side by side: the browser and worker-heavy tests
 # (tests/e2e, tests/inference) spend most of their time waiting on Chromium, Celery worker
 # subprocesses and model builds, so they overlap well with the CPU-bound rest on a 2-core machine.
