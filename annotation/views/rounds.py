@@ -361,6 +361,43 @@ def _assignment(request: HttpRequest, slug: str, pk: int, apk: int):
     return study, coding_round, assignment
 
 
+# The audit trail stores machine words (action names, "utterance:<id>", "global:<scale key>", status
+# values); the history table shows them in the reader's language.
+HISTORY_ACTIONS = {
+    "code": gettext_lazy("Code"), "global": gettext_lazy("Global rating"), "undo": gettext_lazy("Undo"),
+    "submit": gettext_lazy("Submit"), "reopen": gettext_lazy("Reopen"), "reassign": gettext_lazy("Reassign"),
+    "consensus": gettext_lazy("Consensus"), "import": gettext_lazy("Import"),
+    "machine": gettext_lazy("Machine coding"), "segment": gettext_lazy("Segmentation"),
+}
+
+
+def _history_rows(events, positions: dict[int, tuple[int, int]]) -> list[dict]:
+    """One display row per audit event; ``positions``: utterance id → (volley index, utterance index)."""
+    statuses = dict(Assignment.Status.choices)
+
+    def target(text: str) -> str:
+        kind, _sep, key = text.partition(":")
+        if kind == "utterance" and key.isdigit() and int(key) in positions:
+            volley, utterance = positions[int(key)]
+            return _("Volley %(volley)d, utterance %(utterance)d") % {"volley": volley + 1, "utterance": utterance + 1}
+        if kind == "utterance":  # no longer in the transcript
+            return _("Utterance %(id)s") % {"id": key}
+        if kind == "global" and key in miti.GLOBAL_BY_KEY:
+            return _(miti.GLOBAL_BY_KEY[key].name)
+        if text == "assignment":
+            return _("Coding")
+        return text
+
+    def value(text: str) -> str:
+        return str(statuses.get(text, text))
+
+    return [
+        {"at": e.at, "actor": e.actor, "action": HISTORY_ACTIONS.get(e.action, e.action), "target": target(e.target),
+         "old": value(e.old), "new": value(e.new), "version": e.version}
+        for e in events
+    ]
+
+
 @login_required
 def assignment_detail(request: HttpRequest, slug: str, pk: int, apk: int) -> HttpResponse:
     """Read-only view of one coder's work: codes, per-volley tally, globals, summary, history."""
@@ -384,7 +421,10 @@ def assignment_detail(request: HttpRequest, slug: str, pk: int, apk: int) -> Htt
         "globals": [(scale, ratings.get(scale.key)) for scale in miti.GLOBAL_SCALES],
         "counts": [(miti.CODE_BY_KEY[k], n) for k, n in counts.items()],
         "scores": _score_rows(scores),
-        "events": AuditEvent.objects.filter(assignment=assignment).select_related("actor"),
+        "events": _history_rows(
+            AuditEvent.objects.filter(assignment=assignment).select_related("actor"),
+            {u.pk: (v["volley"].index, u.index) for v in volleys for u, _code in v["units"]},
+        ),
         "coded": len(codes),
         "units": sum(len(v["units"]) for v in volleys),
     }
