@@ -8,6 +8,9 @@ an HTMX request, returns the page's partial).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -371,7 +374,20 @@ HISTORY_ACTIONS = {
 }
 
 
-def _history_rows(events, positions: dict[int, tuple[int, int]]) -> list[dict]:
+@dataclass(frozen=True)
+class HistoryRow:
+    """An audit event as the history table shows it."""
+
+    at: datetime
+    actor: object
+    action: str
+    target: str
+    old: str
+    new: str
+    version: int
+
+
+def _history_rows(events, positions: dict[int, tuple[int, int]]) -> list[HistoryRow]:
     """One display row per audit event; ``positions``: utterance id → (volley index, utterance index)."""
     statuses = dict(Assignment.Status.choices)
 
@@ -392,8 +408,8 @@ def _history_rows(events, positions: dict[int, tuple[int, int]]) -> list[dict]:
         return str(statuses.get(text, text))
 
     return [
-        {"at": e.at, "actor": e.actor, "action": HISTORY_ACTIONS.get(e.action, e.action), "target": target(e.target),
-         "old": value(e.old), "new": value(e.new), "version": e.version}
+        HistoryRow(e.at, e.actor, str(HISTORY_ACTIONS.get(e.action, e.action)), target(e.target), value(e.old),
+                   value(e.new), e.version)
         for e in events
     ]
 
