@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from . import parsers
@@ -40,7 +39,9 @@ FORMAT_LABELS = {
     "csv": _("CSV: dialogue id, speaker, text"),
     "parquet": _("Parquet: dialogue id, speaker, text"),
 }
-FORMAT_CHOICES = [("", _("Detect from content"))] + [(f, format_lazy("{} — {}", f, FORMAT_LABELS[f])) for f in parsers.FORMATS]
+# The labels name each format in words; the keys themselves (``psydt``, ``prefixed``…) are for the API and
+# the command line, whose documentation lists them.
+FORMAT_CHOICES = [("", _("Detect from content"))] + [(f, FORMAT_LABELS[f]) for f in parsers.FORMATS]
 
 
 class StudyForm(CheckedCharacters, forms.ModelForm):
@@ -50,8 +51,8 @@ class StudyForm(CheckedCharacters, forms.ModelForm):
 
 
 class MemberForm(CheckedCharacters, forms.Form):
-    username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Membership.Role.choices)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    role = forms.ChoiceField(label=_("Role"), choices=Membership.Role.choices)
 
 
 class ImportForm(CheckedCharacters, forms.Form):
@@ -114,11 +115,13 @@ class ImportForm(CheckedCharacters, forms.Form):
 
 
 class RandomSplitForm(forms.Form):
-    n_test = forms.IntegerField(min_value=0, initial=40)
-    n_train = forms.IntegerField(min_value=0, required=False, help_text=_("Empty: all the rest."))
-    seed = forms.IntegerField(initial=0)
+    n_test = forms.IntegerField(label=_("Test dialogues"), min_value=0, initial=40)
+    n_train = forms.IntegerField(label=_("Training dialogues"), min_value=0, required=False,
+                                 help_text=_("Empty: all the rest."))
+    seed = forms.IntegerField(label=_("Random seed"), initial=0)
 
 
 class IdSplitForm(CheckedCharacters, forms.Form):
-    split = forms.ChoiceField(choices=Dialogue.Split.choices)
-    external_ids = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), help_text=_("One id per line or comma-separated."))
+    split = forms.ChoiceField(label=_("Split"), choices=Dialogue.Split.choices)
+    external_ids = forms.CharField(label=_("Dialogue ids"), widget=forms.Textarea(attrs={"rows": 4}),
+                                   help_text=_("One id per line or comma-separated."))

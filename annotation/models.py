@@ -23,15 +23,16 @@ class Study(models.Model):
         ZH = "zh", _("Chinese")
         EN = "en", _("English")
 
-    name = models.CharField(max_length=200)
-    slug = models.SlugField(max_length=80, unique=True)
-    language = models.CharField(max_length=8, choices=Language.choices, default=Language.ZH)
+    name = models.CharField(_("name"), max_length=200)
+    slug = models.SlugField(_("slug"), max_length=80, unique=True)
+    language = models.CharField(_("language"), max_length=8, choices=Language.choices, default=Language.ZH)
     change_goal = models.CharField(
+        _("change goal"),
         max_length=500,
         help_text=_("The target behaviour coders rate change talk against (MITI requires it)."),
     )
     instrument_version = models.CharField(max_length=40, default=miti.INSTRUMENT_VERSION, editable=False)
-    description = models.TextField(blank=True)
+    description = models.TextField(_("description"), blank=True)
     # How the last split was made (method, seed, counts) so a split can be reproduced and reported.
     split_info = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(

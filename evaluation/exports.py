@@ -64,7 +64,9 @@ def check_export(kind: str, fmt: str) -> None:
     """Raise ActionError unless ``kind`` can be exported as ``fmt``."""
     if kind not in EXPORT_FORMATS:
         raise ActionError(gettext("Unknown export kind '%(kind)s'; use one of: %(kinds)s.") % {
-            "kind": kind, "kinds": ", ".join(EXPORT_FORMATS)})
+            # The web form is the only way an unknown kind arrives (the API and the command line offer
+            # the keys as choices): name the kinds as the form does.
+            "kind": kind, "kinds": "; ".join(gettext(label) for label in EXPORT_KINDS.values())})
     if fmt not in EXPORT_FORMATS[kind]:
         *first, last = EXPORT_FORMATS[kind]
         allowed = gettext("%(first)s or %(last)s") % {"first": ", ".join(first), "last": last} if first else last

@@ -32,7 +32,7 @@ from annotation.models import Transcript, TranscriptSource
 
 from . import paired, results_cache
 from .exports import Table
-from .results import METRIC_COLUMNS, Results, fmt_value
+from .results import METRIC_COLUMNS, Results, fmt_value, raters_display, reason_display
 from .summaries import CONSENSUS, display_label
 from .table_formats import DisplayTable, to_latex, to_markdown
 from .xlsx import XlsxWriter
@@ -171,7 +171,7 @@ def reliability_table(results: Results) -> PaperTable:
         if i.status == "ok":
             icc1, icck, band = f"{_num(i.icc2_1)}{_ci(i.ci95_2_1)}", f"{_num(i.icc2_k)}{_ci(i.ci95_2_k)}", _(i.band) if i.band else ""
         else:
-            reason = i.reason or i.status
+            reason = reason_display(i.reason) if i.reason else i.status
             icc1, icck, band = _("not estimable (%(reason)s)") % {"reason": reason}, "—", ""
         alpha = _num(a.alpha, 3) if a.status == "ok" else "—"
         display_rows.append([display_label(s.key), str(i.n), icc1, icck, band, alpha])
@@ -179,7 +179,8 @@ def reliability_table(results: Results) -> PaperTable:
                          *(i.ci95_2_k or (None, None)), i.band, i.status, i.reason, a.alpha, a.n_units, a.status,
                          a.reason])
     notes = [_("%(n)s double-coded transcripts; ICC raters: %(raters)s, k = %(k)s.")
-             % {"n": rel.n_transcripts, "raters": rel.raters, "k": rel.k}, *rel.notes]
+             % {"n": rel.n_transcripts, "raters": raters_display(rel.raters), "k": rel.k},
+             *(_(note) for note in rel.notes)]
     if results.group:
         notes.append(_("Only the group %(group)s of %(by)s.") % {"group": results.group, "by": results.group_by})
     display = DisplayTable("reliability", _("Reliability between coders per score"), header, display_rows,
@@ -221,7 +222,7 @@ def paired_table(results: Results) -> PaperTable:
     values = _final_values(results) if reference_ids and generated_ids else {}
     groups = sorted({g for (_s, _d, g) in values})
     header = [_("Source vs reference"), _("Score"), "n", _("Mean difference [95 % CI]"), "Wilcoxon p (Holm)",
-              _("Rank-biserial r"), "t-test p (Holm)", "Cohen's d_z"]
+              _("Rank-biserial r"), _("t-test p (Holm)"), "Cohen's d_z"]
     display_rows: list[list[str]] = []
     raw_rows: list[list[Any]] = []
     for sid in generated_ids:

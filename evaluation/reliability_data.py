@@ -57,6 +57,11 @@ KIND_LABELS: dict[str, str] = {
     "consensus": irr.gettext_noop("consensus"),
 }
 # As a cell shows a status (English; the pages translate them).
+# Who the ICC raters are (``StudyReliability.raters``), as the pages name them.
+RATERS_TEXT: dict[str, str] = {
+    "coders": irr.gettext_noop("the coders"),
+    "positions": irr.gettext_noop("positions (first and second coder of each transcript)"),
+}
 STATUS_TEXT: dict[str, str] = {
     "ok": "",
     "not_enough_data": irr.gettext_noop("not enough data"),
@@ -264,10 +269,10 @@ def study_reliability(
     else:
         raters = "positions"
         k = Counter(len(rows) for rows in groups.values()).most_common(1)[0][0]
-        notes.append(
+        notes.append(irr.gettext_noop(
             "Different coders shared the double coding, so ICC raters are positions (first and second "
-            f"coder of each transcript, k = {k}), not named coders."
-        )
+            "coder of each transcript), not named coders."
+        ))
     if any(not r.globals_rated for rows in groups.values() for r in rows):
         notes.append(irr.gettext_noop("Globals were not rated in (some of) these codings: global and Technical/Relational "
                      "scores are 'not rated' there."))

@@ -17,8 +17,9 @@ from annotation import miti
 from annotation.models import CodingRound, Study, TranscriptSource
 
 from . import charts, grouping, queries, results_cache
+from . import reliability as irr
 from .aggregate import ScoreStats
-from .reliability_data import StudyReliability, study_reliability
+from .reliability_data import RATERS_TEXT, StudyReliability, study_reliability
 from .summaries import (
     GLOBAL_KEYS,
     SCORE_KEYS,
@@ -300,6 +301,21 @@ def fmt_value(key: str, value: float | int | None, digits: int = 2) -> str:
         # A transcript's count is an integer; a mean over coders or transcripts may not be.
         return str(int(value)) if float(value).is_integer() else f"{value:.{digits}f}"
     return f"{value:.{digits}f}"
+
+
+def reason_display(text: str) -> str:
+    """Why a statistic has no value, in the page's language when it is one of the reliability module's
+    reasons (docs/metrics.md, "When a statistic is not estimable"); any other text as it is."""
+    parsed = irr.parse_reason(text)
+    if parsed is None:
+        return text
+    template, values = parsed
+    return gettext(template).format(**values)
+
+
+def raters_display(raters: str) -> str:
+    """ICC raters ("coders" or "positions") as the pages name them."""
+    return gettext(RATERS_TEXT[raters]) if raters in RATERS_TEXT else raters
 
 
 def threshold_text(key: str) -> str:

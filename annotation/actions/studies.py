@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext, ngettext
 
 from ..errors import ActionError
 from ..models import Dialogue, Membership, Study
@@ -20,9 +21,9 @@ def create_study(
     """Create a study; its creator becomes its first coordinator."""
     slug = slug or slugify(name)[:80] or "study"
     if Study.objects.filter(slug=slug).exists():
-        raise ActionError(f"A study with the slug '{slug}' already exists.")
+        raise ActionError(gettext("A study with the slug '%(slug)s' already exists.") % {"slug": slug})
     if not change_goal.strip():
-        raise ActionError("A change goal is required: MITI rates change talk against a target behaviour.")
+        raise ActionError(gettext("A change goal is required: MITI rates change talk against a target behaviour."))
     study = Study.objects.create(
         name=name, slug=slug, language=language, change_goal=change_goal, description=description,
         created_by=created_by,
@@ -36,10 +37,11 @@ def create_study(
 def set_membership(study: Study, username: str, role: str) -> Membership:
     """Add a user to the study with a role, or change their role."""
     if role not in Membership.Role.values:
-        raise ActionError(f"Unknown role '{role}'; use one of {', '.join(Membership.Role.values)}.")
+        raise ActionError(gettext("Unknown role '%(role)s'; use one of %(roles)s.")
+                          % {"role": role, "roles": ", ".join(Membership.Role.values)})
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise ActionError(f"No user named '{username}'.")
+        raise ActionError(gettext("No user named '%(username)s'.") % {"username": username})
     membership, _ = Membership.objects.update_or_create(study=study, user=user, defaults={"role": role})
     return membership
 
@@ -48,11 +50,11 @@ def set_membership(study: Study, username: str, role: str) -> Membership:
 def remove_membership(study: Study, username: str) -> None:
     membership = Membership.objects.select_for_update().filter(study=study, user__username=username).first()
     if membership is None:
-        raise ActionError(f"'{username}' is not a member of this study.")
+        raise ActionError(gettext("'%(username)s' is not a member of this study.") % {"username": username})
     if membership.role == Membership.Role.COORDINATOR and (
         Membership.objects.filter(study=study, role=Membership.Role.COORDINATOR).count() == 1
     ):
-        raise ActionError("A study needs at least one coordinator; add another before removing this one.")
+        raise ActionError(gettext("A study needs at least one coordinator; add another before removing this one."))
     membership.delete()
 
 
@@ -67,9 +69,11 @@ def split_randomly(study: Study, *, n_test: int, n_train: int | None = None, see
         Dialogue.objects.filter(study=study, duplicate_of__isnull=True).order_by("id").values_list("id", flat=True)
     )
     if n_test < 0 or (n_train is not None and n_train < 0):
-        raise ActionError("Split sizes must not be negative.")
+        raise ActionError(gettext("Split sizes must not be negative."))
     if n_test + (n_train or 0) > len(ids):
-        raise ActionError(f"The study has {len(ids)} distinct dialogues; cannot take {n_test + (n_train or 0)}.")
+        raise ActionError(ngettext("The study has %(count)d distinct dialogue; cannot take %(wanted)d.",
+                                   "The study has %(count)d distinct dialogues; cannot take %(wanted)d.", len(ids))
+                          % {"count": len(ids), "wanted": n_test + (n_train or 0)})
     rng = random.Random(seed)
     rng.shuffle(ids)
     test_ids = ids[:n_test]
@@ -87,12 +91,13 @@ def split_randomly(study: Study, *, n_test: int, n_train: int | None = None, see
 def split_by_ids(study: Study, *, split: str, external_ids: Sequence[str] | Iterable[str]) -> int:
     """Put the listed dialogues into ``split``; every id must exist (nothing changes otherwise)."""
     if split not in Dialogue.Split.values:
-        raise ActionError(f"Unknown split '{split}'; use train, test or unused.")
+        raise ActionError(gettext("Unknown split '%(split)s'; use train, test or unused.") % {"split": split})
     wanted = [e.strip() for e in external_ids if e and e.strip()]
     found = set(Dialogue.objects.filter(study=study, external_id__in=wanted).values_list("external_id", flat=True))
     missing = [e for e in wanted if e not in found]
     if missing:
-        raise ActionError(f"Unknown dialogue ids: {', '.join(missing[:10])}" + (" …" if len(missing) > 10 else ""))
+        raise ActionError(gettext("Unknown dialogue ids: %(ids)s") % {"ids": ", ".join(missing[:10])}
+                          + (" …" if len(missing) > 10 else ""))
     changed = Dialogue.objects.filter(study=study, external_id__in=wanted).update(split=split)
     info = dict(study.split_info or {})
     info.setdefault("by_ids", []).append({"split": split, "count": changed})

@@ -8,6 +8,9 @@ an HTMX request, returns the page's partial).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -361,6 +364,56 @@ def _assignment(request: HttpRequest, slug: str, pk: int, apk: int):
     return study, coding_round, assignment
 
 
+# The audit trail stores machine words (action names, "utterance:<id>", "global:<scale key>", status
+# values); the history table shows them in the reader's language.
+HISTORY_ACTIONS = {
+    "code": gettext_lazy("Code"), "global": gettext_lazy("Global rating"), "undo": gettext_lazy("Undo"),
+    "submit": gettext_lazy("Submit"), "reopen": gettext_lazy("Reopen"), "reassign": gettext_lazy("Reassign"),
+    "consensus": gettext_lazy("Consensus"), "import": gettext_lazy("Import"),
+    "machine": gettext_lazy("Machine coding"), "segment": gettext_lazy("Segmentation"),
+}
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """An audit event as the history table shows it."""
+
+    at: datetime
+    actor: object
+    action: str
+    target: str
+    old: str
+    new: str
+    version: int
+
+
+def _history_rows(events, positions: dict[int, tuple[int, int]]) -> list[HistoryRow]:
+    """One display row per audit event; ``positions``: utterance id → (volley index, utterance index)."""
+    statuses = dict(Assignment.Status.choices)
+
+    def target(text: str) -> str:
+        kind, _sep, key = text.partition(":")
+        if kind == "utterance" and key.isdigit() and int(key) in positions:
+            volley, utterance = positions[int(key)]
+            return _("Volley %(volley)d, utterance %(utterance)d") % {"volley": volley + 1, "utterance": utterance + 1}
+        if kind == "utterance":  # no longer in the transcript
+            return _("Utterance %(id)s") % {"id": key}
+        if kind == "global" and key in miti.GLOBAL_BY_KEY:
+            return _(miti.GLOBAL_BY_KEY[key].name)
+        if text == "assignment":
+            return _("Coding")
+        return text
+
+    def value(text: str) -> str:
+        return str(statuses.get(text, text))
+
+    return [
+        HistoryRow(e.at, e.actor, str(HISTORY_ACTIONS.get(e.action, e.action)), target(e.target), value(e.old),
+                   value(e.new), e.version)
+        for e in events
+    ]
+
+
 @login_required
 def assignment_detail(request: HttpRequest, slug: str, pk: int, apk: int) -> HttpResponse:
     """Read-only view of one coder's work: codes, per-volley tally, globals, summary, history."""
@@ -384,7 +437,10 @@ def assignment_detail(request: HttpRequest, slug: str, pk: int, apk: int) -> Htt
         "globals": [(scale, ratings.get(scale.key)) for scale in miti.GLOBAL_SCALES],
         "counts": [(miti.CODE_BY_KEY[k], n) for k, n in counts.items()],
         "scores": _score_rows(scores),
-        "events": AuditEvent.objects.filter(assignment=assignment).select_related("actor"),
+        "events": _history_rows(
+            AuditEvent.objects.filter(assignment=assignment).select_related("actor"),
+            {u.pk: (v["volley"].index, u.index) for v in volleys for u, _code in v["units"]},
+        ),
         "coded": len(codes),
         "units": sum(len(v["units"]) for v in volleys),
     }

@@ -11,7 +11,7 @@ from annotation import miti
 
 from .. import reliability as irr
 from ..reliability_data import STATUS_TEXT
-from ..results import fmt_value, threshold_text
+from ..results import fmt_value, raters_display, reason_display, threshold_text
 from ..summaries import display_label
 
 register = template.Library()
@@ -92,10 +92,13 @@ def status_text(status: str) -> str:
 def reason(text: str) -> str:
     """Why a statistic has no value (``title`` of its cell), translated when it is one of the reliability
     module's reasons (docs/metrics.md, "When a statistic is not estimable")."""
-    for template_text in irr.REASONS:
-        if irr.reason_text(template_text) == text:
-            return gettext(template_text).format(minimum=irr.MIN_TARGETS)
-    return text
+    return reason_display(text)
+
+
+@register.filter
+def raters(value: str) -> str:
+    """ICC raters ("coders" or "positions") in the page's language."""
+    return raters_display(value)
 
 
 @register.simple_tag

@@ -428,3 +428,29 @@ def test_barely_varying_ratings_never_give_an_impossible_number(seed: int) -> No
     matrix = 3 + (rng.random((n, k)) < rng.uniform(0.05, 0.4)).astype(float)
     for minimum in (2, MIN_TARGETS):
         _assert_reportable(icc(matrix, min_targets=minimum))
+
+
+def test_reasons_are_shown_in_the_page_language() -> None:
+    """Every reason a statistic gives is a known template: the pages translate it and keep its numbers."""
+    from django.utils import translation
+
+    from evaluation import reliability as irr
+    from evaluation.results import reason_display
+
+    too_few = icc([[3.0, 4.0]])
+    constant = icc([[3.0, 3.0]] * 12)
+    few_targets = icc([[1.0, 2.0], [2.0, 2.0], [4.0, 5.0], [5.0, 4.0]], min_targets=5)
+    fleiss = fleiss_kappa([["A", "B", None], ["A", None, "B"]])
+    reasons = [too_few.reason, constant.reason, few_targets.reason, fleiss.reason]
+    assert too_few.reason == "need at least 2 targets rated by all raters and 2 raters; have n=1, k=2"
+    assert irr.parse_reason(too_few.reason) == (irr.REASON_ICC_TOO_FEW, {"n": "1", "k": "2"})
+    assert irr.parse_reason(few_targets.reason) == (irr.REASON_FEW_TARGETS, {"minimum": "5"})
+    assert all(irr.parse_reason(reason) is not None for reason in reasons), reasons
+    with translation.override("zh-hans"):
+        shown = [reason_display(reason) for reason in reasons]
+        assert reason_display("something else entirely") == "something else entirely"
+    assert shown[0] == "至少需要 2 个由全部评分者评定的对象和 2 名评分者；现有 n=1，k=2"
+    assert "5" in shown[2] and "fewer" not in shown[2]
+    assert not any(word in " ".join(shown) for word in ("need", "variation", "coder", "fewer")), shown
+    with translation.override("en"):
+        assert [reason_display(reason) for reason in reasons] == reasons
