@@ -10,6 +10,7 @@ from django.utils.translation import gettext
 from annotation import miti
 
 from .. import reliability as irr
+from ..reasons import translate_reason
 from ..reliability_data import STATUS_TEXT
 from ..results import fmt_value, threshold_text
 from ..summaries import display_label
@@ -92,10 +93,7 @@ def status_text(status: str) -> str:
 def reason(text: str) -> str:
     """Why a statistic has no value (``title`` of its cell), translated when it is one of the reliability
     module's reasons (docs/metrics.md, "When a statistic is not estimable")."""
-    for template_text in irr.REASONS:
-        if irr.reason_text(template_text) == text:
-            return gettext(template_text).format(minimum=irr.MIN_TARGETS)
-    return text
+    return translate_reason(text)
 
 
 @register.simple_tag
