@@ -63,6 +63,8 @@ ALLOWED = {
     "booktabs", "Markdown", "alpha", "kappa", "Fleiss'", "Pérez-Rosas", "et", "al", "SmoothingFunction",
     # the words of literal commands shown in <code> (worker start, preflight) and of system check ids
     "celery", "python", "manage", "py", "worker", "gpu-worker", "pool", "solo", "record", "inference",
+    # dataset formats by their names (LLaMA-Factory's)
+    "Alpaca", "ShareGPT",
 }
 # A token of letters (ASCII or Greek), possibly joined by - _ ' or a dot (file names, ICC(2,1) parts).
 WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9_'\-]*")
