@@ -326,7 +326,7 @@ SUMMARY_LABELS: dict[str, str] = {
 }
 SUMMARY_FORMULAS: dict[str, str] = {
     "technical": "(CCT + SST) / 2",
-    "relational": "(Partnership + Empathy) / 2",
+    "relational": gettext_noop("(Partnership + Empathy) / 2"),
     "pct_cr": "CR / (SR + CR)",
     "r_to_q": "(SR + CR) / Q",
     "mia": "SEEK + AF + EMPHASIZE",

@@ -40,7 +40,14 @@ TOKENIZER_NAMES: dict[str, str] = {
     "en": "rouge_score.tokenizers.DefaultTokenizer(use_stemmer=False) for BLEU and ROUGE",
 }
 
-DEFINITIONS = """\
+
+def gettext_noop(message: str) -> str:
+    """Marks a string for makemessages (its default keyword) without importing Django: pages translate it."""
+    return message
+
+
+# Marked for translation (the report page shows it in the page's language; the PDF stays English).
+DEFINITIONS = gettext_noop("""\
 Scores are ×100 and computed per round (one generated counselor reply against the gold reply), then
 averaged: 'pooled' is the plain mean over all rounds of all dialogues; 'per dialogue' is the mean over the
 rounds of one dialogue.
@@ -52,7 +59,7 @@ Length: characters of the reply after stripping surrounding whitespace.
 Empty-response rate: share of rounds whose reply is empty or only whitespace (they score 0).
 Distinct-n: number of distinct n-grams / number of n-grams, pooled over all replies of the set; n-grams
 never cross replies. Units: characters without whitespace (Chinese) or rouge-score tokens (English).
-None when the set has no n-gram."""
+None when the set has no n-gram.""")
 
 _SCORE_FIELDS = ("bleu4", "rouge1", "rouge2", "rougeL", "length")
 

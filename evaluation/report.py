@@ -13,6 +13,7 @@ from typing import Any
 
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from annotation import miti
 from annotation import queries as annotation_queries
@@ -21,17 +22,21 @@ from annotation.models import CodingRound
 from . import metrics as metric_defs
 from .reliability import CICCHETTI_BANDS, Estimate
 from .reliability_data import REFERENCE_BANDS, STATUS_TEXT
-from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, Results, fmt_value, threshold_text
+from .results import METRIC_COLUMNS, SUMMARY_TABLE_KEYS, Results, fmt_value, reason_display, threshold_text
 
-RELIABILITY_METHODS = (
+# The reliability methods as the report prints them: marked for translation (the page shows it in its
+# language, the PDF in English), followed by the Cicchetti bands.
+RELIABILITY_TEXT = gettext_noop(
     "Computed on transcripts with two or more submitted codings (consensus codings excluded). "
-    "ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979), with 95 % "
-    "CIs (McGraw & Wong 1996), per score, never pooled across scores. Krippendorff's alpha: interval level "
-    "for scores; nominal for utterance codes, each utterance a unit, \"no code\" a category, missing = not "
-    "coded; alpha is computed for globals and counts, the ratios %CR and R:Q get ICC only. Cohen's kappa "
-    "per coder pair on the utterances both coded; Fleiss' kappa when every utterance "
-    "has the same number of coders. " + CICCHETTI_BANDS + "."
+    "ICC(2,1) and ICC(2,k): two-way random effects, absolute agreement (Shrout & Fleiss 1979), with 95 percent "
+    "confidence intervals (McGraw & Wong 1996), per score, never pooled across scores. Krippendorff's alpha: "
+    "interval level for scores; nominal for utterance codes, each utterance a unit, \"no code\" a category, "
+    "missing = not coded; alpha is computed for globals and counts, the ratios %CR and R:Q get ICC only. "
+    "Cohen's kappa per coder pair on the utterances both coded; Fleiss' kappa when every utterance "
+    "has the same number of coders."
 )
+RELIABILITY_METHODS = RELIABILITY_TEXT + " " + CICCHETTI_BANDS + "."
+ALL_ROUNDS = gettext_noop("all coding rounds")
 
 
 def _round_rows(results: Results) -> list[dict[str, Any]]:
@@ -67,7 +72,7 @@ def methods(results: Results) -> dict[str, Any]:
         "instrument": study.instrument_version,
         "change_goal": study.change_goal,
         "language": study.get_language_display(),
-        "scope": results.coding_round.name if results.coding_round else "all coding rounds",
+        "scope": results.coding_round.name if results.coding_round else ALL_ROUNDS,
         "rounds": _round_rows(results),
         "coders": [(name, n) for name, n, _stats in results.coders],
         "n_codings": len(codings),
@@ -76,6 +81,7 @@ def methods(results: Results) -> dict[str, Any]:
         "n_consensus": len(results.summaries.consensus),
         "aggregation": results.aggregates.note,
         "reliability": RELIABILITY_METHODS,
+        "reliability_text": RELIABILITY_TEXT,
         "metrics": metric_defs.DEFINITIONS,
         "thresholds": [
             (miti.SUMMARY_LABELS[k], miti.SUMMARY_FORMULAS[k], threshold_text(k)) for k in SUMMARY_TABLE_KEYS
@@ -84,8 +90,36 @@ def methods(results: Results) -> dict[str, Any]:
     }
 
 
+def withheld_display(results: Results) -> list[tuple[str, list[str]]]:
+    """The report's "not reported as a number" list in the page's language: reasons and score names
+    translated at render time (``StudyReliability.withheld`` keeps the English the PDF prints)."""
+    from .summaries import display_label
+
+    rel = results.reliability
+    labels = {s.label: display_label(s.key) for s in rel.scores}
+    names = {"utterance alpha": gettext("utterance alpha"), "Fleiss kappa": "Fleiss' kappa",
+             "alpha": "alpha", "Cohen kappa": "Cohen's kappa"}
+    shown = []
+    for why, whats in rel.withheld():
+        translated = []
+        for what in whats:
+            for english, local in labels.items():
+                if what.startswith(english + " "):
+                    what = local + what[len(english):]
+                    break
+            else:
+                for english, local in names.items():
+                    if what.startswith(english):
+                        what = local + what[len(english):]
+                        break
+            translated.append(what.replace("95 % CI", gettext("95 percent CI")))
+        shown.append((reason_display(why) if why != "no value" else gettext("no value"), translated))
+    return shown
+
+
 def report_context(results: Results) -> dict[str, Any]:
     return {
+        "withheld": withheld_display(results),
         "results": results,
         "study": results.study,
         "methods": methods(results),

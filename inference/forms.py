@@ -42,6 +42,13 @@ MODEL_FIELDS = [
 ]
 
 
+class _OptionsField(forms.JSONField):
+    """Engine options: an empty box shows empty again after a refused form (not ``null``)."""
+
+    def prepare_value(self, value):
+        return "" if value is None else super().prepare_value(value)
+
+
 class RegisteredModelForm(CheckedCharacters, forms.ModelForm):
     """Registration form; also suitable for the admin (``form = RegisteredModelForm``).
 
@@ -52,6 +59,7 @@ class RegisteredModelForm(CheckedCharacters, forms.ModelForm):
     class Meta:
         model = RegisteredModel
         fields = MODEL_FIELDS
+        field_classes = {"engine_options": _OptionsField}
         widgets = {
             "chat_template": forms.Textarea(attrs={"rows": 4}),
             "system_prompt": forms.Textarea(attrs={"rows": 3}),
@@ -71,7 +79,7 @@ class RegisteredModelForm(CheckedCharacters, forms.ModelForm):
                 field = _PROBLEM_FIELDS.get(problem.code)
                 if problem.code == "inference.E006":  # a parameter rule: the message starts with its field
                     field = problem.message.split()[0]
-                self.add_error(field if field in self.fields else None, problem.message)
+                self.add_error(field if field in self.fields else None, problem.shown_message())
         return cleaned
 
 

@@ -62,18 +62,19 @@ class RegisteredModel(models.Model):
         TRANSFORMERS = "transformers", "transformers (CPU/GPU)"
         OPENAI = "openai", _("OpenAI-compatible server")
 
-    name = models.CharField(max_length=120, unique=True)
-    backend = models.CharField(max_length=20, choices=Backend.choices)
-    base_model = models.CharField(max_length=500, help_text=_("Local path or hub id of the base model."))
-    adapter_path = models.CharField(max_length=500, blank=True, help_text=_("Optional LoRA adapter folder."))
-    chat_template = models.TextField(blank=True, help_text=_("Optional Jinja chat template override."))
-    system_prompt = models.TextField(blank=True)
-    server_url = models.CharField(max_length=500, blank=True, help_text=_("For the openai backend."))
+    name = models.CharField(_("name"), max_length=120, unique=True)
+    backend = models.CharField(_("backend"), max_length=20, choices=Backend.choices)
+    base_model = models.CharField(_("base model"), max_length=500, help_text=_("Local path or hub id of the base model."))
+    adapter_path = models.CharField(_("adapter path"), max_length=500, blank=True, help_text=_("Optional LoRA adapter folder."))
+    chat_template = models.TextField(_("chat template"), blank=True, help_text=_("Optional Jinja chat template override."))
+    system_prompt = models.TextField(_("system prompt"), blank=True)
+    server_url = models.CharField(_("server URL"), max_length=500, blank=True, help_text=_("For the openai backend."))
     api_key_env = models.CharField(
-        max_length=100, blank=True, help_text=_("Name of the environment variable holding the API key.")
+        _("API key variable"), max_length=100, blank=True, help_text=_("Name of the environment variable holding the API key.")
     )
-    context_length = models.PositiveIntegerField(null=True, blank=True)
+    context_length = models.PositiveIntegerField(_("context length"), null=True, blank=True)
     engine_options = models.JSONField(
+        _("engine options"),
         default=dict,
         blank=True,
         help_text=_(
@@ -81,15 +82,15 @@ class RegisteredModel(models.Model):
             "for vLLM or {\"batch_size\": 16} for transformers; checked before an engine starts."
         ),
     )
-    temperature = models.FloatField(default=0.0)
-    top_p = models.FloatField(default=1.0)
-    top_k = models.IntegerField(default=-1)
-    max_new_tokens = models.PositiveIntegerField(default=256)
-    repetition_penalty = models.FloatField(default=1.0)
-    seed = models.BigIntegerField(null=True, blank=True, default=0)
-    is_finetuned = models.BooleanField(default=False)
+    temperature = models.FloatField(_("temperature"), default=0.0)
+    top_p = models.FloatField("top_p", default=1.0)
+    top_k = models.IntegerField("top_k", default=-1)
+    max_new_tokens = models.PositiveIntegerField(_("max new tokens"), default=256)
+    repetition_penalty = models.FloatField(_("repetition penalty"), default=1.0)
+    seed = models.BigIntegerField(_("seed"), null=True, blank=True, default=0)
+    is_finetuned = models.BooleanField(_("fine-tuned"), default=False)
     base_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="finetunes",
+        "self", verbose_name=_("trained from"), null=True, blank=True, on_delete=models.SET_NULL, related_name="finetunes",
         help_text=_("For a fine-tuned model: the registered base model it was trained from."),
     )
     provenance = models.JSONField(default=dict, blank=True)

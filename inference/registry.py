@@ -12,9 +12,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from django.utils.translation import gettext, gettext_noop
 
 from .backends import GenerationParams, ModelSpec, get_backend
 from .backends.vllm_backend import engine_option_problems, model_context_limit
@@ -45,6 +47,24 @@ class Problem:
     message: str
     hint: str = ""
     fatal: bool = True
+    # The message and hint as msgids with {placeholders} and the values filled in: pages show them in
+    # their language (``shown_message``/``shown_hint``); ``message``/``hint`` stay English (CLI, API, checks).
+    message_id: str = field(default="", compare=False)
+    hint_id: str = field(default="", compare=False)
+    params: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    @classmethod
+    def of(cls, code: str, message_id: str, hint_id: str = "", fatal: bool = True, **params: object) -> Problem:
+        values = {key: str(value) for key, value in params.items()}
+        return cls(code, message_id.format(**values), hint_id.format(**values), fatal, message_id, hint_id,
+                   tuple(values.items()))
+
+    def shown_message(self) -> str:
+        """The message in the active language (the English text when it has no msgid)."""
+        return gettext(self.message_id).format(**dict(self.params)) if self.message_id else self.message
+
+    def shown_hint(self) -> str:
+        return gettext(self.hint_id).format(**dict(self.params)) if self.hint_id else self.hint
 
 
 def params_snapshot(model: RegisteredModel) -> dict[str, Any]:
@@ -119,45 +139,52 @@ def _local_problems(model: RegisteredModel) -> list[Problem]:
     if looks_local(model.base_model):
         if not base.exists():
             problems.append(
-                Problem(
+                Problem.of(
                     "inference.E001",
-                    f"base_model path {model.base_model} does not exist",
-                    "Give the folder of a saved Hugging Face model (absolute path) or a hub id (org/name).",
+                    gettext_noop("base_model path {path} does not exist"),
+                    gettext_noop(
+                        "Give the folder of a saved Hugging Face model (absolute path) or a hub id (org/name)."
+                    ),
+                    path=model.base_model,
                 )
             )
         elif not (base / "config.json").exists():
             problems.append(
-                Problem(
+                Problem.of(
                     "inference.E001",
-                    f"base_model path {model.base_model} has no config.json (not a Hugging Face model)",
-                    "Point base_model at the folder that save_pretrained wrote.",
+                    gettext_noop("base_model path {path} has no config.json (not a Hugging Face model)"),
+                    gettext_noop("Point base_model at the folder that save_pretrained wrote."),
+                    path=model.base_model,
                 )
             )
         elif not model.chat_template.strip() and not folder_has_chat_template(base):
             problems.append(
-                Problem(
+                Problem.of(
                     "inference.E003",
-                    f"the tokenizer in {model.base_model} has no chat template and the model sets no "
-                    "chat_template override",
-                    "Paste the chat template the model was fine-tuned with into 'chat_template'.",
+                    gettext_noop("the tokenizer in {path} has no chat template and the model sets no "
+                                 "chat_template override"),
+                    gettext_noop("Paste the chat template the model was fine-tuned with into 'chat_template'."),
+                    path=model.base_model,
                 )
             )
     if model.adapter_path:
         adapter = Path(model.adapter_path).expanduser()
         if not adapter.exists():
             problems.append(
-                Problem(
+                Problem.of(
                     "inference.E002",
-                    f"adapter_path {model.adapter_path} does not exist",
-                    "Give a PEFT/LoRA adapter folder (with adapter_config.json), or leave it empty.",
+                    gettext_noop("adapter_path {path} does not exist"),
+                    gettext_noop("Give a PEFT/LoRA adapter folder (with adapter_config.json), or leave it empty."),
+                    path=model.adapter_path,
                 )
             )
         elif not (adapter / "adapter_config.json").exists():
             problems.append(
-                Problem(
+                Problem.of(
                     "inference.E002",
-                    f"adapter_path {model.adapter_path} has no adapter_config.json (not a PEFT adapter)",
-                    "Point adapter_path at the folder that PeftModel.save_pretrained wrote.",
+                    gettext_noop("adapter_path {path} has no adapter_config.json (not a PEFT adapter)"),
+                    gettext_noop("Point adapter_path at the folder that PeftModel.save_pretrained wrote."),
+                    path=model.adapter_path,
                 )
             )
     if not isinstance(model.engine_options, dict):
@@ -183,12 +210,19 @@ def _local_problems(model: RegisteredModel) -> list[Problem]:
     if model.backend == RegisteredModel.Backend.VLLM and importlib.util.find_spec("vllm") is None:
         # Not fatal: the web process usually has no vLLM; GPU workers do (extra 'gpu').
         problems.append(
-            Problem(
+            Problem.of(
                 "inference.W001",
-                "vLLM is not installed in this process; runs of this model need a worker on the 'gpu' queue",
-                f"Start a GPU worker: pip install '.[gpu]' and {worker_command('gpu')} "
-                "(vLLM needs the solo or threads pool; python manage.py gpu_preflight checks the machine).",
+                gettext_noop(
+                    "vLLM is not installed in this process; runs of this model need a worker on the 'gpu' queue"
+                ),
+                gettext_noop(
+                    "Start a GPU worker: {install} and {command} (vLLM needs the solo or threads pool; "
+                    "{preflight} checks the machine)."
+                ),
                 fatal=False,
+                install="pip install '.[gpu]'",
+                command=worker_command("gpu"),
+                preflight="python manage.py gpu_preflight",
             )
         )
     return problems
@@ -198,24 +232,26 @@ def _openai_problems(model: RegisteredModel) -> list[Problem]:
     problems: list[Problem] = []
     if not model.server_url.strip():
         problems.append(
-            Problem(
+            Problem.of(
                 "inference.E004",
-                "server_url is not set (the openai backend needs an OpenAI-compatible server)",
-                "e.g. http://gpu-host:8000/v1 for `vllm serve`.",
+                gettext_noop("server_url is not set (the openai backend needs an OpenAI-compatible server)"),
+                gettext_noop("e.g. {url} for `vllm serve`."),
+                url="http://gpu-host:8000/v1",
             )
         )
     elif not model.server_url.startswith(("http://", "https://")):
         problems.append(
-            Problem("inference.E004", f"server_url {model.server_url!r} must start with http:// or https://")
+            Problem.of("inference.E004", gettext_noop("server_url {url} must start with http:// or https://"),
+                       url=repr(model.server_url))
         )
     if model.adapter_path:
         problems.append(
-            Problem(
+            Problem.of(
                 "inference.W002",
-                "adapter_path is not used by the openai backend",
-                "Serve the adapter (vllm serve BASE --enable-lora --lora-modules NAME=PATH) and set "
-                "base_model to NAME.",
+                gettext_noop("adapter_path is not used by the openai backend"),
+                gettext_noop("Serve the adapter ({command}) and set base_model to NAME."),
                 fatal=False,
+                command="vllm serve BASE --enable-lora --lora-modules NAME=PATH",
             )
         )
     return problems
@@ -317,7 +353,8 @@ def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:
         ]
     if not model.base_model.strip():
         return [
-            Problem("inference.E001", "base_model is empty", "A local folder, a hub id or a served model id.")
+            Problem.of("inference.E001", gettext_noop("base_model is empty"),
+                       gettext_noop("A local folder, a hub id or a served model id."))
         ]
     problems = _parameter_problems(model)
     if model.backend == RegisteredModel.Backend.OPENAI:
@@ -326,11 +363,12 @@ def problems_for(model: RegisteredModel, deep: bool = False) -> list[Problem]:
         problems += _local_problems(model)
     if model.api_key_env and model.api_key_env not in os.environ:
         problems.append(
-            Problem(
+            Problem.of(
                 "inference.W003",
-                f"environment variable {model.api_key_env} (api_key_env) is not set in this process",
-                "Set it where the workers run.",
+                gettext_noop("environment variable {name} (api_key_env) is not set in this process"),
+                gettext_noop("Set it where the workers run."),
                 fatal=False,
+                name=model.api_key_env,
             )
         )
     if deep and not any(p.fatal for p in problems):

@@ -61,6 +61,8 @@ ALLOWED = {
     # the product's name; tools, authors and methods cited by name
     "Platform", "LLaMA-Factory", "jieba", "rouge-score", "NLTK", "Shrout", "Wilcoxon", "Holm", "McGraw", "Wong",
     "booktabs", "Markdown", "alpha", "kappa", "Fleiss'", "Pérez-Rosas", "et", "al", "SmoothingFunction",
+    # the words of literal commands shown in <code> (worker start, preflight) and of system check ids
+    "celery", "python", "manage", "py", "worker", "gpu-worker", "pool", "solo", "record", "inference",
 }
 # A token of letters (ASCII or Greek), possibly joined by - _ ' or a dot (file names, ICC(2,1) parts).
 WORD = re.compile(r"[A-Za-zÀ-ÿ][A-Za-zÀ-ÿ0-9_'\-]*")

@@ -1,13 +1,18 @@
 """The training-loss chart as inline SVG, drawn on the server (no JavaScript, no CDN).
 
-Pure: numbers in, an SVG string out. Only numbers and fixed text go into the markup, so it is
-safe to mark as safe in a template.
+Pure: numbers in, an SVG string out. Only numbers and the (escaped) texts the caller passes in its
+language go into the markup, so it is safe to mark as safe in a template.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from html import escape
+
+
+def _english_non_finite(count: int) -> str:
+    return f"{count} non-finite step(s) not drawn"
 
 
 def _ticks(low: float, high: float, count: int = 4) -> list[float]:
@@ -17,9 +22,18 @@ def _ticks(low: float, high: float, count: int = 4) -> list[float]:
 
 
 def loss_chart_svg(
-    points: Sequence[tuple[int, float]], width: int = 640, height: int = 240, title: str = "training loss"
+    points: Sequence[tuple[int, float]],
+    width: int = 640,
+    height: int = 240,
+    title: str = "training loss",
+    empty_note: str = "no steps logged yet",
+    caption: str = "step (last loss {loss})",
+    non_finite: Callable[[int], str] = _english_non_finite,
 ) -> str:
     """A line chart of ``(step, loss)``; an empty chart with a note when there are no points.
+
+    The texts come in the page's language: ``caption`` has a ``{loss}`` placeholder, ``non_finite``
+    words the count of steps left out (plural forms are the caller's).
 
     Non-finite losses (nan/inf from a diverged step) are left out of the line and counted in the
     caption, so one bad step neither breaks the chart nor hides.
@@ -30,13 +44,13 @@ def loss_chart_svg(
     bad = len(points) - len(finite)
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" role="img" aria-label="{title}" class="loss-chart">',
+        f'height="{height}" role="img" aria-label="{escape(title)}" class="loss-chart">',
         f'<rect x="{left}" y="{top}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#ccc"/>',
     ]
     if not finite:
         parts.append(
             f'<text x="{left + plot_w / 2:.1f}" y="{top + plot_h / 2:.1f}" text-anchor="middle" '
-            'font-size="13" fill="#666">no steps logged yet</text></svg>'
+            f'font-size="13" fill="#666">{escape(empty_note)}</text></svg>'
         )
         return "".join(parts)
     steps = [s for s, _ in finite]
@@ -68,12 +82,12 @@ def loss_chart_svg(
     parts.append(f'<path d="{path}" fill="none" stroke="#1f6feb" stroke-width="1.5"/>')
     if len(finite) == 1:
         parts.append(f'<circle cx="{x(steps[0]):.1f}" cy="{y(losses[0]):.1f}" r="3" fill="#1f6feb"/>')
-    caption = f"step (last loss {losses[-1]:.4f})"
+    text = caption.format(loss=f"{losses[-1]:.4f}")
     if bad:
-        caption += f", {bad} non-finite step(s) not drawn"
+        text += ", " + non_finite(bad)
     parts.append(
         f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle" font-size="11" '
-        f'fill="#444">{caption}</text>'
+        f'fill="#444">{escape(text)}</text>'
     )
     parts.append("</svg>")
     return "".join(parts)

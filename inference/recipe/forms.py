@@ -47,11 +47,12 @@ class TransformationForm(CheckedCharacters, forms.Form):
         required=False,
         label=_("Judge prompt"),
     )
-    chunk_size = forms.IntegerField(min_value=1, max_value=256, initial=4)
+    chunk_size = forms.IntegerField(min_value=1, max_value=256, initial=4, label=_("Chunk size"))
     max_new_tokens = forms.IntegerField(
         min_value=1,
         max_value=32768,
         required=False,
+        label=_("Max new tokens"),
         help_text=_("Empty: a quarter of the chosen model's context (at most 2048), so the prompt has room."),
     )
 
@@ -82,9 +83,10 @@ class TransformationForm(CheckedCharacters, forms.Form):
 
 
 class PromptForm(CheckedCharacters, forms.Form):
-    name = forms.CharField(max_length=100)
-    kind = forms.ChoiceField(choices=PromptTemplate.Kind.choices)
+    name = forms.CharField(max_length=100, label=_("Name"))
+    kind = forms.ChoiceField(choices=PromptTemplate.Kind.choices, label=_("Kind"))
     text = forms.CharField(
+        label=_("Text"),
         widget=forms.Textarea(attrs={"rows": 24, "cols": 100}),
         help_text=_("Must contain {dialogue}; a rewrite prompt may also use {rounds} and {turns}."),
     )
@@ -92,9 +94,13 @@ class PromptForm(CheckedCharacters, forms.Form):
 
 
 class ExportForm(CheckedCharacters, forms.Form):
-    split = forms.ChoiceField(choices=SPLITS, initial="train")
-    name = forms.CharField(max_length=60, initial="mi", help_text=_("Dataset name in dataset_info.json."))
-    system_prompt = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    split = forms.ChoiceField(choices=SPLITS, initial="train", label=_("Split"))
+    name = forms.CharField(
+        max_length=60, initial="mi", label=_("Name"), help_text=_("Dataset name in dataset_info.json.")
+    )
+    system_prompt = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), required=False, label=_("System prompt")
+    )
     derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
     min_judge_total = forms.IntegerField(
         min_value=0, max_value=9, required=False, label=_("Minimum judge total")
@@ -106,8 +112,10 @@ class FineTuneForm(CheckedCharacters, forms.Form):
         RegisteredModel.objects.exclude(backend=RegisteredModel.Backend.OPENAI).filter(adapter_path=""),
         label=_("Base model"),
     )
-    output_name = forms.CharField(max_length=120, required=False, help_text=_("Empty: <base>-lora."))
-    split = forms.ChoiceField(choices=SPLITS, initial="train")
+    output_name = forms.CharField(
+        max_length=120, required=False, label=_("Output name"), help_text=_("Empty: <base>-lora.")
+    )
+    split = forms.ChoiceField(choices=SPLITS, initial="train", label=_("Split"))
     derived_only = forms.BooleanField(required=False, label=_("Only derived (rewritten) dialogues"))
     min_judge_total = forms.IntegerField(
         min_value=0, max_value=9, required=False, label=_("Minimum judge total")
@@ -115,33 +123,43 @@ class FineTuneForm(CheckedCharacters, forms.Form):
     system_prompt = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}),
         required=False,
+        label=_("System prompt"),
         help_text=_("Empty: the base model's system prompt. The fine-tuned model is registered with it."),
     )
     queue = forms.ChoiceField(
         choices=[("train", "train"), ("gpu", "gpu"), ("cpu", "cpu")],
         initial="train",
+        label=_("Queue"),
         help_text=_("train: the GPU training worker; gpu: the vLLM worker (it unloads its engines first); cpu only for tiny models."),
     )
-    lora_rank = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_rank)
-    lora_alpha = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_alpha)
-    lora_dropout = forms.FloatField(min_value=0, max_value=0.99, initial=_DEFAULTS.lora_dropout)
-    lora_target = forms.CharField(initial=_DEFAULTS.lora_target, help_text=_("'all' = every linear layer."))
-    learning_rate = forms.FloatField(min_value=0, initial=_DEFAULTS.learning_rate)
-    num_epochs = forms.FloatField(min_value=0, initial=_DEFAULTS.num_epochs)
-    batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size)
+    lora_rank = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_rank, label=_("LoRA rank"))
+    lora_alpha = forms.IntegerField(min_value=1, initial=_DEFAULTS.lora_alpha, label=_("LoRA alpha"))
+    lora_dropout = forms.FloatField(
+        min_value=0, max_value=0.99, initial=_DEFAULTS.lora_dropout, label=_("LoRA dropout")
+    )
+    lora_target = forms.CharField(
+        initial=_DEFAULTS.lora_target, label=_("LoRA target modules"), help_text=_("'all' = every linear layer.")
+    )
+    learning_rate = forms.FloatField(min_value=0, initial=_DEFAULTS.learning_rate, label=_("Learning rate"))
+    num_epochs = forms.FloatField(min_value=0, initial=_DEFAULTS.num_epochs, label=_("Epochs"))
+    batch_size = forms.IntegerField(min_value=1, initial=_DEFAULTS.batch_size, label=_("Batch size"))
     gradient_accumulation_steps = forms.IntegerField(
-        min_value=1, initial=_DEFAULTS.gradient_accumulation_steps
+        min_value=1, initial=_DEFAULTS.gradient_accumulation_steps, label=_("Gradient accumulation steps")
     )
-    cutoff_len = forms.IntegerField(min_value=1, initial=_DEFAULTS.cutoff_len)
+    cutoff_len = forms.IntegerField(min_value=1, initial=_DEFAULTS.cutoff_len, label=_("Cutoff length"))
     lr_scheduler = forms.ChoiceField(
-        choices=[(v, v) for v in ("cosine", "linear", "constant", "constant_with_warmup")],
+        choices=[("cosine", _("cosine")), ("linear", _("linear")), ("constant", _("constant")),
+                 ("constant_with_warmup", _("constant with warmup"))],
         initial=_DEFAULTS.lr_scheduler,
+        label=_("Learning-rate scheduler"),
     )
-    warmup_ratio = forms.FloatField(min_value=0, max_value=0.99, initial=_DEFAULTS.warmup_ratio)
+    warmup_ratio = forms.FloatField(
+        min_value=0, max_value=0.99, initial=_DEFAULTS.warmup_ratio, label=_("Warmup ratio")
+    )
     max_steps = forms.IntegerField(
-        min_value=1, required=False, help_text=_("Optional cap on optimizer steps.")
+        min_value=1, required=False, label=_("Max steps"), help_text=_("Optional cap on optimizer steps.")
     )
-    seed = forms.IntegerField(initial=_DEFAULTS.seed)
+    seed = forms.IntegerField(initial=_DEFAULTS.seed, label=_("Seed"))
 
     HYPERPARAMETERS = (
         "lora_rank",

@@ -18,6 +18,7 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from annotation import queries as annotation_queries
@@ -292,7 +293,15 @@ def _finetune_context(job: FineTuneJob) -> dict:
     return {
         "study": job.study,
         "job": job,
-        "chart": charts.loss_chart_svg(points),
+        "chart": charts.loss_chart_svg(
+            points,
+            title=_("training loss"),
+            empty_note=_("no training steps logged yet"),
+            caption=_("step (last loss {loss})"),
+            non_finite=lambda n: ngettext(
+                "%(n)s non-finite step not drawn", "%(n)s non-finite steps not drawn", n
+            ) % {"n": n},
+        ),
         "last_loss": points[-1][1] if points else None,
         "first_loss": points[0][1] if points else None,
         "finished": job.status
