@@ -25,6 +25,7 @@ Reliability data for alpha and kappa is a coder × unit matrix (one row per code
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -60,14 +61,43 @@ REASON_CI_UNORDERED = gettext_noop(
     "interval omitted: its bounds are not ordered around the estimate or reach outside [-1, 1]"
 )
 REASON_CI_ZERO_ERROR = gettext_noop("interval omitted: the error mean square is 0 (coders agree exactly)")
+# Reasons of "not_enough_data" and "undefined" ({n}, {k}, {have}: the counts found on the data).
+REASON_ICC_TOO_FEW = gettext_noop("need at least 2 targets rated by all raters and 2 raters; have n={n}, k={k}")
+REASON_ICC_CONSTANT = gettext_noop("no variation: every rating is the same value")
+REASON_ICC_ZERO_DENOMINATOR = gettext_noop("ICC denominator is 0 (no between-target variance to compare against)")
+REASON_ICC_NOT_FINITE = gettext_noop("ICC is not finite on this data")
+REASON_ALPHA_TOO_FEW = gettext_noop("need at least 2 units coded by 2 or more coders; have {have}")
+REASON_ALPHA_CONSTANT = gettext_noop("no variation: every coder gave the same value to every unit")
+REASON_ALPHA_ZERO = gettext_noop("alpha is 0/0 on this data (no expected disagreement)")
+REASON_KAPPA_TOO_FEW = gettext_noop("need at least 2 units coded by both coders; have {have}")
+REASON_KAPPA_CONSTANT = gettext_noop("no variation: both coders used one single label")
+REASON_KAPPA_ZERO = gettext_noop("kappa is 0/0 on this data")
+REASON_ONE_CODER_PER_UNIT = gettext_noop("every unit was coded by one coder only")
+REASON_MULTI_CONSTANT = gettext_noop("no variation: every coder used one single label")
+REASON_TOO_FEW_UNITS = gettext_noop("need at least 2 coded units; have {have}")
 REASONS: tuple[str, ...] = (
-    REASON_FEW_TARGETS, REASON_TARGET_VARIANCE, REASON_OUT_OF_RANGE, REASON_CI_UNORDERED, REASON_CI_ZERO_ERROR
+    REASON_FEW_TARGETS, REASON_TARGET_VARIANCE, REASON_OUT_OF_RANGE, REASON_CI_UNORDERED, REASON_CI_ZERO_ERROR,
+    REASON_ICC_TOO_FEW, REASON_ICC_CONSTANT, REASON_ICC_ZERO_DENOMINATOR, REASON_ICC_NOT_FINITE,
+    REASON_ALPHA_TOO_FEW, REASON_ALPHA_CONSTANT, REASON_ALPHA_ZERO, REASON_KAPPA_TOO_FEW, REASON_KAPPA_CONSTANT,
+    REASON_KAPPA_ZERO, REASON_ONE_CODER_PER_UNIT, REASON_MULTI_CONSTANT, REASON_TOO_FEW_UNITS,
 )
 
 
 def reason_text(template: str) -> str:
     """A reason template as shown (``{minimum}`` filled in)."""
     return template.format(minimum=MIN_TARGETS)
+
+
+def reason_match(text: str, templates: Sequence[str] = REASONS) -> tuple[str, dict[str, str]] | None:
+    """The reason template ``text`` was made from and the values of its placeholders, or None: the pages
+    translate the template and fill it in again (``{minimum}`` may be any number)."""
+    for template in templates:
+        parts = re.split(r"\{(\w+)\}", template)
+        pattern = "".join(re.escape(part) if i % 2 == 0 else f"(?P<{part}>.+?)" for i, part in enumerate(parts))
+        found = re.fullmatch(pattern, text)
+        if found:
+            return template, found.groupdict()
+    return None
 
 
 @dataclass(frozen=True)
@@ -225,10 +255,10 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray, *, min_targets: i
     if n < 2 or k < 2:
         # Short-circuit before np.ptp, which fails on an empty array.
         return no_value(
-            "not_enough_data", f"need at least 2 targets rated by all raters and 2 raters; have n={n}, k={k}"
+            "not_enough_data", REASON_ICC_TOO_FEW.format(n=n, k=k)
         )
     if np.ptp(complete) == 0:
-        return no_value("undefined", "no variation: every rating is the same value")
+        return no_value("undefined", REASON_ICC_CONSTANT)
     if n < min_targets:
         return no_value("not_estimable", REASON_FEW_TARGETS.format(minimum=min_targets))
 
@@ -259,11 +289,11 @@ def icc(matrix: Sequence[Sequence[float | None]] | np.ndarray, *, min_targets: i
     denom_1 = msb + (k - 1) * mse + k * (msj - mse) / n
     denom_k = msb + (msj - mse) / n
     if denom_1 == 0 or denom_k == 0:
-        return no_value("undefined", "ICC denominator is 0 (no between-target variance to compare against)")
+        return no_value("undefined", REASON_ICC_ZERO_DENOMINATOR)
     icc2 = (msb - mse) / denom_1
     icc2k = (msb - mse) / denom_k
     if not (math.isfinite(icc2) and math.isfinite(icc2k)):
-        return no_value("undefined", "ICC is not finite on this data")
+        return no_value("undefined", REASON_ICC_NOT_FINITE)
 
     # 95 % CI for ICC(2,1), then Spearman-Brown for ICC(2,k): same formulas as pingouin.
     alpha = 0.05
@@ -399,10 +429,10 @@ def krippendorff_alpha(
 
     if n_coders < 2 or len(pairable) < 2:
         return no_value(
-            "not_enough_data", f"need at least 2 units coded by 2 or more coders; have {len(pairable)}"
+            "not_enough_data", REASON_ALPHA_TOO_FEW.format(have=len(pairable))
         )
     if len(set(pair_values)) < 2:
-        return no_value("undefined", "no variation: every coder gave the same value to every unit")
+        return no_value("undefined", REASON_ALPHA_CONSTANT)
     if len(pairable) < min_units:
         return no_value("not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
 
@@ -428,7 +458,7 @@ def krippendorff_alpha(
             raise
         return no_value("undefined", str(exc))
     if not math.isfinite(value):
-        return no_value("undefined", "alpha is 0/0 on this data (no expected disagreement)")
+        return no_value("undefined", REASON_ALPHA_ZERO)
     checked = estimate(value)
     if checked.value is None:
         return no_value("not_estimable", checked.reason)
@@ -477,12 +507,12 @@ def cohen_kappa(
             None,
             len(both),
             "not_enough_data",
-            f"need at least 2 units coded by both coders; have {len(both)}",
+            REASON_KAPPA_TOO_FEW.format(have=len(both)),
         )
     ya = [a for a, _ in both]
     yb = [b for _, b in both]
     if len(set(ya) | set(yb)) < 2:
-        return KappaResult(None, len(both), "undefined", "no variation: both coders used one single label")
+        return KappaResult(None, len(both), "undefined", REASON_KAPPA_CONSTANT)
     if len(both) < min_units:
         return KappaResult(None, len(both), "not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
     # sklearn sorts labels, so mixed types (e.g. str and int) would fail; compare them as strings then.
@@ -492,7 +522,7 @@ def cohen_kappa(
         warnings.simplefilter("ignore")
         value = float(cohen_kappa_score(ya, yb))
     if not math.isfinite(value):
-        return KappaResult(None, len(both), "undefined", "kappa is 0/0 on this data")
+        return KappaResult(None, len(both), "undefined", REASON_KAPPA_ZERO)
     return _kappa(value, len(both))
 
 
@@ -530,7 +560,7 @@ def fleiss_kappa(data: Sequence[Sequence[Any]], *, min_units: int = MIN_TARGETS)
     units = [u for u in units if u]
     if len(units) < 2:
         return KappaResult(
-            None, len(units), "not_enough_data", f"need at least 2 coded units; have {len(units)}"
+            None, len(units), "not_enough_data", REASON_TOO_FEW_UNITS.format(have=len(units))
         )
     sizes = {len(u) for u in units}
     if len(sizes) > 1:
@@ -542,7 +572,7 @@ def fleiss_kappa(data: Sequence[Sequence[Any]], *, min_units: int = MIN_TARGETS)
         )
     m = sizes.pop()
     if m < 2:
-        return KappaResult(None, len(units), "not_enough_data", "every unit was coded by one coder only")
+        return KappaResult(None, len(units), "not_enough_data", REASON_ONE_CODER_PER_UNIT)
     categories = {label: i for i, label in enumerate(sorted({v for u in units for v in u}, key=repr))}
     counts = np.zeros((len(units), len(categories)))
     for i, unit in enumerate(units):
@@ -554,7 +584,7 @@ def fleiss_kappa(data: Sequence[Sequence[Any]], *, min_units: int = MIN_TARGETS)
     p_bar = float(p_i.mean())
     p_e = float(np.sum(p_j**2))
     if p_e >= 1.0:
-        return KappaResult(None, n_units, "undefined", "no variation: every coder used one single label")
+        return KappaResult(None, n_units, "undefined", REASON_MULTI_CONSTANT)
     if n_units < min_units:
         return KappaResult(None, n_units, "not_estimable", REASON_FEW_TARGETS.format(minimum=min_units))
     return _kappa((p_bar - p_e) / (1 - p_e), n_units)

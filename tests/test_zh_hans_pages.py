@@ -39,6 +39,7 @@ from annotation.models import (
     TranscriptSource,
     Turn,
     Utterance,
+    Volley,
 )
 from evaluation import actions as evaluation_actions
 from inference.coders import actions as coder_actions
@@ -258,6 +259,8 @@ def world(study, coordinator, coder, coder2, admin_user, demo_dialogues_file, tm
              *CodingRound.objects.filter(study=study).values_list("name", flat=True),
              *GoldSet.objects.filter(study=study).values_list("name", flat=True),
              *MachineCoder.objects.filter(study=study).values_list("name", flat=True),
+             *MachineCoder.objects.filter(study=study).values_list("artefact_path", flat=True),
+             *Volley.objects.filter(transcript__source__study=study).values_list("client_context", flat=True),
              *RegisteredModel.objects.values_list("name", flat=True), "Gold B", "Calibration 2"]
     for text in texts:
         for word in WORD.findall(str(text or "")):
