@@ -150,7 +150,7 @@ def feedback_agreement(pairs: Sequence[tuple[str | None, str]]) -> dict[str, flo
     kappa, alpha, percent = ga.utterance_agreement(pairs)
     # The reasons in the page's language: the coder's page shows them as they are (annotation cannot
     # translate the reliability module's reasons).
-    from .templatetags.evaluation_format import translate_reason
+    from .reasons import translate_reason
 
     return {"kappa": kappa.kappa, "kappa_reason": translate_reason(kappa.reason), "alpha": alpha.alpha,
             "alpha_reason": translate_reason(alpha.reason),

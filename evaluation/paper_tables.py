@@ -32,6 +32,7 @@ from annotation.models import Transcript, TranscriptSource
 
 from . import paired, results_cache
 from .exports import Table
+from .reasons import translate_reason
 from .results import METRIC_COLUMNS, Results, fmt_value
 from .summaries import CONSENSUS, display_label
 from .table_formats import DisplayTable, to_latex, to_markdown
@@ -171,7 +172,7 @@ def reliability_table(results: Results) -> PaperTable:
         if i.status == "ok":
             icc1, icck, band = f"{_num(i.icc2_1)}{_ci(i.ci95_2_1)}", f"{_num(i.icc2_k)}{_ci(i.ci95_2_k)}", _(i.band) if i.band else ""
         else:
-            reason = i.reason or i.status
+            reason = translate_reason(i.reason) if i.reason else i.status
             icc1, icck, band = _("not estimable (%(reason)s)") % {"reason": reason}, "—", ""
         alpha = _num(a.alpha, 3) if a.status == "ok" else "—"
         display_rows.append([display_label(s.key), str(i.n), icc1, icck, band, alpha])

@@ -57,7 +57,10 @@ KIND_LABELS: dict[str, str] = {
     "generated": irr.gettext_noop("generated"),
     "coding": irr.gettext_noop("coding"),
     "consensus": irr.gettext_noop("consensus"),
+    "machine": irr.gettext_noop("machine"),
 }
+# Who the ICC raters are (``StudyReliability.raters``), as the pages show it.
+RATER_LABELS: dict[str, str] = {"coders": irr.gettext_noop("coders"), "positions": irr.gettext_noop("positions")}
 # As a cell shows a status (English; the pages translate them).
 STATUS_TEXT: dict[str, str] = {
     "ok": "",

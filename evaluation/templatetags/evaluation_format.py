@@ -9,9 +9,9 @@ from django.utils.translation import gettext
 
 from annotation import miti
 
-from .. import gold_agreement as ga
 from .. import reliability as irr
-from ..reliability_data import RATIO_ALPHA_REASON, STATUS_TEXT
+from ..reasons import translate_reason
+from ..reliability_data import STATUS_TEXT
 from ..results import fmt_value, threshold_text
 from ..summaries import display_label
 
@@ -94,16 +94,6 @@ def reason(text: str) -> str:
     """Why a statistic has no value (``title`` of its cell), translated when it is one of the reliability
     module's reasons (docs/metrics.md, "When a statistic is not estimable") or the gold comparison's."""
     return translate_reason(text)
-
-
-def translate_reason(text: str) -> str:
-    """A reason of :mod:`evaluation.reliability` or :mod:`evaluation.gold_agreement`, in the active
-    language (its numbers kept); any other text unchanged."""
-    found = irr.reason_match(str(text or ""), (*irr.REASONS, *ga.REASONS, RATIO_ALPHA_REASON))
-    if found is None:
-        return text
-    template_text, values = found
-    return gettext(template_text).format(**values)
 
 
 @register.simple_tag
