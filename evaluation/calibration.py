@@ -148,5 +148,10 @@ def assess(study: object, user_ids: Sequence[int]) -> dict[int, Verdict]:
 def feedback_agreement(pairs: Sequence[tuple[str | None, str]]) -> dict[str, float | None | str]:
     """Kappa and alpha of one calibration coding with its gold, for the coder's feedback panel."""
     kappa, alpha, percent = ga.utterance_agreement(pairs)
-    return {"kappa": kappa.kappa, "kappa_reason": kappa.reason, "alpha": alpha.alpha, "alpha_reason": alpha.reason,
+    # The reasons in the page's language: the coder's page shows them as they are (annotation cannot
+    # translate the reliability module's reasons).
+    from .reasons import translate_reason
+
+    return {"kappa": kappa.kappa, "kappa_reason": translate_reason(kappa.reason), "alpha": alpha.alpha,
+            "alpha_reason": translate_reason(alpha.reason),
             "percent": percent}

@@ -26,6 +26,7 @@ Criterion = Literal["met", "below", "not_estimable", "not_required"]
 REASON_NO_GOLD_GLOBALS = irr.gettext_noop("the gold transcripts have no global ratings")
 REASON_CODE_NOT_IN_GOLD = irr.gettext_noop("the gold transcripts never use this code")
 REASON_NO_CALIBRATION = irr.gettext_noop("no submitted calibration coding")
+REASONS: tuple[str, ...] = (REASON_NO_GOLD_GLOBALS, REASON_CODE_NOT_IN_GOLD, REASON_NO_CALIBRATION)
 
 # The ICC the gate reads: the summary scores of the manual (MITI 4.2.1, "Summary scores").
 GATE_ICC_KEYS: tuple[str, ...] = miti.SUMMARY_KEYS

@@ -38,7 +38,9 @@ SCORE_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
 # distinct values make the krippendorff package's coincidence matrix quadratic in them (seconds on a large
 # study) for a number MITI reliability work does not report.
 ALPHA_KEYS: frozenset[str] = frozenset((*GLOBAL_KEYS, *TALLY_KEYS, "technical", "relational", "mia", "mina"))
-RATIO_ALPHA_REASON = "alpha is computed for globals and counts (docs/metrics.md); %CR and R:Q get ICC only"
+RATIO_ALPHA_REASON = irr.gettext_noop(
+    "alpha is computed for globals and counts (docs/metrics.md); percent CR and R:Q get ICC only"
+)
 # Scores whose drift over time is shown (the ones a paper reports per coder).
 DRIFT_KEYS: tuple[str, ...] = GLOBAL_KEYS + SUMMARY_SCORE_KEYS
 
@@ -55,7 +57,10 @@ KIND_LABELS: dict[str, str] = {
     "generated": irr.gettext_noop("generated"),
     "coding": irr.gettext_noop("coding"),
     "consensus": irr.gettext_noop("consensus"),
+    "machine": irr.gettext_noop("machine"),
 }
+# Who the ICC raters are (``StudyReliability.raters``), as the pages show it.
+RATER_LABELS: dict[str, str] = {"coders": irr.gettext_noop("coders"), "positions": irr.gettext_noop("positions")}
 # As a cell shows a status (English; the pages translate them).
 # Who the ICC raters are (``StudyReliability.raters``), as the pages name them.
 RATERS_TEXT: dict[str, str] = {

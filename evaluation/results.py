@@ -73,7 +73,12 @@ class SourceRow:
 
     @property
     def label(self) -> str:
-        return f"{self.source.label} · {self.group}" if self.group else self.source.label
+        if not self.group:
+            return self.source.label
+        # Grouped by coder, the consensus codings form the group "consensus" (evaluation.grouping): named
+        # in the page's language.
+        group = gettext("consensus") if self.group == "consensus" else self.group
+        return f"{self.source.label} · {group}"
 
 
 @dataclass

@@ -29,12 +29,35 @@ from django.contrib.auth import get_user_model
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from annotation import actions, miti
-from annotation.models import Assignment, Dialogue, ImportBatch, Transcript, TranscriptSource, Turn, Utterance
+from annotation.models import (
+    Assignment,
+    CodingRound,
+    Dialogue,
+    GoldSet,
+    ImportBatch,
+    Transcript,
+    TranscriptSource,
+    Turn,
+    Utterance,
+    Volley,
+)
 from evaluation import actions as evaluation_actions
-from inference.models import GenerationItem, RegisteredModel
+from inference.coders import actions as coder_actions
+from inference.coders import execute
+from inference.models import GenerationItem, MachineCoder, RegisteredModel
 from inference.recipe import actions as recipe_actions
 from inference.recipe.models import FineTuneJob, TransformationItem, TransformationJob
+from tests.annotation.test_assisted_rounds import machine_suggesting
+from tests.calibration.helpers import (
+    code_assignment,
+    gold_codes,
+    gold_globals,
+    make_gold_set,
+    make_transcripts,
+    noisy,
+)
 from tests.evaluation.db_helpers import coded_demo_study
+from tests.inference.test_machine_coders import run_in_process
 
 pytestmark = pytest.mark.django_db
 
@@ -129,9 +152,48 @@ class World:
     recipe_words: set[str] = field(default_factory=set)  # the prompt templates' own (English) text
 
 
+def _machine_coders(study, coded, coordinator, coder) -> dict:
+    """A trained classifier that coded round 1 (machine vs human, a run), and an assisted round whose
+    suggestions come from an LLM machine coder (the coding page with a suggestion)."""
+    classifier = coder_actions.register_classifier(study, name="tfidf", training_round=coded.coding_round, seed=3,
+                                                   folds=3, created_by=coordinator)
+    execute.train_classifier(classifier.pk)
+    classifier.refresh_from_db()
+    assert classifier.status == MachineCoder.Status.READY, classifier.error
+    run = run_in_process(coder_actions.start_coding_run(classifier, coded.coding_round, created_by=coordinator))
+    assisted = actions.create_coding_round(
+        study, name="Assisted", sources=[coded.reference], coders=[coder], overlap=0.0, seed=5,
+        created_by=coordinator, purpose="assisted",
+    )
+    llm = machine_suggesting(study, assisted, lambda u: "SR" if u.index == 0 else "Q")
+    suggested = Assignment.objects.filter(coding_round=assisted, coder=coder).order_by("position").first()
+    return dict(classifier=classifier.pk, llm=llm.pk, machine_run=run.pk, assisted=suggested.pk)
+
+
+def _calibration(study, coordinator, coder, coder2) -> dict:
+    """A gold set; a calibration round the coder has submitted (feedback against gold); a study round
+    seeded with gold that both coders coded, the second badly at the end (a drift alert)."""
+    golds = make_gold_set(study, coordinator, [coder, coder2], n=4, label="Gold dialogues", kind="generated", prefix="gold",
+                          volleys=2, per_volley=2)
+    calibration_round = actions.create_calibration_round(study, name="Calibration 1", golds=golds[:2], coders=[coder],
+                                                         created_by=coordinator)
+    fed_back = Assignment.objects.filter(coding_round=calibration_round, coder=coder).order_by("position").first()
+    code_assignment(fed_back, noisy(gold_codes(fed_back.transcript), 3), gold_globals(fed_back.transcript), coder)
+    actions.set_proficiency_standard(study, drift_kappa=0.6, drift_window=2)
+    transcripts = make_transcripts(study, 4, label="Model run", kind="generated", prefix="g", volleys=2, per_volley=2)
+    seeded = actions.create_coding_round(study, name="Spring round", sources=[transcripts[0].source],
+                                         coders=[coder, coder2], overlap=1.0, seed=11, gold_set=golds[0].gold_set,
+                                         gold_rate=1.0)
+    for a in Assignment.objects.filter(coding_round=seeded).order_by("coder_id", "position"):
+        wrong = 2 if a.coder == coder2 and a.position >= 3 else 0
+        code_assignment(a, noisy(gold_codes(a.transcript), wrong), gold_globals(a.transcript), a.coder)
+    return dict(gold_set=golds[0].gold_set.pk, fed_back=fed_back.pk)
+
+
 @pytest.fixture
 def world(study, coordinator, coder, coder2, admin_user, demo_dialogues_file, tmp_path, settings) -> World:
     settings.MI_VAR_DIR = tmp_path
+    settings.MI_MODEL_STORE = tmp_path / "models"
     # The Chinese demo dialogues only: English dialogue text would hide English interface words.
     chinese = tmp_path / "demo_zh.jsonl"
     chinese.write_text("".join(line + "\n" for line in demo_dialogues_file.read_text(encoding="utf-8").splitlines()
@@ -168,6 +230,8 @@ def world(study, coordinator, coder, coder2, admin_user, demo_dialogues_file, tm
         study=study, base_model=coded.run.model, output_name="demo-mi-model-sft", created_by=coordinator,
         dialogue_count=4, total_steps=10, current_step=3,
     )
+    machine_ids = _machine_coders(study, coded, coordinator, coder)
+    calibration_ids = _calibration(study, coordinator, coder, coder2)
     batch = ImportBatch.objects.filter(study=study).order_by("pk").first()
     generation_item = coded.run.items.order_by("pk").first()
     world = World()
@@ -178,6 +242,7 @@ def world(study, coordinator, coder, coder2, admin_user, demo_dialogues_file, tm
         export=done_export.pk, queued_export=queued_export.pk, job=job.pk, item=item.pk, finetune=finetune.pk,
         prompt=prompts[0].pk, generation_item=generation_item.pk, coder=coder.pk, coder2=coder2.pk,
         utterance=first_utterance.pk, volley=transcript.volleys.order_by("index").first().pk,
+        **machine_ids, **calibration_ids,
     )
     # The fixture's own data may be English: names, dialogue text, prompts, labels.
     texts = [study.name, study.change_goal, "Round 1", "Round 2", writer.name, coded.run.model.name,
@@ -192,7 +257,13 @@ def world(study, coordinator, coder, coder2, admin_user, demo_dialogues_file, tm
              *Dialogue.objects.filter(study=study).values_list("source_dataset", flat=True),
              *(key for metadata in Dialogue.objects.filter(study=study).values_list("metadata", flat=True)
                for key in metadata),
-             *GenerationItem.objects.filter(run__study=study).values_list("response", flat=True)]
+             *GenerationItem.objects.filter(run__study=study).values_list("response", flat=True),
+             *CodingRound.objects.filter(study=study).values_list("name", flat=True),
+             *GoldSet.objects.filter(study=study).values_list("name", flat=True),
+             *MachineCoder.objects.filter(study=study).values_list("name", flat=True),
+             *MachineCoder.objects.filter(study=study).values_list("artefact_path", flat=True),
+             *Volley.objects.filter(transcript__source__study=study).values_list("client_context", flat=True),
+             *RegisteredModel.objects.values_list("name", flat=True), "Gold B", "Calibration 2"]
     for text in texts:
         for word in WORD.findall(str(text or "")):
             world.data_words.update({word, word.strip("-_'").removesuffix("'s")})
@@ -299,7 +370,9 @@ PAGES: dict[str, list[Page]] = {
              statuses=(200, 400, 409))],
     "coder-queue": [Page("coder", lambda i: "/code/")],
     "assignment-code": [Page("coder", lambda i: f"/code/{i['open_assignment'].pk}/"),
-                        Page("coder", lambda i: f"/code/{i['submitted'].pk}/")],
+                        Page("coder", lambda i: f"/code/{i['submitted'].pk}/"),
+                        Page("coder", lambda i: f"/code/{i['assisted']}/"),  # an assisted round: suggestions
+                        Page("coder", lambda i: f"/code/{i['fed_back']}/")],  # calibration: gold feedback
     "assignment-code-save": [
         Page("coder", lambda i: f"/code/{i['open_assignment'].pk}/code/", method="post", htmx=True,
              data=lambda i: {"utterance": "2", "code": "SR", "version": version(i, "open_assignment")}),
@@ -385,6 +458,41 @@ PAGES: dict[str, list[Page]] = {
     "eval-export-status": [Page("coordinator", lambda i: f"{s(i)}/results/exports/{i['queued_export']}/"),
                            Page("coordinator", lambda i: f"{s(i)}/results/exports/{i['export']}/", htmx=True)],
     "eval-export-download": [],  # the file itself
+    "eval-machine": [Page("coordinator", lambda i: f"{s(i)}/results/machine/?round={i['round']}"),
+                     Page("coordinator", lambda i: f"{s(i)}/results/machine/?round={i['round']}", htmx=True)],
+    "favicon.ico": [],  # a redirect to the static icon
+    "machine-coders": [Page("coordinator", lambda i: f"{s(i)}/machine-coders/"),
+                       Page("coordinator", lambda i: f"{s(i)}/machine-coders/", method="post",
+                            data=lambda i: {"name": "", "kind": "classifier"})],
+    "machine-coder-detail": [Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['classifier']}/"),
+                             Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['llm']}/")],
+    "machine-coder-add": [Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['classifier']}/add/",
+                               method="post", data=lambda i: {}, statuses=(400,))],
+    "machine-coder-retrain": [Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['classifier']}/retrain/",
+                                   method="post")],
+    "machine-coding-run": [
+        Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['classifier']}/runs/{i['machine_run']}/")],
+    "machine-coding-run-retry": [
+        Page("coordinator", lambda i: f"{s(i)}/machine-coders/{i['classifier']}/runs/{i['machine_run']}/retry/",
+             method="post")],
+    "eval-calibration": [Page("coordinator", lambda i: f"{s(i)}/calibration/")],
+    "eval-calibration-standard": [
+        Page("coordinator", lambda i: f"{s(i)}/calibration/standard/", method="post",
+             data=lambda i: {"drift_kappa": "0.6", "drift_window": "2", "min_kappa": "0.5"}),
+        Page("coordinator", lambda i: f"{s(i)}/calibration/standard/", method="post",
+             data=lambda i: {"drift_kappa": "nonsense"})],
+    "eval-gold-set-create": [Page("coordinator", lambda i: f"{s(i)}/calibration/gold-sets/", method="post",
+                                  data=lambda i: {"name": "Gold B"})],
+    "eval-gold-mark": [Page("coordinator", lambda i: f"{s(i)}/calibration/gold/", method="post",
+                            data=lambda i: {"gold_set": i["gold_set"]})],
+    "eval-calibration-round": [
+        Page("coordinator", lambda i: f"{s(i)}/calibration/rounds/", method="post",
+             data=lambda i: {"gold_set": i["gold_set"], "name": ""}),
+        Page("coordinator", lambda i: f"{s(i)}/calibration/rounds/", method="post",
+             data=lambda i: {"gold_set": i["gold_set"], "name": "Calibration 2", "coder": i["coder2"]})],
+    "eval-drift-chart": [Page("coordinator", lambda i: f"{s(i)}/calibration/drift.svg")],
+    "eval-proficiency-csv": [],  # a CSV file
+    "eval-drift-csv": [],  # a CSV file
 }
 # Error pages: 403, 404, 503 (the outage page), and the login page's "deactivated" page.
 ERROR_PAGES = [

@@ -20,6 +20,7 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import miti, parsers
 from ..errors import ActionError
@@ -128,7 +129,7 @@ def import_annomi_round(
     bad input raises ``parsers.ImportFormatError`` (file, line, field), conflicts ``ActionError``.
     """
     if not round_name.strip():
-        raise ActionError("Give the round a name.")
+        raise ActionError(gettext("Give the round a name."))
     if CodingRound.objects.filter(study=study, name=round_name).exists():
         raise ActionError(f"A round named '{round_name}' already exists in this study.")
     if data is None:

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext
 
 from .. import miti, tally
 from ..errors import ActionError
@@ -182,7 +183,7 @@ def create_calibration_round(
     """A calibration round: every coder codes every gold transcript (in a seeded shuffled order) and sees
     feedback against gold after submitting. Its codings never count in study results."""
     if not name.strip():
-        raise ActionError("Give the round a name.")
+        raise ActionError(gettext("Give the round a name."))
     if CodingRound.objects.filter(study=study, name=name).exists():
         raise ActionError(f"A round named '{name}' already exists in this study.")
     if not golds:

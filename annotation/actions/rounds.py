@@ -90,7 +90,7 @@ def create_coding_round(
     random places, to track drift; those codings stay out of the study's results.
     """
     if not name.strip():
-        raise ActionError("Give the round a name.")
+        raise ActionError(gettext("Give the round a name."))
     if CodingRound.objects.filter(study=study, name=name).exists():
         raise ActionError(f"A round named '{name}' already exists in this study.")
     if not sources:

@@ -10,8 +10,9 @@ from django.utils.translation import gettext
 from annotation import miti
 
 from .. import reliability as irr
+from ..reasons import translate_reason
 from ..reliability_data import STATUS_TEXT
-from ..results import fmt_value, raters_display, reason_display, threshold_text
+from ..results import fmt_value, raters_display, threshold_text
 from ..summaries import display_label
 
 register = template.Library()
@@ -92,7 +93,7 @@ def status_text(status: str) -> str:
 def reason(text: str) -> str:
     """Why a statistic has no value (``title`` of its cell), translated when it is one of the reliability
     module's reasons (docs/metrics.md, "When a statistic is not estimable")."""
-    return reason_display(text)
+    return translate_reason(text)
 
 
 @register.filter

@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
+from django.utils.translation import gettext
 
 from annotation import actions as annotation_actions
 from annotation import miti
@@ -170,7 +171,7 @@ def fail_training(coder: MachineCoder, error: str) -> None:
 def retrain(coder: MachineCoder) -> MachineCoder:
     """Queue a failed classifier's training again."""
     if coder.kind != MachineCoder.Kind.CLASSIFIER or coder.status != MachineCoder.Status.FAILED:
-        raise ActionError("Only a classifier whose training failed can be trained again.")
+        raise ActionError(gettext("Only a classifier whose training failed can be trained again."))
     MachineCoder.objects.filter(pk=coder.pk).update(status=MachineCoder.Status.QUEUED, progress=0.0, error="")
     claims.send_after_commit(TRAIN_TASK, [[coder.pk]], queue="cpu")
     coder.refresh_from_db()
