@@ -162,9 +162,7 @@ def draw(
     rows = (n + cols - 1) // cols
     n_bars = max((len(series.get(k, ())) for k in keys), default=1)
     width = max(7.0, 1.2 * n_bars * cols + 2)
-    with _LOCK, plt.rc_context(
-        {"font.family": list(font_family()), "svg.fonttype": "none", "svg.hashsalt": "mi-platform", "axes.unicode_minus": False}
-    ):
+    with _LOCK, plt.rc_context(_style()):
         fig = Figure(figsize=(width, 2.9 * rows + (0.4 if title else 0)))
         axes = fig.subplots(rows, cols, squeeze=False)
         for i, key in enumerate(keys):
@@ -173,16 +171,7 @@ def draw(
             axes[j // cols][j % cols].set_visible(False)
         if title:
             fig.suptitle(title, fontsize=11)
-        fig.tight_layout()
-        out = io.BytesIO()
-        # metadata Date=None keeps the SVG byte-identical between runs (cacheable, diffable).
-        fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-    data = out.getvalue()
-    if fmt == "svg":
-        # Inline SVG goes into an HTML page: drop the XML prolog and doctype, keep the <svg> element.
-        text = data.decode("utf-8")
-        data = text[text.index("<svg"):].encode("utf-8")
-    return data
+        return _finish(fig, fmt)
 
 
 def draw_drift(series: Mapping[str, Sequence[tuple[int, float | None]]], threshold: float, *, fmt: str = "svg",
@@ -194,9 +183,7 @@ def draw_drift(series: Mapping[str, Sequence[tuple[int, float | None]]], thresho
     """
     if fmt not in ("svg", "png"):
         raise ValueError(f"chart format must be 'svg' or 'png', got {fmt!r}")
-    with _LOCK, plt.rc_context(
-        {"font.family": list(font_family()), "svg.fonttype": "none", "svg.hashsalt": "mi-platform", "axes.unicode_minus": False}
-    ):
+    with _LOCK, plt.rc_context(_style()):
         fig = Figure(figsize=(7.0, 3.2))
         ax = fig.subplots()
         for k, (coder, points) in enumerate(series.items()):
@@ -217,14 +204,7 @@ def draw_drift(series: Mapping[str, Sequence[tuple[int, float | None]]], thresho
             ax.legend(fontsize=7, loc="lower left")
         if title:
             ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-        out = io.BytesIO()
-        fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
-    data = out.getvalue()
-    if fmt == "svg":
-        text = data.decode("utf-8")
-        data = text[text.index("<svg"):].encode("utf-8")
-    return data
+        return _finish(fig, fmt)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -274,6 +254,8 @@ def _bands(ax, *, vertical: bool, low: float, translate: Translate) -> None:
 
 
 def _finish(fig: Figure, fmt: str) -> bytes:
+    """The figure as bytes. Date=None keeps an SVG byte-identical between runs (cacheable, diffable); an
+    inline SVG goes into an HTML page, so the XML prolog and doctype are dropped."""
     fig.tight_layout()
     out = io.BytesIO()
     fig.savefig(out, format=fmt, dpi=150, metadata={"Date": None} if fmt == "svg" else None)
